@@ -1,0 +1,1 @@
+//! Benchmarks of mta-sts against peers (see `benches/`).

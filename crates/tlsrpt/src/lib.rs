@@ -1,0 +1,6 @@
+//! RFC 8460 (SMTP TLS Reporting) model: the `_smtp._tls` TXT record and TLS reports.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod report;

@@ -1,0 +1,1 @@
+//! TLS report (RFC 8460 §4) reader.
