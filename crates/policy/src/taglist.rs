@@ -1,0 +1,398 @@
+//! The `v=...; name=value; ...` shape shared by the `_mta-sts` and `_smtp._tls` TXT records.
+//!
+//! Both RFCs use the same grammar: a version tag first, then fields separated by
+//! `*WSP ";" *WSP`, an optional trailing separator, field names of 1–32 characters
+//! (`ALPHA / DIGIT` first, then `ALPHA / DIGIT / "_" / "-" / "."`). This module splits a record
+//! into fields and picks the one record of an RRset; each record type validates its own values.
+
+use crate::diag::{Diagnostic, DiagnosticList, Severity};
+
+/// The rules of one record type: its version tag and where the RFC states them.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordKind {
+    /// The exact, case-sensitive version tag, e.g. `v=STSv1`.
+    pub version: &'static str,
+    /// Where the record is published, e.g. `_mta-sts`.
+    pub label: &'static str,
+    /// The RFC section with the record's grammar.
+    pub rfc: &'static str,
+}
+
+/// One `name=value` field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The field name, as written.
+    pub name: &'a str,
+    /// The value: everything after `=` up to the next `;`, without trailing whitespace.
+    pub value: &'a str,
+    /// 1-based column of the name in the record.
+    pub column: u32,
+    /// 1-based column of the value in the record.
+    pub value_column: u32,
+}
+
+/// Longest TXT record we read: far above any real record, low enough that garbage is cheap.
+pub const MAX_RECORD_LEN: usize = 8192;
+
+fn is_wsp(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn col(index: usize) -> (u32, u32) {
+    (
+        1,
+        u32::try_from(index).unwrap_or(u32::MAX).saturating_add(1),
+    )
+}
+
+/// True when `name` follows the extension-name rule: `(ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" /
+/// "-" / ".")`.
+pub fn is_field_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    match bytes.split_first() {
+        Some((first, rest)) => {
+            first.is_ascii_alphanumeric()
+                && rest.len() <= 31
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        None => false,
+    }
+}
+
+/// True when `value` follows the extension-value rule: `1*(%x21-3A / %x3C / %x3E-7E)`, i.e.
+/// visible ASCII except `=` and `;`.
+pub fn is_field_value(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'=' && b != b';')
+}
+
+/// True when `record` is one the RFC keeps from an RRset: it begins with the version tag,
+/// followed by a separator or nothing (so `v=STSv10` is not an STSv1 record).
+pub fn has_version(record: &[u8], kind: RecordKind) -> bool {
+    match record.strip_prefix(kind.version.as_bytes()) {
+        Some(rest) => rest.first().is_none_or(|&b| b == b';' || is_wsp(b)),
+        None => false,
+    }
+}
+
+/// Splits one record into its fields (the version tag excluded).
+///
+/// Errors go to `diagnostics`; `None` means the record is not syntactically valid.
+pub fn split_fields<'a>(
+    record: &'a [u8],
+    kind: RecordKind,
+    diagnostics: &mut DiagnosticList,
+) -> Option<Vec<Field<'a>>> {
+    let error = |code, at, message: String| {
+        Diagnostic::new(Severity::Error, code, col(at), kind.rfc, message)
+    };
+    if record.len() > MAX_RECORD_LEN {
+        diagnostics.push(error(
+            "record-too-long",
+            MAX_RECORD_LEN,
+            format!(
+                "record is {} bytes long; no valid record is near that size",
+                record.len()
+            ),
+        ));
+        return None;
+    }
+    if let Some(at) = record
+        .iter()
+        .position(|&b| !(0x20..0x7f).contains(&b) && b != b'\t')
+    {
+        let what = match record.get(at) {
+            Some(b) if b.is_ascii() => format!("control character 0x{b:02x}"),
+            _ => "a non-ASCII byte".to_owned(),
+        };
+        diagnostics.push(
+            error("non-ascii", at, format!("record contains {what}"))
+                .hint("TXT records must be printable US-ASCII; percent-encode or remove it"),
+        );
+        return None;
+    }
+    // Checked above: every byte is ASCII, so this cannot fail.
+    let text = std::str::from_utf8(record).ok()?;
+    if !has_version(record, kind) {
+        diagnostics.push(missing_version(text, kind));
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut at = kind.version.len();
+    let mut fields = Vec::new();
+    loop {
+        // Separator: *WSP ";" *WSP, or the end of the record.
+        let field_end = at;
+        while bytes.get(at).copied().is_some_and(is_wsp) {
+            at += 1;
+        }
+        match bytes.get(at) {
+            None if at == field_end => return Some(fields),
+            None => {
+                diagnostics.push(
+                    error(
+                        "trailing-whitespace",
+                        field_end,
+                        "record ends with whitespace after its last field".to_owned(),
+                    )
+                    .hint("remove the trailing whitespace (or end the record with ';')"),
+                );
+                return None;
+            }
+            Some(b';') => at += 1,
+            Some(_) => {
+                let word = text.get(at..).unwrap_or_default();
+                let word = word.split([';', ' ', '\t']).next().unwrap_or_default();
+                diagnostics.push(
+                    error(
+                        "missing-separator",
+                        at,
+                        format!("expected ';' before \"{word}\""),
+                    )
+                    .hint("separate fields with ';'"),
+                );
+                return None;
+            }
+        }
+        while bytes.get(at).copied().is_some_and(is_wsp) {
+            at += 1;
+        }
+        if at == bytes.len() {
+            return Some(fields);
+        }
+        // Field: name "=" value, the value running to the next ';'.
+        let start = at;
+        let rest = text.get(start..).unwrap_or_default();
+        let raw = rest.split(';').next().unwrap_or_default();
+        let field = raw.trim_end_matches([' ', '\t']);
+        at = start + field.len();
+        if field.is_empty() {
+            diagnostics.push(
+                error(
+                    "empty-field",
+                    start,
+                    "empty field between two ';'".to_owned(),
+                )
+                .hint("remove the extra ';'"),
+            );
+            return None;
+        }
+        let Some((name, value)) = field.split_once('=') else {
+            diagnostics.push(
+                error(
+                    "invalid-field",
+                    start,
+                    format!("field \"{field}\" has no '='"),
+                )
+                .hint("write fields as name=value"),
+            );
+            return None;
+        };
+        if !is_field_name(name) {
+            diagnostics.push(
+                error("invalid-field-name", start, format!("\"{name}\" is not a valid field name"))
+                    .hint("names are 1-32 letters, digits, '_', '-' or '.', starting with a letter or digit, with no spaces around '='"),
+            );
+            return None;
+        }
+        let value_start = start + name.len() + 1;
+        fields.push(Field {
+            name,
+            value,
+            column: col(start).1,
+            value_column: col(value_start).1,
+        });
+    }
+}
+
+fn missing_version(text: &str, kind: RecordKind) -> Diagnostic {
+    let trimmed = text.trim_start();
+    let near_miss = trimmed
+        .get(..kind.version.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(kind.version));
+    let d = Diagnostic::new(
+        Severity::Error,
+        "missing-version",
+        (1, 1),
+        kind.rfc,
+        format!("record does not begin with \"{}\"", kind.version),
+    );
+    if text.starts_with(kind.version) {
+        d.hint(format!("\"{}\" must be followed by ';'", kind.version))
+    } else if near_miss && trimmed.len() != text.len() {
+        d.hint(format!("remove the whitespace before \"{}\"", kind.version))
+    } else if near_miss {
+        d.hint(format!(
+            "the version tag is case-sensitive: write \"{}\"",
+            kind.version
+        ))
+    } else {
+        d.hint(format!("the record must start with \"{}\"", kind.version))
+    }
+}
+
+/// Picks the one record of an RRset that a sender uses: records not beginning with the version
+/// tag are discarded, and exactly one must remain (RFC 8461 §3.1, RFC 8460 §3).
+///
+/// Each record is given with its character-strings already concatenated.
+pub fn select_record<'a, R: AsRef<[u8]> + 'a>(
+    records: &'a [R],
+    kind: RecordKind,
+    diagnostics: &mut DiagnosticList,
+) -> Option<&'a [u8]> {
+    let mut kept = records
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|r| has_version(r, kind));
+    let first = kept.next();
+    let others = kept.count();
+    match first {
+        Some(record) if others == 0 => Some(record),
+        Some(_) => {
+            diagnostics.push(
+                Diagnostic::new(
+                    Severity::Error,
+                    "multiple-records",
+                    (1, 1),
+                    kind.rfc,
+                    format!(
+                        "{} TXT records at {} begin with \"{}\"; senders ignore them all",
+                        others + 1,
+                        kind.label,
+                        kind.version
+                    ),
+                )
+                .hint("publish exactly one record; delete the others"),
+            );
+            None
+        }
+        None => {
+            // Say why a record that looks intended was discarded.
+            let hint = records
+                .iter()
+                .find_map(|r| {
+                    let text = String::from_utf8_lossy(r.as_ref());
+                    let intended = text
+                        .trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with(&kind.version.to_ascii_lowercase());
+                    intended
+                        .then(|| missing_version(&text, kind).hint)
+                        .flatten()
+                })
+                .unwrap_or_else(|| {
+                    format!("publish one record beginning with \"{}\"", kind.version)
+                });
+            let d = Diagnostic::new(
+                Severity::Error,
+                "no-record",
+                (1, 1),
+                kind.rfc,
+                format!(
+                    "no TXT record at {} begins with \"{}\"",
+                    kind.label, kind.version
+                ),
+            )
+            .hint(hint);
+            diagnostics.push(d);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STS: RecordKind = RecordKind {
+        version: "v=STSv1",
+        label: "_mta-sts",
+        rfc: "RFC 8461 §3.1",
+    };
+
+    fn split(record: &str) -> Result<Vec<(String, String)>, Vec<Diagnostic>> {
+        let mut d = DiagnosticList::default();
+        match split_fields(record.as_bytes(), STS, &mut d) {
+            Some(fields) => Ok(fields
+                .iter()
+                .map(|f| (f.name.to_owned(), f.value.to_owned()))
+                .collect()),
+            None => Err(d.into_vec()),
+        }
+    }
+
+    fn code(record: &str) -> &'static str {
+        split(record).unwrap_err()[0].code
+    }
+
+    #[test]
+    fn separators_allow_surrounding_whitespace() {
+        let fields = split("v=STSv1 ;\tid=1 ; x=y;").unwrap();
+        assert_eq!(
+            fields,
+            [("id".into(), "1".into()), ("x".into(), "y".into())]
+        );
+    }
+
+    #[test]
+    fn trailing_whitespace_without_separator_is_invalid() {
+        assert_eq!(code("v=STSv1; id=1 "), "trailing-whitespace");
+        assert!(split("v=STSv1; id=1; ").is_ok());
+    }
+
+    #[test]
+    fn fields_need_a_separator() {
+        assert_eq!(code("v=STSv1 id=1"), "missing-separator");
+    }
+
+    #[test]
+    fn empty_fields_are_invalid() {
+        assert_eq!(code("v=STSv1;; id=1"), "empty-field");
+    }
+
+    #[test]
+    fn version_is_case_sensitive_and_first() {
+        assert_eq!(code("V=STSv1; id=1"), "missing-version");
+        assert_eq!(code(" v=STSv1; id=1"), "missing-version");
+        assert_eq!(code("id=1; v=STSv1"), "missing-version");
+        assert_eq!(code("v=STSv10; id=1"), "missing-version");
+    }
+
+    #[test]
+    fn field_names_follow_the_abnf() {
+        assert_eq!(code("v=STSv1; id =1"), "invalid-field-name");
+        assert_eq!(code("v=STSv1; _x=1"), "invalid-field-name");
+        assert!(split(&format!("v=STSv1; {}=1", "a".repeat(32))).is_ok());
+        assert_eq!(
+            code(&format!("v=STSv1; {}=1", "a".repeat(33))),
+            "invalid-field-name"
+        );
+        assert_eq!(code("v=STSv1; id"), "invalid-field");
+    }
+
+    #[test]
+    fn non_ascii_and_control_characters_are_invalid() {
+        assert_eq!(code("v=STSv1; id=é"), "non-ascii");
+        assert_eq!(code("v=STSv1; id=1\0"), "non-ascii");
+    }
+
+    #[test]
+    fn rrset_keeps_exactly_one_versioned_record() {
+        let mut d = DiagnosticList::default();
+        let set = ["v=spf1 -all", "v=STSv1; id=1"];
+        assert_eq!(
+            select_record(&set, STS, &mut d),
+            Some(&b"v=STSv1; id=1"[..])
+        );
+        let set = ["v=STSv1; id=1", "v=STSv1; id=2"];
+        assert_eq!(select_record(&set, STS, &mut d), None);
+        let set = ["v=STSv10; id=1"];
+        assert_eq!(select_record(&set, STS, &mut d), None);
+        let codes: Vec<_> = d.into_vec().iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["multiple-records", "no-record"]);
+    }
+}
