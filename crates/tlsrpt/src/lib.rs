@@ -3,4 +3,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod record;
 pub mod report;
+
+pub use record::{ReportUri, TLSRPT_RECORD, TlsRptRecord, UriProblem};

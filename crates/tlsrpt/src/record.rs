@@ -1,0 +1,506 @@
+//! The `_smtp._tls` TXT record (RFC 8460 §3).
+
+use serde::Serialize;
+
+use mta_sts_policy::taglist::{self, Field, RecordKind};
+use mta_sts_policy::{Diagnostic, DiagnosticList, Lint, Severity};
+
+/// The `_smtp._tls` record's grammar.
+pub const TLSRPT_RECORD: RecordKind = RecordKind {
+    version: "v=TLSRPTv1",
+    label: "_smtp._tls",
+    rfc: "RFC 8460 §3",
+};
+
+/// Where reports go: one URI of the `rua` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "scheme", content = "uri", rename_all = "lowercase")]
+pub enum ReportUri {
+    /// `mailto:` — reports are mailed (RFC 8460 §5.3).
+    Mailto(String),
+    /// `https:` — reports are POSTed (RFC 8460 §5.4).
+    Https(String),
+}
+
+impl ReportUri {
+    /// The URI as written in the record.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReportUri::Mailto(uri) | ReportUri::Https(uri) => uri,
+        }
+    }
+
+    /// Parses one URI of a `rua` list; the error explains what is wrong with it.
+    pub fn parse(uri: &str) -> Result<ReportUri, UriProblem> {
+        check_uri(uri)
+    }
+}
+
+impl std::fmt::Display for ReportUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a `rua` URI cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriProblem {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: &'static str,
+    /// Byte offset in the URI where the problem is.
+    pub offset: usize,
+}
+
+/// A valid `_smtp._tls` TXT record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsRptRecord {
+    /// The usable report destinations, in record order (at least one).
+    pub rua: Vec<ReportUri>,
+    /// Fields other than `v` and `rua`, in record order; senders ignore them.
+    pub extensions: Vec<(String, String)>,
+}
+
+impl TlsRptRecord {
+    /// Parses one record (its character-strings already concatenated).
+    pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Diagnostic> {
+        let lint = Self::lint(record);
+        match lint.value {
+            Some(r) => Ok(r),
+            None => Err(lint
+                .diagnostics
+                .into_iter()
+                .find(Diagnostic::is_error)
+                .unwrap_or_else(|| {
+                    Diagnostic::new(
+                        Severity::Error,
+                        "invalid",
+                        (1, 1),
+                        TLSRPT_RECORD.rfc,
+                        "invalid record",
+                    )
+                })),
+        }
+    }
+
+    /// Parses one record and reports every finding.
+    pub fn lint(record: &[u8]) -> Lint<TlsRptRecord> {
+        let mut diagnostics = DiagnosticList::default();
+        let value = read(record, &mut diagnostics);
+        Lint::new(value, diagnostics)
+    }
+
+    /// Picks and parses the record a sender uses from all TXT records at `_smtp._tls.<domain>`.
+    pub fn lint_rrset<R: AsRef<[u8]>>(records: &[R]) -> Lint<TlsRptRecord> {
+        let mut diagnostics = DiagnosticList::default();
+        let value = taglist::select_record(records, TLSRPT_RECORD, &mut diagnostics)
+            .and_then(|record| read(record, &mut diagnostics));
+        Lint::new(value, diagnostics)
+    }
+
+    /// The record text, as published.
+    pub fn to_text(&self) -> String {
+        let rua: Vec<&str> = self.rua.iter().map(ReportUri::as_str).collect();
+        let mut text = format!("v=TLSRPTv1; rua={}", rua.join(","));
+        for (name, value) in &self.extensions {
+            text.push_str("; ");
+            text.push_str(name);
+            text.push('=');
+            text.push_str(value);
+        }
+        text
+    }
+}
+
+fn read(record: &[u8], diagnostics: &mut DiagnosticList) -> Option<TlsRptRecord> {
+    let fields = taglist::split_fields(record, TLSRPT_RECORD, diagnostics)?;
+    let rfc = TLSRPT_RECORD.rfc;
+    let mut rua: Option<Vec<ReportUri>> = None;
+    let mut extensions = Vec::new();
+    let mut ok = true;
+    for field in &fields {
+        if field.name == "rua" {
+            if rua.is_some() {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Severity::Warning,
+                        "duplicate-rua",
+                        (1, field.column),
+                        rfc,
+                        "the record has more than one rua field; senders use the first",
+                    )
+                    .hint("list every destination in one rua, separated by ','"),
+                );
+                continue;
+            }
+            rua = Some(read_rua(field, diagnostics, &mut ok));
+        } else if !taglist::is_field_value(field.value) {
+            diagnostics.push(
+                Diagnostic::new(
+                    Severity::Error,
+                    "invalid-field-value",
+                    (1, field.value_column),
+                    rfc,
+                    format!(
+                        "field {} has an invalid value \"{}\"",
+                        field.name, field.value
+                    ),
+                )
+                .hint("values are visible ASCII without spaces, '=' or ';'"),
+            );
+            ok = false;
+        } else {
+            diagnostics.push(Diagnostic::new(
+                Severity::Info,
+                "unknown-field",
+                (1, field.column),
+                rfc,
+                format!(
+                    "field {} is not defined by RFC 8460; senders ignore it",
+                    field.name
+                ),
+            ));
+            extensions.push((field.name.to_owned(), field.value.to_owned()));
+        }
+    }
+    let Some(rua) = rua else {
+        diagnostics.push(
+            Diagnostic::new(
+                Severity::Error,
+                "missing-rua",
+                (1, 1),
+                rfc,
+                "the record has no rua field",
+            )
+            .hint("add where reports go, e.g. \"rua=mailto:tlsrpt@example.com\""),
+        );
+        return None;
+    };
+    if rua.is_empty() && ok {
+        diagnostics.push(
+            Diagnostic::new(
+                Severity::Error,
+                "no-usable-rua",
+                (1, 1),
+                rfc,
+                "rua has no mailto: or https: URI, so no report can be sent",
+            )
+            .hint("use rua=mailto:ADDRESS or rua=https://HOST/PATH"),
+        );
+        ok = false;
+    }
+    ok.then_some(TlsRptRecord { rua, extensions })
+}
+
+/// Reads `rua=URI *(*WSP "," *WSP URI)`; unsupported schemes are dropped with a warning,
+/// malformed URIs make the record invalid.
+fn read_rua(field: &Field<'_>, diagnostics: &mut DiagnosticList, ok: &mut bool) -> Vec<ReportUri> {
+    let rfc = TLSRPT_RECORD.rfc;
+    let mut uris = Vec::new();
+    let mut offset = 0usize;
+    let mut unsupported = Vec::new();
+    for part in field.value.split(',') {
+        let start = offset + (part.len() - part.trim_start_matches([' ', '\t']).len());
+        offset += part.len() + 1;
+        let uri = part.trim_matches([' ', '\t']);
+        let column = |at: usize| {
+            field
+                .value_column
+                .saturating_add(u32::try_from(start + at).unwrap_or(u32::MAX))
+        };
+        match check_uri(uri) {
+            Ok(parsed) => uris.push(parsed),
+            Err(problem) if problem.code == "rua-unsupported-scheme" => {
+                unsupported.push((column(0), problem));
+            }
+            Err(problem) => {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Severity::Error,
+                        problem.code,
+                        (1, column(problem.offset)),
+                        rfc,
+                        problem.message,
+                    )
+                    .hint(problem.hint),
+                );
+                *ok = false;
+            }
+        }
+    }
+    // Without any usable URI the record is useless (an error below); beside usable ones, an
+    // unsupported URI only means those reports go elsewhere.
+    let severity = if uris.is_empty() {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    for (column, problem) in unsupported {
+        diagnostics.push(
+            Diagnostic::new(severity, problem.code, (1, column), rfc, problem.message)
+                .hint(problem.hint),
+        );
+        if severity == Severity::Error {
+            *ok = false;
+        }
+    }
+    uris
+}
+
+fn problem(code: &'static str, offset: usize, message: String, hint: &'static str) -> UriProblem {
+    UriProblem {
+        code,
+        message,
+        hint,
+        offset,
+    }
+}
+
+fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
+    if uri.is_empty() {
+        return Err(problem(
+            "rua-empty",
+            0,
+            "empty URI in rua".into(),
+            "write one URI, or several separated by ','",
+        ));
+    }
+    let bytes = uri.as_bytes();
+    for (at, &b) in bytes.iter().enumerate() {
+        if matches!(b, b'!' | b';') {
+            return Err(problem(
+                "rua-unencoded-char",
+                at,
+                format!("'{}' in URI \"{uri}\" must be percent-encoded", b as char),
+                "encode ',' as %2C, '!' as %21 and ';' as %3B; DMARC-style size limits (!10m) are not part of TLS-RPT",
+            ));
+        }
+        if b == b'%' {
+            let hex = bytes.get(at + 1..at + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(problem(
+                    "rua-invalid-uri",
+                    at,
+                    format!("'%' in URI \"{uri}\" is not followed by two hex digits"),
+                    "percent-encode as %XX",
+                ));
+            }
+        } else if !is_uri_char(b) {
+            return Err(problem(
+                "rua-invalid-uri",
+                at,
+                format!(
+                    "character '{}' is not allowed in URI \"{uri}\"",
+                    b.escape_ascii()
+                ),
+                "percent-encode it, and separate URIs with ','",
+            ));
+        }
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Err(problem(
+            "rua-invalid-uri",
+            0,
+            format!("\"{uri}\" has no scheme"),
+            "write mailto:ADDRESS or https://HOST/PATH",
+        ));
+    };
+    if scheme.eq_ignore_ascii_case("mailto") {
+        let address = rest.split('?').next().unwrap_or_default();
+        match address.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
+                Ok(ReportUri::Mailto(uri.to_owned()))
+            }
+            _ => Err(problem(
+                "rua-invalid-uri",
+                scheme.len() + 1,
+                format!("\"{uri}\" is not a mail address"),
+                "write mailto:local@domain",
+            )),
+        }
+    } else if scheme.eq_ignore_ascii_case("https") {
+        let host = rest
+            .strip_prefix("//")
+            .and_then(|r| r.split(['/', '?', '#']).next())
+            .map(|authority| authority.rsplit('@').next().unwrap_or_default())
+            .unwrap_or_default();
+        if host.is_empty() || host.starts_with(':') {
+            return Err(problem(
+                "rua-invalid-uri",
+                scheme.len() + 1,
+                format!("\"{uri}\" has no host"),
+                "write https://HOST/PATH",
+            ));
+        }
+        Ok(ReportUri::Https(uri.to_owned()))
+    } else {
+        let hint = if scheme.eq_ignore_ascii_case("http") {
+            "reports are only POSTed over https: use https://"
+        } else {
+            "TLS-RPT supports mailto: and https: only"
+        };
+        Err(problem(
+            "rua-unsupported-scheme",
+            0,
+            format!("\"{uri}\" uses scheme \"{scheme}\", which TLS-RPT does not support"),
+            hint,
+        ))
+    }
+}
+
+/// Characters RFC 3986 allows in a URI (with `%` handled by the caller).
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b':'
+                | b'/'
+                | b'?'
+                | b'#'
+                | b'['
+                | b']'
+                | b'@'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b'='
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(record: &str) -> Vec<&'static str> {
+        TlsRptRecord::lint(record.as_bytes())
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn rfc_examples_are_valid() {
+        let r = TlsRptRecord::parse(b"v=TLSRPTv1;rua=mailto:reports@example.com").unwrap();
+        assert_eq!(
+            r.rua,
+            [ReportUri::Mailto("mailto:reports@example.com".into())]
+        );
+        let r = TlsRptRecord::parse(b"v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt")
+            .unwrap();
+        assert_eq!(
+            r.rua,
+            [ReportUri::Https(
+                "https://reporting.example.com/v1/tlsrpt".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn rua_is_required() {
+        assert_eq!(codes("v=TLSRPTv1"), ["missing-rua"]);
+        assert_eq!(codes("v=TLSRPTv1; x=1"), ["unknown-field", "missing-rua"]);
+    }
+
+    #[test]
+    fn rua_may_come_after_extensions() {
+        let r = TlsRptRecord::parse(b"v=TLSRPTv1; ext=1; rua=mailto:a@example.com;").unwrap();
+        assert_eq!(r.rua.len(), 1);
+        assert_eq!(r.extensions, [("ext".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn rua_list_is_comma_separated_with_optional_spaces() {
+        let r =
+            TlsRptRecord::parse(b"v=TLSRPTv1; rua=mailto:a@example.com , https://r.example.com/x")
+                .unwrap();
+        assert_eq!(r.rua.len(), 2);
+        assert_eq!(
+            r.to_text(),
+            "v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.com/x"
+        );
+    }
+
+    #[test]
+    fn only_mailto_and_https_are_supported() {
+        assert_eq!(
+            codes("v=TLSRPTv1; rua=http://r.example.com/"),
+            ["rua-unsupported-scheme"]
+        );
+        assert!(!TlsRptRecord::lint(b"v=TLSRPTv1; rua=http://r.example.com/").is_valid());
+        let lint = TlsRptRecord::lint(b"v=TLSRPTv1; rua=ftp://r.example.com/,mailto:a@example.com");
+        assert!(lint.is_valid());
+        assert_eq!(lint.diagnostics[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn reserved_characters_must_be_encoded() {
+        assert_eq!(
+            codes("v=TLSRPTv1; rua=mailto:a@example.com!10m"),
+            ["rua-unencoded-char"]
+        );
+        assert!(TlsRptRecord::parse(b"v=TLSRPTv1; rua=mailto:a@example.com%2110m").is_ok());
+        assert_eq!(
+            codes("v=TLSRPTv1; rua=mailto:a@example.com%2"),
+            ["rua-invalid-uri"]
+        );
+    }
+
+    #[test]
+    fn malformed_uris_are_invalid() {
+        assert_eq!(codes("v=TLSRPTv1; rua=mailto:"), ["rua-invalid-uri"]);
+        assert_eq!(codes("v=TLSRPTv1; rua=https:///path"), ["rua-invalid-uri"]);
+        assert_eq!(
+            codes("v=TLSRPTv1; rua=reports@example.com"),
+            ["rua-invalid-uri"]
+        );
+        assert_eq!(codes("v=TLSRPTv1; rua="), ["rua-empty"]);
+        assert_eq!(
+            codes("v=TLSRPTv1; rua=mailto:a@example.com,"),
+            ["rua-empty"]
+        );
+    }
+
+    #[test]
+    fn version_is_exact() {
+        assert_eq!(
+            codes("v=tlsrptv1; rua=mailto:a@example.com"),
+            ["missing-version"]
+        );
+        assert_eq!(
+            codes("v=TLSRPTv2; rua=mailto:a@example.com"),
+            ["missing-version"]
+        );
+    }
+
+    #[test]
+    fn rrset_rule_matches_sts() {
+        let set = ["v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@example.com"];
+        assert!(TlsRptRecord::lint_rrset(&set).is_valid());
+        let set = [
+            "v=TLSRPTv1; rua=mailto:a@example.com",
+            "v=TLSRPTv1; rua=mailto:b@example.com",
+        ];
+        assert_eq!(
+            TlsRptRecord::lint_rrset(&set).diagnostics[0].code,
+            "multiple-records"
+        );
+    }
+
+    #[test]
+    fn columns_point_at_the_bad_uri() {
+        let lint = TlsRptRecord::lint(b"v=TLSRPTv1; rua=mailto:a@example.com, mailto:x");
+        let d = &lint.diagnostics[0];
+        assert_eq!((d.code, d.column), ("rua-invalid-uri", 46));
+    }
+}
