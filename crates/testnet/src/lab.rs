@@ -1,0 +1,77 @@
+//! One test's little internet: a CA and the port plan shared by its servers.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::addr::SharedPort;
+use crate::ca::TestCa;
+use crate::dns::{DnsHandle, DnsServer, Zone};
+use crate::https::{HttpsHandle, HttpsServer, Site};
+use crate::smtp::{SmtpBehaviour, SmtpHandle, SmtpServer};
+
+/// A test's lab: a trusted CA, and servers each on its own loopback address.
+///
+/// All SMTP servers of a lab listen on one port ([`Lab::smtp_port`]) and all HTTPS servers on
+/// another ([`Lab::https_port`]), so a client under test needs only "port 25 is really X, port
+/// 443 is really Y" overrides and otherwise follows DNS to the right address, as in production.
+/// Labs are independent: tests running in parallel each build their own.
+#[derive(Debug)]
+pub struct Lab {
+    ca: TestCa,
+    smtp_port: SharedPort,
+    https_port: SharedPort,
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lab {
+    /// A lab with a fresh CA ("Testnet CA") and no servers yet.
+    pub fn new() -> Self {
+        Self {
+            ca: TestCa::new("Testnet CA"),
+            smtp_port: SharedPort::new(),
+            https_port: SharedPort::new(),
+        }
+    }
+
+    /// The CA clients of this lab should trust; it issues the servers' good certificates.
+    pub fn ca(&self) -> &TestCa {
+        &self.ca
+    }
+
+    /// Starts an authoritative DNS server for `zones` on a fresh address (UDP and TCP).
+    pub async fn dns(&self, zones: impl IntoIterator<Item = Zone>) -> io::Result<DnsHandle> {
+        DnsServer::new(zones).start().await
+    }
+
+    /// Starts an HTTPS server for `sites` on a fresh address and the lab's HTTPS port; sites
+    /// without an explicit certificate get one from [`Lab::ca`].
+    pub async fn https(&self, sites: impl IntoIterator<Item = Site>) -> io::Result<HttpsHandle> {
+        let server = HttpsServer::new(&self.ca, sites).map_err(io::Error::other)?;
+        server.start_on(self.https_port.bind().await?)
+    }
+
+    /// Starts an SMTP server named `hostname` on a fresh address and the lab's SMTP port.
+    pub async fn smtp(&self, hostname: &str, behaviour: SmtpBehaviour) -> io::Result<SmtpHandle> {
+        SmtpServer::new(hostname, behaviour).start_on(self.smtp_port.bind().await?)
+    }
+
+    /// An address on the lab's SMTP port where nothing listens (connection refused).
+    pub async fn refused_smtp_addr(&self) -> io::Result<SocketAddr> {
+        self.smtp_port.refused_addr().await
+    }
+
+    /// The port every SMTP server of this lab listens on ("port 25"), once one has started.
+    pub fn smtp_port(&self) -> Option<u16> {
+        self.smtp_port.get()
+    }
+
+    /// The port every HTTPS server of this lab listens on ("port 443"), once one has started.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port.get()
+    }
+}
