@@ -1,1 +1,50 @@
-fn main() {}
+//! The `mta-sts` command: MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460).
+//!
+//! `main` parses the arguments and calls [`run`]; exit codes are decided here and only here:
+//! 0 when the subject is valid (warnings allowed), 1 when it is not, 2 for usage or I/O errors.
+
+mod args;
+mod dns;
+mod input;
+mod lint;
+mod policy_cmd;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command, DnsCommand, LintCommand, PolicyCommand};
+
+/// What a command found: decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid, covered, published: exit 0.
+    Ok,
+    /// The subject has problems: exit 1.
+    Problems,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("mta-sts: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let style = render::Style::detect(cli.color);
+    match cli.command {
+        Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
+        Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
+        Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),
+        Command::Policy(PolicyCommand::New(a)) => policy_cmd::new(&a, style),
+        Command::Policy(PolicyCommand::Match(a)) => policy_cmd::matches(&a, style),
+        Command::Dns(DnsCommand::Records(a)) => dns::records(&a, style),
+    }
+}

@@ -1,0 +1,211 @@
+//! `mta-sts dns records`: the two TXT records to publish.
+
+use anyhow::{Context, bail};
+use mta_sts_policy::{MxPattern, Policy, StsRecord, normalize_host, policy_id};
+use mta_sts_tlsrpt::{ReportUri, TlsRptRecord};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::args::{DnsRecordsArgs, RecordFormat};
+use crate::input;
+use crate::render::{self, Source, Style};
+
+/// One DNS record to publish.
+#[derive(Debug, Serialize)]
+pub struct TxtRecord {
+    /// Owner name, fully qualified with the trailing dot.
+    pub name: String,
+    /// Always `TXT`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// The record value as senders read it (character-strings concatenated).
+    pub value: String,
+    /// The value split into zone-file character-strings of at most 255 bytes.
+    pub strings: Vec<String>,
+}
+
+impl TxtRecord {
+    fn new(name: String, ttl: u32, value: String) -> Self {
+        TxtRecord {
+            strings: input::zone_strings(&value),
+            name,
+            kind: "TXT",
+            ttl,
+            value,
+        }
+    }
+
+    fn zone_line(&self) -> String {
+        format!(
+            "{} {} IN TXT {}",
+            self.name,
+            self.ttl,
+            self.strings.join(" ")
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct RecordsJson<'a> {
+    domain: &'a str,
+    policy_id: &'a str,
+    policy_url: String,
+    records: &'a [TxtRecord],
+}
+
+/// Checks a policy domain name and returns it in normalized form (lowercase A-labels).
+pub fn policy_domain(domain: &str) -> anyhow::Result<String> {
+    let normalized = normalize_host(domain).map_err(anyhow::Error::msg)?;
+    match MxPattern::parse(&normalized) {
+        Ok((p, _)) if !p.is_wildcard() && normalized.contains('.') => Ok(normalized),
+        _ => bail!("--domain {domain}: not a valid domain name"),
+    }
+}
+
+/// The `_mta-sts` and `_smtp._tls` records for a domain, a policy body and report URIs.
+///
+/// The id is derived from the exact policy body: publish that body, and the id changes
+/// exactly when it does.
+pub fn build_records(
+    domain: &str,
+    body: &[u8],
+    rua: &[ReportUri],
+    ttl: u32,
+) -> anyhow::Result<[TxtRecord; 2]> {
+    let sts = StsRecord {
+        id: policy_id(body),
+        extensions: Vec::new(),
+    };
+    let tlsrpt = TlsRptRecord {
+        rua: rua.to_vec(),
+        extensions: Vec::new(),
+    };
+    // What we print must pass our own linter, as any record would.
+    for (text, ok) in [
+        (
+            sts.to_text(),
+            StsRecord::lint(sts.to_text().as_bytes()).is_valid(),
+        ),
+        (
+            tlsrpt.to_text(),
+            TlsRptRecord::lint(tlsrpt.to_text().as_bytes()).is_valid(),
+        ),
+    ] {
+        if !ok {
+            bail!("internal error: generated record {text:?} does not lint");
+        }
+    }
+    Ok([
+        TxtRecord::new(format!("_mta-sts.{domain}."), ttl, sts.to_text()),
+        TxtRecord::new(format!("_smtp._tls.{domain}."), ttl, tlsrpt.to_text()),
+    ])
+}
+
+/// `dns records --domain D --policy FILE [--rua URI]... [--format zone|json]`.
+pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
+    let domain = policy_domain(&args.domain)?;
+    let (name, body) = input::read_file(&args.policy)?;
+    let lint = Policy::lint(&body);
+    if !lint.lint.is_valid() {
+        let text = String::from_utf8_lossy(&body);
+        let errors: Vec<_> = lint
+            .lint
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .cloned()
+            .collect();
+        eprint!(
+            "{}",
+            render::diagnostics(
+                &Source {
+                    name: &name,
+                    text: Some(&text)
+                },
+                &errors,
+                style
+            )
+        );
+        eprintln!(
+            "{}",
+            style.bad("no records printed: the policy is invalid (see `mta-sts lint policy`)")
+        );
+        return Ok(Outcome::Problems);
+    }
+    let default_rua = [format!("mailto:tlsrpt@{domain}")];
+    let given = if args.rua.is_empty() {
+        &default_rua[..]
+    } else {
+        &args.rua[..]
+    };
+    let rua = given
+        .iter()
+        .map(|uri| {
+            ReportUri::parse(uri)
+                .map_err(|p| anyhow::anyhow!("--rua {uri}: {} ({})", p.message, p.hint))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("invalid report destination")?;
+    let records = build_records(&domain, &body, &rua, args.ttl)?;
+    let id = policy_id(&body);
+    match args.format {
+        RecordFormat::Json => {
+            let json = RecordsJson {
+                domain: &domain,
+                policy_id: &id,
+                policy_url: format!("https://mta-sts.{domain}/.well-known/mta-sts.txt"),
+                records: &records,
+            };
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        RecordFormat::Zone => {
+            println!("; MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) records for {domain}");
+            println!(
+                "; Serve {name} unchanged at https://mta-sts.{domain}/.well-known/mta-sts.txt"
+            );
+            println!("; before publishing this id; it changes whenever the policy file does.");
+            for record in &records {
+                println!("{}", record.zone_line());
+            }
+            if args.rua.is_empty() {
+                println!(
+                    "; rua defaults to mailto:tlsrpt@{domain}: make sure that mailbox exists, or pass --rua"
+                );
+            }
+            println!(
+                "; mta-sts.{domain} also needs an A/AAAA (or CNAME) record for the policy host."
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_fully_qualified_and_lint_clean() {
+        let rua = [ReportUri::parse("mailto:tlsrpt@example.com").unwrap()];
+        let [sts, tls] = build_records("example.com", b"version: STSv1\r\n", &rua, 300).unwrap();
+        assert_eq!(sts.name, "_mta-sts.example.com.");
+        assert!(sts.value.starts_with("v=STSv1; id="));
+        assert_eq!(
+            tls.zone_line(),
+            "_smtp._tls.example.com. 300 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@example.com\""
+        );
+    }
+
+    #[test]
+    fn domains_are_normalized() {
+        assert_eq!(policy_domain("Example.COM.").unwrap(), "example.com");
+        assert_eq!(
+            policy_domain("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert!(policy_domain("*.example.com").is_err());
+        assert!(policy_domain("exa mple.com").is_err());
+    }
+}
