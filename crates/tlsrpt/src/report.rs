@@ -83,8 +83,9 @@ pub struct ReportIdentity {
 pub struct ReadReport {
     /// The report.
     pub report: Report,
-    /// Every deviation from RFC 8460 that was tolerated, in document order (at most
-    /// [`MAX_WARNINGS`], then one [`ReportWarningKind::TooManyWarnings`]).
+    /// Every deviation from RFC 8460 that was tolerated: the report's own fields first, then
+    /// each policy in turn (at most [`MAX_WARNINGS`], then one
+    /// [`ReportWarningKind::TooManyWarnings`]).
     pub warnings: Vec<ReportWarning>,
 }
 

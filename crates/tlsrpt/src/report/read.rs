@@ -387,13 +387,12 @@ impl Reader {
                 },
             );
         }
+        let failed_session_count = self.count(detail, "failed-session-count", path);
         let mut field = |key: &str| self.optional_string(detail.get(key), &format!("{path}.{key}"));
         let sending_mta_ip = field("sending-mta-ip");
         let receiving_mx_hostname = field("receiving-mx-hostname");
         let receiving_mx_helo = field("receiving-mx-helo");
         let receiving_ip = field("receiving-ip");
-        let failed_session_count = self.count(detail, "failed-session-count", path);
-        let mut field = |key: &str| self.optional_string(detail.get(key), &format!("{path}.{key}"));
         let additional_information = field("additional-information");
         let failure_reason_code = field("failure-reason-code");
         Some(FailureDetail {
