@@ -202,8 +202,11 @@ impl Zone {
     }
 
     /// Whether `name` owns records or has descendants that do (an empty non-terminal exists).
+    /// Names given a behaviour count as owners: the test put them in the zone.
     fn name_exists(&self, name: &Name) -> bool {
-        name == &self.origin || self.records.iter().any(|r| name.zone_of(&r.name))
+        name == &self.origin
+            || self.records.iter().any(|r| name.zone_of(&r.name))
+            || self.behaviours.keys().any(|owner| name.zone_of(owner))
     }
 }
 
