@@ -23,7 +23,8 @@ const TLSRPT_RECORDS: &[&str] = &[
     "v=TLSRPTv1; rua=mailto:tlsrpt@example.com,https://tlsrpt.example.com/v1",
 ];
 
-/// Median time of one call, from 31 samples of enough calls to take ~10 ms each.
+/// Time of one call: the fastest of 31 samples of enough calls to take ~10 ms each. On a shared
+/// virtual machine the minimum is the steadiest figure: noise only ever adds time.
 fn time<F: FnMut()>(mut f: F) -> Duration {
     let mut batch = 1u32;
     loop {
@@ -46,7 +47,7 @@ fn time<F: FnMut()>(mut f: F) -> Duration {
         })
         .collect();
     samples.sort();
-    samples[samples.len() / 2]
+    samples[0]
 }
 
 fn ns(d: Duration) -> f64 {
@@ -57,7 +58,7 @@ fn main() {
     // `cargo test --benches` runs this with --bench absent: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     if quick {
-        assert!(Policy::lint(POLICY).lint.is_valid());
+        assert!(Policy::lint(POLICY).into_policy().is_some());
         for r in STS_RECORDS {
             assert!(StsRecord::parse(r.as_bytes()).is_ok());
             assert!(mail_auth::mta_sts::MtaSts::parse(r.as_bytes()).is_ok());
@@ -74,7 +75,7 @@ fn main() {
         "case", "ours ns", "mail-auth ns", "ratio"
     );
     let policy = time(|| {
-        black_box(Policy::lint(black_box(POLICY)));
+        black_box(Policy::lint(black_box(POLICY)).into_policy());
     });
     println!(
         "{:<44} {:>12.1} {:>12} {:>8}",

@@ -108,15 +108,9 @@ pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
     let domain = policy_domain(&args.domain)?;
     let (name, body) = input::read_file(&args.policy)?;
     let lint = Policy::lint(&body);
-    if !lint.lint.is_valid() {
+    if !lint.is_valid() {
         let text = String::from_utf8_lossy(&body);
-        let errors: Vec<_> = lint
-            .lint
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .cloned()
-            .collect();
+        let errors: Vec<_> = lint.errors().cloned().collect();
         eprint!(
             "{}",
             render::diagnostics(

@@ -51,17 +51,17 @@ fn print_human(
 pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
     let (name, body) = input::read_file(&args.file)?;
     let lint = Policy::lint(&body);
-    let valid = lint.lint.is_valid();
+    let valid = lint.is_valid();
     if args.json {
         let json = LintJson {
             valid,
-            diagnostics: &lint.lint.diagnostics,
+            diagnostics: &lint.diagnostics,
             parsed: &lint.fields,
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         let text = String::from_utf8_lossy(&body);
-        let summary = match &lint.lint.value {
+        let summary = match &lint.policy() {
             Some(p) => format!(
                 "\n  mode {}, {} mx pattern{}, max_age {}",
                 p.mode,
@@ -75,14 +75,7 @@ pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
             name: &name,
             text: Some(&text),
         };
-        print_human(
-            "policy",
-            &source,
-            valid,
-            &lint.lint.diagnostics,
-            &summary,
-            style,
-        );
+        print_human("policy", &source, valid, &lint.diagnostics, &summary, style);
     }
     Ok(outcome(valid))
 }

@@ -52,7 +52,6 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
 
     let lint = Policy::lint(text.as_bytes());
     let shown: Vec<_> = lint
-        .lint
         .diagnostics
         .iter()
         .filter(|d| d.severity >= Severity::Warning)
@@ -70,7 +69,7 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
         one.line = 0;
         eprint!("{}", render::diagnostics(&source, &[one], style));
     }
-    let Some(policy) = lint.lint.value else {
+    let Some(policy) = lint.policy() else {
         eprintln!("{}", style.bad("policy not written: fix the errors above"));
         return Ok(Outcome::Problems);
     };
@@ -112,7 +111,8 @@ struct MatchJson<'a> {
 pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> {
     let (name, body) = input::read_file(&args.file)?;
     let lint = Policy::lint(&body);
-    let policy = lint.lint.value.as_ref();
+    let policy = lint.policy();
+    let policy = policy.as_ref();
     let hosts: Vec<HostMatch> = args
         .hosts
         .iter()
@@ -136,13 +136,7 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
         .collect();
     let all_covered = policy.is_some() && hosts.iter().all(|h| h.covered);
     if args.json {
-        let errors: Vec<_> = lint
-            .lint
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .cloned()
-            .collect();
+        let errors: Vec<_> = lint.errors().cloned().collect();
         let json = MatchJson {
             policy_valid: policy.is_some(),
             mode: policy.map(|p| p.mode),
@@ -154,13 +148,7 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
     } else {
         if policy.is_none() {
             let text = String::from_utf8_lossy(&body);
-            let errors: Vec<_> = lint
-                .lint
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .cloned()
-                .collect();
+            let errors: Vec<_> = lint.errors().cloned().collect();
             print!(
                 "{}",
                 render::diagnostics(

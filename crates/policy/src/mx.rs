@@ -68,6 +68,54 @@ impl MxPattern {
     /// On success, also returns the warnings and infos about the value (U-label, upper case,
     /// single label, a wildcard over a top-level domain).
     pub fn parse(value: &str) -> Result<(MxPattern, Vec<MxProblem>), MxProblem> {
+        if let Some(pattern) = Self::parse_plain(value) {
+            return Ok((pattern, Vec::new()));
+        }
+        Self::parse_explained(value)
+    }
+
+    /// The common case in one pass: an optional `*.`, then two or more lowercase LDH labels
+    /// within DNS limits, the last not all digits, no `xn--` label. Anything else (including
+    /// valid names that deserve a note) goes to [`Self::parse_explained`].
+    fn parse_plain(value: &str) -> Option<MxPattern> {
+        let (wildcard, domain) = match value.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        if domain.len() > MAX_NAME_LEN {
+            return None;
+        }
+        let (mut labels, mut label_len, mut label_digits) = (1usize, 0usize, true);
+        let mut prev = b'.';
+        for &b in domain.as_bytes() {
+            match b {
+                b'a'..=b'z' => label_digits = false,
+                b'0'..=b'9' => {}
+                b'-' if prev != b'.' => label_digits = false,
+                b'.' if prev != b'.' && prev != b'-' => {
+                    labels += 1;
+                    label_len = 0;
+                    label_digits = true;
+                    prev = b;
+                    continue;
+                }
+                _ => return None,
+            }
+            label_len += 1;
+            // "xn--" (or any "??--") labels need an IDNA check.
+            if label_len > MAX_LABEL_LEN || (label_len == 4 && b == b'-' && prev == b'-') {
+                return None;
+            }
+            prev = b;
+        }
+        let ends_well = prev != b'.' && prev != b'-';
+        (ends_well && labels >= 2 && !label_digits).then(|| MxPattern {
+            wildcard,
+            domain: domain.to_owned(),
+        })
+    }
+
+    fn parse_explained(value: &str) -> Result<(MxPattern, Vec<MxProblem>), MxProblem> {
         let mut notes = Vec::new();
         if value.is_empty() {
             return Err(MxProblem::error(
@@ -189,8 +237,15 @@ impl Serialize for MxPattern {
 
 /// Rejects IP literals, ports, trailing dots, underscores and whitespace with a specific reason.
 fn literal_problem(name: &str) -> Option<MxProblem> {
+    // Only names made of digits and dots, or with ':' or '[', can be address literals.
+    let maybe_literal = name.starts_with('[')
+        || name.contains(':')
+        || name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    if name.starts_with('[') || bare.parse::<Ipv4Addr>().is_ok() || bare.parse::<Ipv6Addr>().is_ok()
+    if maybe_literal
+        && (name.starts_with('[')
+            || bare.parse::<Ipv4Addr>().is_ok()
+            || bare.parse::<Ipv6Addr>().is_ok())
     {
         return Some(MxProblem::error(
             "mx-ip-address",
@@ -369,6 +424,54 @@ mod tests {
         assert_eq!(notes[0].code, "mx-wildcard-too-broad");
         let (_, notes) = MxPattern::parse("localhost").unwrap();
         assert_eq!(notes[0].code, "mx-single-label");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_explained_path() {
+        for value in [
+            "mail.example.com",
+            "*.example.com",
+            "a.b",
+            "a-b.c0",
+            "mx1.example.co.uk",
+            "1.2.3.4",
+            "mail.123",
+            "a..b",
+            "a.-b.c",
+            "a-.b",
+            "-a.b",
+            "a.b-",
+            "xn--bcher-kva.example",
+            "ab--cd.example",
+            "Mail.example.com",
+            "localhost",
+            "*.com",
+            "*.",
+            "*",
+            "a.b.",
+            "a_b.example",
+            "a b.example",
+            &format!("{}.com", "a".repeat(63)),
+            &format!("{}.com", "a".repeat(64)),
+            &format!("{}.com", "a.".repeat(125)),
+        ] {
+            // The fast path may decline a valid name, but what it accepts must be exactly what
+            // the explained path accepts, with nothing to note.
+            if let Some(plain) = MxPattern::parse_plain(value) {
+                assert_eq!(
+                    MxPattern::parse_explained(value),
+                    Ok((plain, Vec::new())),
+                    "{value}"
+                );
+            }
+        }
+        for common in [
+            "mail.example.com",
+            "*.example.com",
+            "mx-1.mail.example.co.uk",
+        ] {
+            assert!(MxPattern::parse_plain(common).is_some(), "{common}");
+        }
     }
 
     #[test]

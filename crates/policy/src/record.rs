@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, DiagnosticList, Lint, Severity};
-use crate::taglist::{self, RecordKind};
+use crate::taglist::{self, RecordKind, skip_wsp};
 
 /// The `_mta-sts` record's grammar.
 pub const STS_RECORD: RecordKind = RecordKind {
@@ -27,6 +27,9 @@ pub struct StsRecord {
 impl StsRecord {
     /// Parses one record (its character-strings already concatenated).
     pub fn parse(record: &[u8]) -> Result<StsRecord, Diagnostic> {
+        if let Some(plain) = parse_plain(record) {
+            return Ok(plain);
+        }
         let lint = Self::lint(record);
         match lint.value {
             Some(r) => Ok(r),
@@ -36,6 +39,9 @@ impl StsRecord {
 
     /// Parses one record and reports every finding.
     pub fn lint(record: &[u8]) -> Lint<StsRecord> {
+        if let Some(plain) = parse_plain(record) {
+            return Lint::new(Some(plain), DiagnosticList::default());
+        }
         let mut diagnostics = DiagnosticList::default();
         let value = read(record, &mut diagnostics);
         Lint::new(value, diagnostics)
@@ -71,67 +77,91 @@ pub(crate) fn first_error(diagnostics: Vec<Diagnostic>) -> Diagnostic {
     }
 }
 
+/// The record as nearly everyone publishes it, `v=STSv1; id=ID` with an optional trailing
+/// separator, read in one pass. `None` sends anything else to the full reader, which explains.
+fn parse_plain(record: &[u8]) -> Option<StsRecord> {
+    let rest = record.strip_prefix(b"v=STSv1")?;
+    let rest = skip_wsp(rest).strip_prefix(b";")?;
+    let rest = skip_wsp(rest).strip_prefix(b"id=")?;
+    let len = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let (id, tail) = rest.split_at_checked(len)?;
+    if !(1..=MAX_ID_LEN).contains(&len) || !taglist::is_record_end(tail) {
+        return None;
+    }
+    let id = std::str::from_utf8(id).ok()?.to_owned();
+    Some(StsRecord {
+        id,
+        extensions: Vec::new(),
+    })
+}
+
 /// True when `id` is 1–32 ALPHA / DIGIT.
 pub fn is_valid_id(id: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn read(record: &[u8], diagnostics: &mut DiagnosticList) -> Option<StsRecord> {
-    let fields = taglist::split_fields(record, STS_RECORD, diagnostics)?;
     let rfc = STS_RECORD.rfc;
     let mut id: Option<&str> = None;
     let mut extensions = Vec::new();
     let mut ok = true;
-    for field in &fields {
-        let at = (1, field.value_column);
-        if field.name == "id" {
-            if id.is_some() {
-                // RFC 8461 §3.2: all but the first of a non-repeated field are ignored.
+    let syntax_ok =
+        taglist::for_each_field(record, STS_RECORD, diagnostics, |field, diagnostics| {
+            let at = (1, field.value_column);
+            if field.name == "id" {
+                if id.is_some() {
+                    // RFC 8461 §3.2: all but the first of a non-repeated field are ignored.
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Severity::Warning,
+                            "duplicate-id",
+                            (1, field.column),
+                            rfc,
+                            "the record has more than one id; senders use the first",
+                        )
+                        .hint("keep one id field"),
+                    );
+                    return;
+                }
+                if !is_valid_id(field.value) {
+                    diagnostics.push(invalid_id(field.value, at));
+                    ok = false;
+                }
+                id = Some(field.value);
+            } else if !taglist::is_field_value(field.value) {
                 diagnostics.push(
                     Diagnostic::new(
-                        Severity::Warning,
-                        "duplicate-id",
-                        (1, field.column),
+                        Severity::Error,
+                        "invalid-field-value",
+                        at,
                         rfc,
-                        "the record has more than one id; senders use the first",
+                        format!(
+                            "field {} has an invalid value \"{}\"",
+                            field.name, field.value
+                        ),
                     )
-                    .hint("keep one id field"),
+                    .hint("values are visible ASCII without spaces, '=' or ';'"),
                 );
-                continue;
-            }
-            if !is_valid_id(field.value) {
-                diagnostics.push(invalid_id(field.value, at));
                 ok = false;
-            }
-            id = Some(field.value);
-        } else if !taglist::is_field_value(field.value) {
-            diagnostics.push(
-                Diagnostic::new(
-                    Severity::Error,
-                    "invalid-field-value",
-                    at,
+            } else {
+                diagnostics.push(Diagnostic::new(
+                    Severity::Info,
+                    "unknown-field",
+                    (1, field.column),
                     rfc,
                     format!(
-                        "field {} has an invalid value \"{}\"",
-                        field.name, field.value
+                        "field {} is not defined by RFC 8461; senders ignore it",
+                        field.name
                     ),
-                )
-                .hint("values are visible ASCII without spaces, '=' or ';'"),
-            );
-            ok = false;
-        } else {
-            diagnostics.push(Diagnostic::new(
-                Severity::Info,
-                "unknown-field",
-                (1, field.column),
-                rfc,
-                format!(
-                    "field {} is not defined by RFC 8461; senders ignore it",
-                    field.name
-                ),
-            ));
-            extensions.push((field.name.to_owned(), field.value.to_owned()));
-        }
+                ));
+                extensions.push((field.name.to_owned(), field.value.to_owned()));
+            }
+        });
+    if !syntax_ok {
+        return None;
     }
     let Some(id) = id else {
         diagnostics.push(
@@ -218,6 +248,36 @@ mod tests {
     #[test]
     fn extension_values_exclude_spaces_and_equals() {
         assert_eq!(codes("v=STSv1; id=1; x=a=b"), ["invalid-field-value"]);
+    }
+
+    #[test]
+    fn plain_path_agrees_with_the_full_reader() {
+        for record in [
+            "v=STSv1; id=1",
+            "v=STSv1;id=abc;",
+            "v=STSv1 ; id=abc ; ",
+            "v=STSv1;\tid=A1\t",
+            "v=STSv1; id=1 ",
+            "v=STSv1; id=",
+            "v=STSv1; id=1;;",
+            "v=STSv1; id=1; x=y",
+            "v=STSv1\n; id=1",
+            "v=STSv1; id=1\n",
+            "v=STSv1;\x0bid=1",
+            "v=STSv1;\nid=1",
+            "v=STSv1;id=1;\n",
+            "v=STSv10; id=1",
+            "v=STSv1; id=1-2",
+            &format!("v=STSv1; id={}", "a".repeat(33)),
+        ] {
+            if let Some(plain) = parse_plain(record.as_bytes()) {
+                let mut d = DiagnosticList::default();
+                assert_eq!(read(record.as_bytes(), &mut d), Some(plain), "{record:?}");
+                assert!(d.into_vec().is_empty(), "{record:?}");
+            }
+        }
+        assert!(parse_plain(b"v=STSv1; id=20160831085700Z;").is_some());
+        assert!(parse_plain(b"v=STSv1; id=20190429T010101").is_some());
     }
 
     #[test]

@@ -38,6 +38,50 @@ fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// True when no byte is below 0x20, 0x7f or above: eight bytes at a time. May return false for
+/// printable text (a tab, say); callers then check byte by byte.
+fn surely_printable(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let screen = |x: u64| {
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+        let del = x ^ (ONES * 0x7f);
+        let is_del = del.wrapping_sub(ONES) & !del;
+        (x | below_space | is_del) & HIGH
+    };
+    let chunks = bytes.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut flags = chunks.fold(0, |acc, chunk| {
+        acc | <[u8; 8]>::try_from(chunk).map_or(HIGH, |c| screen(u64::from_ne_bytes(c)))
+    });
+    let mut last = [b' '; 8];
+    if let Some(dst) = last.get_mut(..tail.len()) {
+        dst.copy_from_slice(tail);
+    }
+    flags |= screen(u64::from_ne_bytes(last));
+    flags == 0
+}
+
+/// `bytes` without its leading WSP (spaces and tabs).
+pub fn skip_wsp(bytes: &[u8]) -> &[u8] {
+    let n = bytes.iter().take_while(|&&b| is_wsp(b)).count();
+    bytes.get(n..).unwrap_or_default()
+}
+
+/// True when `tail`, what follows a record's last field, is empty or one `*WSP ";" *WSP`.
+pub fn is_record_end(tail: &[u8]) -> bool {
+    tail.is_empty()
+        || skip_wsp(tail)
+            .strip_prefix(b";")
+            .is_some_and(|rest| skip_wsp(rest).is_empty())
+}
+
+/// The first index from `at` whose byte does not satisfy `keep` (or the length).
+fn skip(bytes: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len())
+}
+
 fn col(index: usize) -> (u32, u32) {
     (
         1,
@@ -79,14 +123,16 @@ pub fn has_version(record: &[u8], kind: RecordKind) -> bool {
     }
 }
 
-/// Splits one record into its fields (the version tag excluded).
+/// Reads one record's fields (the version tag excluded), calling `field` for each in order.
 ///
-/// Errors go to `diagnostics`; `None` means the record is not syntactically valid.
-pub fn split_fields<'a>(
+/// Errors go to `diagnostics`; false means the record is not syntactically valid. Nothing is
+/// allocated on the way: a DNS resolver or a sender parses these on every lookup.
+pub fn for_each_field<'a>(
     record: &'a [u8],
     kind: RecordKind,
     diagnostics: &mut DiagnosticList,
-) -> Option<Vec<Field<'a>>> {
+    mut field: impl FnMut(Field<'a>, &mut DiagnosticList),
+) -> bool {
     let error = |code, at, message: String| {
         Diagnostic::new(Severity::Error, code, col(at), kind.rfc, message)
     };
@@ -99,11 +145,14 @@ pub fn split_fields<'a>(
                 record.len()
             ),
         ));
-        return None;
+        return false;
     }
-    if let Some(at) = record
-        .iter()
-        .position(|&b| !(0x20..0x7f).contains(&b) && b != b'\t')
+    let printable = |b: u8| (0x20..0x7f).contains(&b) || b == b'\t';
+    // A word-at-a-time screen first; the exact position only when it finds something.
+    let suspicious = !surely_printable(record);
+    if let Some(at) = suspicious
+        .then(|| record.iter().position(|&b| !printable(b)))
+        .flatten()
     {
         let what = match record.get(at) {
             Some(b) if b.is_ascii() => format!("control character 0x{b:02x}"),
@@ -113,25 +162,24 @@ pub fn split_fields<'a>(
             error("non-ascii", at, format!("record contains {what}"))
                 .hint("TXT records must be printable US-ASCII; percent-encode or remove it"),
         );
-        return None;
+        return false;
     }
     // Checked above: every byte is ASCII, so this cannot fail.
-    let text = std::str::from_utf8(record).ok()?;
+    let Ok(text) = std::str::from_utf8(record) else {
+        return false;
+    };
     if !has_version(record, kind) {
         diagnostics.push(missing_version(text, kind));
-        return None;
+        return false;
     }
     let bytes = text.as_bytes();
     let mut at = kind.version.len();
-    let mut fields = Vec::new();
     loop {
         // Separator: *WSP ";" *WSP, or the end of the record.
         let field_end = at;
-        while bytes.get(at).copied().is_some_and(is_wsp) {
-            at += 1;
-        }
+        at = skip(bytes, at, is_wsp);
         match bytes.get(at) {
-            None if at == field_end => return Some(fields),
+            None if at == field_end => return true,
             None => {
                 diagnostics.push(
                     error(
@@ -141,7 +189,7 @@ pub fn split_fields<'a>(
                     )
                     .hint("remove the trailing whitespace (or end the record with ';')"),
                 );
-                return None;
+                return false;
             }
             Some(b';') => at += 1,
             Some(_) => {
@@ -155,57 +203,70 @@ pub fn split_fields<'a>(
                     )
                     .hint("separate fields with ';'"),
                 );
-                return None;
+                return false;
             }
         }
-        while bytes.get(at).copied().is_some_and(is_wsp) {
-            at += 1;
-        }
+        at = skip(bytes, at, is_wsp);
         if at == bytes.len() {
-            return Some(fields);
+            return true;
         }
-        // Field: name "=" value, the value running to the next ';'.
+        // Field: name "=" value, the value running to the next ';' (trailing WSP excluded).
         let start = at;
-        let rest = text.get(start..).unwrap_or_default();
-        let raw = rest.split(';').next().unwrap_or_default();
-        let field = raw.trim_end_matches([' ', '\t']);
-        at = start + field.len();
-        if field.is_empty() {
-            diagnostics.push(
+        at = skip(bytes, at, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+        });
+        let name = text.get(start..at).unwrap_or_default();
+        if bytes.get(at) != Some(&b'=') {
+            let rest = text.get(start..).unwrap_or_default();
+            let item = rest
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches([' ', '\t']);
+            let error = if item.is_empty() {
                 error(
                     "empty-field",
                     start,
                     "empty field between two ';'".to_owned(),
                 )
-                .hint("remove the extra ';'"),
-            );
-            return None;
-        }
-        let Some((name, value)) = field.split_once('=') else {
-            diagnostics.push(
+                .hint("remove the extra ';'")
+            } else if item.contains('=') {
+                error("invalid-field-name", start, format!("\"{}\" is not a valid field name", item.split('=').next().unwrap_or_default()))
+                    .hint("names are 1-32 letters, digits, '_', '-' or '.', starting with a letter or digit, with no spaces around '='")
+            } else {
                 error(
                     "invalid-field",
                     start,
-                    format!("field \"{field}\" has no '='"),
+                    format!("field \"{item}\" has no '='"),
                 )
-                .hint("write fields as name=value"),
-            );
-            return None;
-        };
+                .hint("write fields as name=value")
+            };
+            diagnostics.push(error);
+            return false;
+        }
         if !is_field_name(name) {
             diagnostics.push(
                 error("invalid-field-name", start, format!("\"{name}\" is not a valid field name"))
                     .hint("names are 1-32 letters, digits, '_', '-' or '.', starting with a letter or digit, with no spaces around '='"),
             );
-            return None;
+            return false;
         }
-        let value_start = start + name.len() + 1;
-        fields.push(Field {
-            name,
-            value,
-            column: col(start).1,
-            value_column: col(value_start).1,
-        });
+        at += 1;
+        let value_start = at;
+        at = skip(bytes, at, |b| b != b';');
+        while at > value_start && bytes.get(at - 1).copied().is_some_and(is_wsp) {
+            at -= 1;
+        }
+        let value = text.get(value_start..at).unwrap_or_default();
+        field(
+            Field {
+                name,
+                value,
+                column: col(start).1,
+                value_column: col(value_start).1,
+            },
+            diagnostics,
+        );
     }
 }
 
@@ -316,13 +377,11 @@ mod tests {
 
     fn split(record: &str) -> Result<Vec<(String, String)>, Vec<Diagnostic>> {
         let mut d = DiagnosticList::default();
-        match split_fields(record.as_bytes(), STS, &mut d) {
-            Some(fields) => Ok(fields
-                .iter()
-                .map(|f| (f.name.to_owned(), f.value.to_owned()))
-                .collect()),
-            None => Err(d.into_vec()),
-        }
+        let mut fields = Vec::new();
+        let ok = for_each_field(record.as_bytes(), STS, &mut d, |f, _| {
+            fields.push((f.name.to_owned(), f.value.to_owned()));
+        });
+        if ok { Ok(fields) } else { Err(d.into_vec()) }
     }
 
     fn code(record: &str) -> &'static str {
@@ -378,6 +437,21 @@ mod tests {
     fn non_ascii_and_control_characters_are_invalid() {
         assert_eq!(code("v=STSv1; id=é"), "non-ascii");
         assert_eq!(code("v=STSv1; id=1\0"), "non-ascii");
+    }
+
+    #[test]
+    fn printable_screen_never_passes_a_bad_byte() {
+        for bad in (0u8..0x20).chain(0x7f..=0xff) {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = bad;
+                    assert!(!surely_printable(&bytes), "{bad:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(surely_printable(b"v=STSv1; id=20160831085700Z; ~ !"));
+        assert!(surely_printable(b""));
     }
 
     #[test]

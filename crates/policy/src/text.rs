@@ -1,9 +1,11 @@
 //! The policy file served at `https://mta-sts.<domain>/.well-known/mta-sts.txt`
 //! (RFC 8461 §3.2): parse, lint, serialize.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
-use crate::diag::{Diagnostic, DiagnosticList, Lint, Severity};
+use crate::diag::{Diagnostic, DiagnosticList, Severity};
 use crate::mx::MxPattern;
 use crate::record::first_error;
 use crate::taglist::is_field_name;
@@ -80,7 +82,7 @@ pub struct Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyFields {
     /// The first `version` value.
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     /// The first valid `mode`.
     pub mode: Option<Mode>,
     /// Every valid `mx` pattern.
@@ -91,24 +93,63 @@ pub struct PolicyFields {
     pub extensions: Vec<(String, String)>,
 }
 
-/// The outcome of [`Policy::lint`]: the fields read, the policy when it is valid, and every
-/// diagnostic.
+/// The outcome of [`Policy::lint`]: the fields read and every diagnostic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyLint {
     /// What was read, even from an invalid policy.
     pub fields: PolicyFields,
-    /// The policy and the diagnostics.
-    pub lint: Lint<Policy>,
+    /// Every finding, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl PolicyLint {
+    /// True when a compliant sender can use the policy (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        let f = &self.fields;
+        f.version.is_some()
+            && f.mode.is_some()
+            && f.max_age.is_some()
+            && !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The first error, if any.
+    pub fn first_error(&self) -> Option<&Diagnostic> {
+        self.errors().next()
+    }
+
+    /// The errors, without warnings and notes.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// The policy, when it is valid.
+    pub fn policy(&self) -> Option<Policy> {
+        self.clone().into_policy()
+    }
+
+    /// The policy, when it is valid, without copying the fields.
+    pub fn into_policy(self) -> Option<Policy> {
+        if !self.is_valid() {
+            return None;
+        }
+        let f = self.fields;
+        Some(Policy {
+            version: "STSv1",
+            mode: f.mode?,
+            mx: f.mx,
+            max_age: f.max_age?,
+            extensions: f.extensions,
+        })
+    }
 }
 
 impl Policy {
     /// Parses a policy body; the error is the first problem that makes it unusable.
     pub fn parse(body: &[u8]) -> Result<Policy, Diagnostic> {
-        let PolicyLint { lint, .. } = Policy::lint(body);
-        match lint.value {
-            Some(policy) => Ok(policy),
-            None => Err(first_error(lint.diagnostics)),
-        }
+        let lint = Policy::lint(body);
+        let error = lint.first_error().cloned();
+        lint.into_policy()
+            .ok_or_else(|| first_error(error.into_iter().collect()))
     }
 
     /// Parses a policy body and reports every finding.
@@ -163,6 +204,43 @@ const VERSION: usize = 0;
 const MODE: usize = 1;
 const MAX_AGE: usize = 2;
 
+/// One line of the policy, without its line end.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    text: &'a str,
+    number: u32,
+}
+
+impl Line<'_> {
+    /// (line, 1-based character column) of a byte offset in the line.
+    fn at(self, offset: usize) -> (u32, u32) {
+        (self.number, column(self.text, offset))
+    }
+}
+
+/// A place in the policy: computing its column is left until a diagnostic needs it.
+#[derive(Clone, Copy)]
+struct Pos<'a> {
+    line: Line<'a>,
+    offset: usize,
+}
+
+impl Pos<'_> {
+    fn at(self) -> (u32, u32) {
+        self.line.at(self.offset)
+    }
+
+    fn number(self) -> u32 {
+        self.line.number
+    }
+}
+
+impl From<Pos<'_>> for (u32, u32) {
+    fn from(pos: Pos<'_>) -> Self {
+        pos.at()
+    }
+}
+
 /// 1-based character column of byte offset `at` in `line`.
 fn column(line: &str, at: usize) -> u32 {
     let chars = line.get(..at).map_or(at, |head| head.chars().count());
@@ -178,11 +256,11 @@ impl Reader {
         &mut self,
         severity: Severity,
         code: &'static str,
-        at: (u32, u32),
+        at: impl Into<(u32, u32)>,
         message: impl Into<String>,
         hint: &str,
     ) {
-        let d = Diagnostic::new(severity, code, at, RFC_POLICY, message);
+        let d = Diagnostic::new(severity, code, at.into(), RFC_POLICY, message);
         self.diagnostics
             .push(if hint.is_empty() { d } else { d.hint(hint) });
     }
@@ -252,27 +330,34 @@ impl Reader {
             }
             None => &text,
         };
-        let mut lines = text.split('\n').peekable();
+        let bytes = text.as_bytes();
+        let mut start = 0;
         let mut number: u32 = 0;
-        while let Some(raw) = lines.next() {
+        while start < bytes.len() {
             number = number.saturating_add(1);
-            let is_last = lines.peek().is_none();
-            if is_last && raw.is_empty() {
-                break; // the final line terminator
+            // One pass over the line: its end, its first ':' and its first '\r'.
+            let (mut end, mut colon, mut cr) = (start, None, None);
+            while let Some(&b) = bytes.get(end) {
+                match b {
+                    b'\n' => break,
+                    b':' if colon.is_none() => colon = Some(end - start),
+                    b'\r' if cr.is_none() => cr = Some(end - start),
+                    _ => {}
+                }
+                end += 1;
             }
-            let line = match raw.strip_suffix('\r') {
-                Some(line) => {
-                    self.crlf_lines += 1;
-                    line
-                }
-                None => {
-                    if !is_last {
-                        self.lf_lines += 1;
-                    }
-                    raw
-                }
-            };
-            self.read_line(line, number);
+            let terminated = end < bytes.len();
+            let mut line = text.get(start..end).unwrap_or_default();
+            if terminated && cr == Some(line.len().wrapping_sub(1)) {
+                // CRLF: the '\r' belongs to the line end.
+                line = line.get(..line.len() - 1).unwrap_or_default();
+                cr = None;
+                self.crlf_lines += 1;
+            } else if terminated {
+                self.lf_lines += 1;
+            }
+            self.read_line(Line { text: line, number }, colon, cr);
+            start = end + 1;
         }
         if self.lf_lines > 0 && self.crlf_lines > 0 {
             self.push(
@@ -285,34 +370,37 @@ impl Reader {
         }
     }
 
-    fn read_line(&mut self, line: &str, number: u32) {
-        if let Some(at) = line.find('\r') {
+    fn read_line(&mut self, line: Line<'_>, colon: Option<usize>, cr: Option<usize>) {
+        if let Some(at) = cr {
             self.push(
                 Severity::Error,
                 "bare-cr",
-                (number, column(line, at)),
+                line.at(at),
                 "carriage return without line feed",
                 "end lines with LF or CRLF, not CR alone",
             );
         }
-        if line.trim_matches(is_wsp).is_empty() {
-            self.push(
-                Severity::Warning,
-                "blank-line",
-                (number, 1),
-                "blank line; the policy grammar has none, and strict parsers reject the policy",
-                "remove blank lines",
-            );
-            return;
-        }
-        let Some((raw_key, raw_value)) = line.split_once(':') else {
-            self.push(
-                Severity::Error,
-                "missing-colon",
-                (number, 1),
-                format!("line \"{}\" is not a \"key: value\" pair", shorten(line)),
-                "write each line as \"key: value\"; some senders stop reading at such a line",
-            );
+        let text = line.text;
+        let Some((raw_key, raw_value)) =
+            colon.and_then(|c| Some((text.get(..c)?, text.get(c + 1..)?)))
+        else {
+            if text.trim_matches(is_wsp).is_empty() {
+                self.push(
+                    Severity::Warning,
+                    "blank-line",
+                    line.at(0),
+                    "blank line; the policy grammar has none, and strict parsers reject the policy",
+                    "remove blank lines",
+                );
+            } else {
+                self.push(
+                    Severity::Error,
+                    "missing-colon",
+                    line.at(0),
+                    format!("line \"{}\" is not a \"key: value\" pair", shorten(text)),
+                    "write each line as \"key: value\"; some senders stop reading at such a line",
+                );
+            }
             return;
         };
         let key = raw_key.trim_start_matches(is_wsp);
@@ -320,7 +408,7 @@ impl Reader {
             self.push(
                 Severity::Warning,
                 "leading-whitespace",
-                (number, 1),
+                line.at(0),
                 "line starts with whitespace; strict parsers do not see this key",
                 "start the line with the key",
             );
@@ -330,34 +418,35 @@ impl Reader {
             self.push(
                 Severity::Warning,
                 "space-before-colon",
-                (number, column(line, raw_key.len())),
+                line.at(raw_key.len()),
                 format!("whitespace between \"{key_trimmed}\" and ':'; strict parsers do not see this key"),
                 "write the key directly followed by ':'",
             );
         }
         let key = key_trimmed;
-        let value = raw_value.trim_matches(is_wsp);
-        let value_col = column(
+        let value_start = raw_value.trim_start_matches(is_wsp);
+        let value = value_start.trim_end_matches(is_wsp);
+        let at = Pos {
             line,
-            line.len() - raw_value.trim_start_matches(is_wsp).len(),
-        );
+            offset: text.len() - value_start.len(),
+        };
         match key {
-            "version" => self.read_version(value, (number, value_col)),
-            "mode" => self.read_mode(value, (number, value_col)),
-            "max_age" => self.read_max_age(value, (number, value_col)),
-            "mx" => self.read_mx(value, (number, value_col)),
-            _ => self.read_extension(key, value, (number, 1)),
+            "version" => self.read_version(value, at),
+            "mode" => self.read_mode(value, at),
+            "max_age" => self.read_max_age(value, at),
+            "mx" => self.read_mx(value, at),
+            _ => self.read_extension(key, value, Pos { line, offset: 0 }),
         }
     }
 
     /// Records the first line of a non-repeated key; false (with a warning) for a repeat.
-    fn first_of(&mut self, slot: usize, key: &str, at: (u32, u32)) -> bool {
+    fn first_of(&mut self, slot: usize, key: &str, at: Pos<'_>) -> bool {
         match self.seen.get(slot).copied().flatten() {
             Some(first) => {
                 self.push(
                     Severity::Warning,
                     "duplicate-key",
-                    (at.0, 1),
+                    (at.number(), 1),
                     format!("{key} appears again (first on line {first}); senders use the first"),
                     "keep one line per key (only mx may repeat)",
                 );
@@ -365,19 +454,21 @@ impl Reader {
             }
             None => {
                 if let Some(s) = self.seen.get_mut(slot) {
-                    *s = Some(at.0);
+                    *s = Some(at.number());
                 }
                 true
             }
         }
     }
 
-    fn read_version(&mut self, value: &str, at: (u32, u32)) {
+    fn read_version(&mut self, value: &str, at: Pos<'_>) {
         if !self.first_of(VERSION, "version", at) {
             return;
         }
-        self.fields.version = Some(value.to_owned());
-        if value != "STSv1" {
+        if value == "STSv1" {
+            self.fields.version = Some(Cow::Borrowed("STSv1"));
+        } else {
+            self.fields.version = Some(Cow::Owned(value.to_owned()));
             let hint = if value.eq_ignore_ascii_case("STSv1") {
                 "values are case-sensitive: write \"version: STSv1\""
             } else {
@@ -391,18 +482,18 @@ impl Reader {
                 hint,
             );
         }
-        if at.0 != 1 {
+        if at.number() != 1 {
             self.push(
                 Severity::Warning,
                 "version-not-first",
-                (at.0, 1),
+                (at.number(), 1),
                 "version is not on the first line",
                 "put \"version: STSv1\" first, as every example and most providers do",
             );
         }
     }
 
-    fn read_mode(&mut self, value: &str, at: (u32, u32)) {
+    fn read_mode(&mut self, value: &str, at: Pos<'_>) {
         if !self.first_of(MODE, "mode", at) {
             return;
         }
@@ -427,7 +518,7 @@ impl Reader {
         }
     }
 
-    fn read_max_age(&mut self, value: &str, at: (u32, u32)) {
+    fn read_max_age(&mut self, value: &str, at: Pos<'_>) {
         if !self.first_of(MAX_AGE, "max_age", at) {
             return;
         }
@@ -463,7 +554,7 @@ impl Reader {
         }
     }
 
-    fn read_mx(&mut self, value: &str, at: (u32, u32)) {
+    fn read_mx(&mut self, value: &str, at: Pos<'_>) {
         match MxPattern::parse(value) {
             Ok((pattern, notes)) => {
                 for note in notes {
@@ -491,7 +582,7 @@ impl Reader {
         }
     }
 
-    fn read_extension(&mut self, key: &str, value: &str, at: (u32, u32)) {
+    fn read_extension(&mut self, key: &str, value: &str, at: Pos<'_>) {
         let folded = key.to_ascii_lowercase().replace('-', "_");
         if let Some(known) = ["version", "mode", "max_age", "mx"]
             .into_iter()
@@ -547,7 +638,7 @@ impl Reader {
         if self.unread {
             return PolicyLint {
                 fields: self.fields,
-                lint: Lint::new(None, self.diagnostics),
+                diagnostics: self.diagnostics.into_vec(),
             };
         }
         if !version {
@@ -589,19 +680,9 @@ impl Reader {
         if let (Some(mode), Some(age)) = (mode, max_age) {
             self.max_age_advice(mode, age);
         }
-        let policy = match (version, mode, max_age) {
-            (true, Some(mode), Some(max_age)) => Some(Policy {
-                version: "STSv1",
-                mode,
-                mx: self.fields.mx.clone(),
-                max_age,
-                extensions: self.fields.extensions.clone(),
-            }),
-            _ => None,
-        };
         PolicyLint {
             fields: self.fields,
-            lint: Lint::new(policy, self.diagnostics),
+            diagnostics: self.diagnostics.into_vec(),
         }
     }
 
@@ -652,7 +733,6 @@ mod tests {
 
     fn codes(body: &str) -> Vec<&'static str> {
         Policy::lint(body.as_bytes())
-            .lint
             .diagnostics
             .iter()
             .map(|d| d.code)
@@ -666,12 +746,8 @@ mod tests {
     #[test]
     fn rfc_example_is_valid_and_clean() {
         let lint = Policy::lint(RFC_EXAMPLE.as_bytes());
-        assert!(
-            lint.lint.diagnostics.is_empty(),
-            "{:?}",
-            lint.lint.diagnostics
-        );
-        let policy = lint.lint.value.unwrap();
+        assert!(lint.diagnostics.is_empty(), "{:?}", lint.diagnostics);
+        let policy = lint.into_policy().unwrap();
         assert_eq!(policy.mode, Mode::Enforce);
         assert_eq!(policy.max_age, 604800);
         assert_eq!(policy.mx.len(), 3);
@@ -720,9 +796,9 @@ mod tests {
             "max_age: 604800",
         ]);
         let lint = Policy::lint(body.as_bytes());
-        assert_eq!(lint.lint.value.unwrap().mode, Mode::Enforce);
-        assert_eq!(lint.lint.diagnostics[0].code, "duplicate-key");
-        assert_eq!(lint.lint.diagnostics[0].line, 3);
+        assert_eq!(lint.diagnostics[0].code, "duplicate-key");
+        assert_eq!(lint.diagnostics[0].line, 3);
+        assert_eq!(lint.into_policy().unwrap().mode, Mode::Enforce);
     }
 
     #[test]
@@ -774,7 +850,7 @@ mod tests {
     fn warnings_leave_the_policy_valid() {
         let body = "mode: testing\nversion: STSv1\nmx: a.example.com\nmax_age: 86400\n\n";
         let lint = Policy::lint(body.as_bytes());
-        assert!(lint.lint.is_valid());
+        assert!(lint.is_valid());
         assert_eq!(
             codes(body),
             ["version-not-first", "blank-line", "testing-max-age"]
@@ -805,7 +881,7 @@ mod tests {
         let mut body = b"version: STSv1\nmode: none\nx: \xff\n".to_vec();
         body.extend_from_slice(b"max_age: 86400\n");
         let lint = Policy::lint(&body);
-        let d = &lint.lint.diagnostics[0];
+        let d = &lint.diagnostics[0];
         assert_eq!((d.code, d.line, d.column), ("invalid-utf8", 3, 4));
     }
 
@@ -819,8 +895,8 @@ mod tests {
     fn garbage_gives_a_bounded_list_of_errors() {
         let body = "<html>\n".repeat(10_000);
         let lint = Policy::lint(body.as_bytes());
-        assert!(!lint.lint.is_valid());
-        assert!(lint.lint.diagnostics.len() <= crate::diag::MAX_DIAGNOSTICS + 1);
+        assert!(!lint.is_valid());
+        assert!(lint.diagnostics.len() <= crate::diag::MAX_DIAGNOSTICS + 1);
     }
 
     #[test]
@@ -833,8 +909,8 @@ mod tests {
             "version: STSv1\r\nmode: enforce\r\nmx: b.example.com\r\nmx: *.example.net\r\nx: y\r\nmax_age: 604800\r\n"
         );
         let again = Policy::lint(text.as_bytes());
-        assert_eq!(again.lint.value.as_ref(), Some(&p));
-        assert_eq!(again.lint.value.unwrap().to_text(), text);
+        assert_eq!(again.policy().as_ref(), Some(&p));
+        assert_eq!(again.into_policy().unwrap().to_text(), text);
     }
 
     #[test]

@@ -7,3 +7,7 @@ mod record;
 pub mod report;
 
 pub use record::{ReportUri, TLSRPT_RECORD, TlsRptRecord, UriProblem};
+pub use report::{
+    PolicyType, ReadReport, Report, ReportError, ReportIdentity, ReportWarning, ReportWarningKind,
+    ResultType,
+};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use mta_sts_policy::taglist::{self, Field, RecordKind};
+use mta_sts_policy::taglist::{self, Field, RecordKind, skip_wsp};
 use mta_sts_policy::{Diagnostic, DiagnosticList, Lint, Severity};
 
 /// The `_smtp._tls` record's grammar.
@@ -67,6 +67,9 @@ pub struct TlsRptRecord {
 impl TlsRptRecord {
     /// Parses one record (its character-strings already concatenated).
     pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Diagnostic> {
+        if let Some(plain) = parse_plain(record) {
+            return Ok(plain);
+        }
         let lint = Self::lint(record);
         match lint.value {
             Some(r) => Ok(r),
@@ -88,6 +91,9 @@ impl TlsRptRecord {
 
     /// Parses one record and reports every finding.
     pub fn lint(record: &[u8]) -> Lint<TlsRptRecord> {
+        if let Some(plain) = parse_plain(record) {
+            return Lint::new(Some(plain), DiagnosticList::default());
+        }
         let mut diagnostics = DiagnosticList::default();
         let value = read(record, &mut diagnostics);
         Lint::new(value, diagnostics)
@@ -115,56 +121,101 @@ impl TlsRptRecord {
     }
 }
 
+/// The record as nearly everyone publishes it, `v=TLSRPTv1; rua=URI[,URI...]` with supported
+/// URIs and an optional trailing separator, read in one pass. `None` sends anything else to the
+/// full reader, which explains.
+fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
+    let rest = record.strip_prefix(b"v=TLSRPTv1")?;
+    let rest = skip_wsp(rest).strip_prefix(b";")?;
+    let rest = skip_wsp(rest).strip_prefix(b"rua=")?;
+    let text = std::str::from_utf8(rest).ok()?;
+    let bytes = text.as_bytes();
+    let mut rua = Vec::new();
+    let mut at = 0;
+    loop {
+        // Each URI is scanned once; the scan stops at what ends it.
+        let uri_text = text.get(at..)?;
+        let scan = scan_uri(uri_text).ok()?;
+        let uri = uri_text.get(..scan.len).filter(|u| !u.is_empty())?;
+        rua.push(classify_uri(uri, &scan).ok()?);
+        at += scan.len;
+        let after = at
+            + bytes
+                .get(at..)?
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        match bytes.get(after) {
+            Some(b',') => at = after + 1 + skip_len(bytes.get(after + 1..)?),
+            // Whitespace after the last field is only allowed before a ';'.
+            None if after == at => break,
+            Some(b';') if taglist::is_record_end(bytes.get(after..)?) => break,
+            _ => return None,
+        }
+    }
+    Some(TlsRptRecord {
+        rua,
+        extensions: Vec::new(),
+    })
+}
+
+fn skip_len(bytes: &[u8]) -> usize {
+    bytes.len() - skip_wsp(bytes).len()
+}
+
 fn read(record: &[u8], diagnostics: &mut DiagnosticList) -> Option<TlsRptRecord> {
-    let fields = taglist::split_fields(record, TLSRPT_RECORD, diagnostics)?;
     let rfc = TLSRPT_RECORD.rfc;
     let mut rua: Option<Vec<ReportUri>> = None;
     let mut extensions = Vec::new();
     let mut ok = true;
-    for field in &fields {
-        if field.name == "rua" {
-            if rua.is_some() {
+    let syntax_ok =
+        taglist::for_each_field(record, TLSRPT_RECORD, diagnostics, |field, diagnostics| {
+            if field.name == "rua" {
+                if rua.is_some() {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Severity::Warning,
+                            "duplicate-rua",
+                            (1, field.column),
+                            rfc,
+                            "the record has more than one rua field; senders use the first",
+                        )
+                        .hint("list every destination in one rua, separated by ','"),
+                    );
+                    return;
+                }
+                rua = Some(read_rua(&field, diagnostics, &mut ok));
+            } else if !taglist::is_field_value(field.value) {
                 diagnostics.push(
                     Diagnostic::new(
-                        Severity::Warning,
-                        "duplicate-rua",
-                        (1, field.column),
+                        Severity::Error,
+                        "invalid-field-value",
+                        (1, field.value_column),
                         rfc,
-                        "the record has more than one rua field; senders use the first",
+                        format!(
+                            "field {} has an invalid value \"{}\"",
+                            field.name, field.value
+                        ),
                     )
-                    .hint("list every destination in one rua, separated by ','"),
+                    .hint("values are visible ASCII without spaces, '=' or ';'"),
                 );
-                continue;
-            }
-            rua = Some(read_rua(field, diagnostics, &mut ok));
-        } else if !taglist::is_field_value(field.value) {
-            diagnostics.push(
-                Diagnostic::new(
-                    Severity::Error,
-                    "invalid-field-value",
-                    (1, field.value_column),
+                ok = false;
+            } else {
+                diagnostics.push(Diagnostic::new(
+                    Severity::Info,
+                    "unknown-field",
+                    (1, field.column),
                     rfc,
                     format!(
-                        "field {} has an invalid value \"{}\"",
-                        field.name, field.value
+                        "field {} is not defined by RFC 8460; senders ignore it",
+                        field.name
                     ),
-                )
-                .hint("values are visible ASCII without spaces, '=' or ';'"),
-            );
-            ok = false;
-        } else {
-            diagnostics.push(Diagnostic::new(
-                Severity::Info,
-                "unknown-field",
-                (1, field.column),
-                rfc,
-                format!(
-                    "field {} is not defined by RFC 8460; senders ignore it",
-                    field.name
-                ),
-            ));
-            extensions.push((field.name.to_owned(), field.value.to_owned()));
-        }
+                ));
+                extensions.push((field.name.to_owned(), field.value.to_owned()));
+            }
+        });
+    if !syntax_ok {
+        return None;
     }
     let Some(rua) = rua else {
         diagnostics.push(
@@ -259,6 +310,86 @@ fn problem(code: &'static str, offset: usize, message: String, hint: &'static st
     }
 }
 
+/// What one pass over a URI's characters found.
+struct UriScan {
+    /// Bytes up to the first `,`, `;`, space or tab (which end a URI in a `rua` list).
+    len: usize,
+    colon: Option<usize>,
+    at_sign: Option<usize>,
+    query: Option<usize>,
+}
+
+/// Checks the characters of the URI at the start of `text`, stopping at `,`, `;`, space or tab.
+/// Plain URI characters are skipped by table; only the few that matter stop the scan.
+fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
+    let bytes = text.as_bytes();
+    let mut scan = UriScan {
+        len: bytes.len(),
+        colon: None,
+        at_sign: None,
+        query: None,
+    };
+    let mut at = 0;
+    loop {
+        let rest = bytes.get(at..).unwrap_or_default();
+        at += rest
+            .iter()
+            .position(|&b| !is_plain_uri_char(b))
+            .unwrap_or(rest.len());
+        let Some(&b) = bytes.get(at) else { break };
+        match b {
+            b',' | b';' | b' ' | b'\t' => {
+                scan.len = at;
+                break;
+            }
+            b'!' => return Err(unencoded(text, at, b)),
+            b'%' => {
+                let hex = bytes.get(at + 1..at + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(problem(
+                        "rua-invalid-uri",
+                        at,
+                        format!("'%' in URI \"{text}\" is not followed by two hex digits"),
+                        "percent-encode as %XX",
+                    ));
+                }
+            }
+            b':' => {
+                scan.colon.get_or_insert(at);
+            }
+            b'@' if scan.query.is_none() => scan.at_sign = Some(at),
+            b'?' => {
+                scan.query.get_or_insert(at);
+            }
+            b'@' => {}
+            _ => return Err(not_allowed(text, at, b)),
+        }
+        at += 1;
+    }
+    Ok(scan)
+}
+
+fn unencoded(uri: &str, at: usize, b: u8) -> UriProblem {
+    problem(
+        "rua-unencoded-char",
+        at,
+        format!("'{}' in URI \"{uri}\" must be percent-encoded", b as char),
+        "encode ',' as %2C, '!' as %21 and ';' as %3B; DMARC-style size limits (!10m) are not part of TLS-RPT",
+    )
+}
+
+fn not_allowed(uri: &str, at: usize, b: u8) -> UriProblem {
+    problem(
+        "rua-invalid-uri",
+        at,
+        format!(
+            "character '{}' is not allowed in URI \"{uri}\"",
+            b.escape_ascii()
+        ),
+        "percent-encode it, and separate URIs with ','",
+    )
+}
+
 fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
     if uri.is_empty() {
         return Err(problem(
@@ -268,39 +399,18 @@ fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
             "write one URI, or several separated by ','",
         ));
     }
-    let bytes = uri.as_bytes();
-    for (at, &b) in bytes.iter().enumerate() {
-        if matches!(b, b'!' | b';') {
-            return Err(problem(
-                "rua-unencoded-char",
-                at,
-                format!("'{}' in URI \"{uri}\" must be percent-encoded", b as char),
-                "encode ',' as %2C, '!' as %21 and ';' as %3B; DMARC-style size limits (!10m) are not part of TLS-RPT",
-            ));
-        }
-        if b == b'%' {
-            let hex = bytes.get(at + 1..at + 3);
-            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                return Err(problem(
-                    "rua-invalid-uri",
-                    at,
-                    format!("'%' in URI \"{uri}\" is not followed by two hex digits"),
-                    "percent-encode as %XX",
-                ));
-            }
-        } else if !is_uri_char(b) {
-            return Err(problem(
-                "rua-invalid-uri",
-                at,
-                format!(
-                    "character '{}' is not allowed in URI \"{uri}\"",
-                    b.escape_ascii()
-                ),
-                "percent-encode it, and separate URIs with ','",
-            ));
-        }
+    let scan = scan_uri(uri)?;
+    match uri.as_bytes().get(scan.len) {
+        None => classify_uri(uri, &scan),
+        Some(&b) if b == b',' || b == b';' => Err(unencoded(uri, scan.len, b)),
+        Some(&b) => Err(not_allowed(uri, scan.len, b)),
     }
-    let Some((scheme, rest)) = uri.split_once(':') else {
+}
+
+/// Checks the scheme and its parts of a URI whose characters [`scan_uri`] accepted.
+fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
+    let (colon, at_sign, query) = (scan.colon, scan.at_sign, scan.query);
+    let Some(colon) = colon else {
         return Err(problem(
             "rua-invalid-uri",
             0,
@@ -308,29 +418,49 @@ fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
             "write mailto:ADDRESS or https://HOST/PATH",
         ));
     };
+    let scheme = uri.get(..colon).unwrap_or_default();
+    let rest = uri.get(colon + 1..).unwrap_or_default();
     if scheme.eq_ignore_ascii_case("mailto") {
-        let address = rest.split('?').next().unwrap_or_default();
-        match address.rsplit_once('@') {
-            Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
-                Ok(ReportUri::Mailto(uri.to_owned()))
-            }
-            _ => Err(problem(
+        // mailto:local@domain[?headers]: a local part, and a domain with a dot.
+        let end = query.unwrap_or(uri.len());
+        let valid = at_sign.is_some_and(|at| {
+            at > colon + 1
+                && uri
+                    .get(at + 1..end)
+                    .is_some_and(|domain| domain.bytes().any(|b| b == b'.'))
+        });
+        if valid {
+            Ok(ReportUri::Mailto(uri.to_owned()))
+        } else {
+            Err(problem(
                 "rua-invalid-uri",
-                scheme.len() + 1,
+                colon + 1,
                 format!("\"{uri}\" is not a mail address"),
                 "write mailto:local@domain",
-            )),
+            ))
         }
     } else if scheme.eq_ignore_ascii_case("https") {
+        // https://[userinfo@]host[:port][/path][?query][#fragment]
+        let authority_start = colon + 3;
         let host = rest
             .strip_prefix("//")
-            .and_then(|r| r.split(['/', '?', '#']).next())
-            .map(|authority| authority.rsplit('@').next().unwrap_or_default())
+            .and_then(|r| {
+                let end = r
+                    .bytes()
+                    .position(|b| matches!(b, b'/' | b'?' | b'#'))
+                    .unwrap_or(r.len());
+                let authority_end = authority_start + end;
+                let host_start = match at_sign {
+                    Some(at) if at < authority_end => at + 1,
+                    _ => authority_start,
+                };
+                uri.get(host_start..authority_end)
+            })
             .unwrap_or_default();
         if host.is_empty() || host.starts_with(':') {
             return Err(problem(
                 "rua-invalid-uri",
-                scheme.len() + 1,
+                colon + 1,
                 format!("\"{uri}\" has no host"),
                 "write https://HOST/PATH",
             ));
@@ -351,30 +481,43 @@ fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
     }
 }
 
-/// Characters RFC 3986 allows in a URI (with `%` handled by the caller).
-fn is_uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b':'
-                | b'/'
-                | b'?'
-                | b'#'
-                | b'['
-                | b']'
-                | b'@'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b'='
-        )
+/// Characters RFC 3986 allows in a URI that need no further look: all but `%`, `:`, `@`, `?`
+/// (which [`check_uri`] handles) and those it forbids.
+#[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
+const PLAIN_URI_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'/'
+                    | b'#'
+                    | b'['
+                    | b']'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+fn is_plain_uri_char(b: u8) -> bool {
+    PLAIN_URI_CHARS
+        .get(usize::from(b))
+        .copied()
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -495,6 +638,30 @@ mod tests {
             TlsRptRecord::lint_rrset(&set).diagnostics[0].code,
             "multiple-records"
         );
+    }
+
+    #[test]
+    fn plain_path_agrees_with_the_full_reader() {
+        for record in [
+            "v=TLSRPTv1;rua=mailto:a@example.com",
+            "v=TLSRPTv1; rua=mailto:a@example.com , https://x.example/a;",
+            "v=TLSRPTv1; rua=mailto:a@example.com ",
+            "v=TLSRPTv1; rua=mailto:a@example.com\n",
+            "v=TLSRPTv1; rua=mailto:a@example.com\x0b",
+            "v=TLSRPTv1; rua=mailto:a@example.com; x=y",
+            "v=TLSRPTv1; rua=mailto:a@example.com,",
+            "v=TLSRPTv1; rua=http://x.example/",
+            "v=TLSRPTv1;\nrua=mailto:a@example.com",
+            "v=TLSRPTv1; rua=mailto:a@example.com,\tmailto:b@example.com ;\t",
+            "v=TLSRPTv1; rua=mailto:a@\u{e9}.example",
+        ] {
+            if let Some(plain) = parse_plain(record.as_bytes()) {
+                let mut d = DiagnosticList::default();
+                assert_eq!(read(record.as_bytes(), &mut d), Some(plain), "{record:?}");
+                assert!(d.into_vec().is_empty(), "{record:?}");
+            }
+        }
+        assert!(parse_plain(b"v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt").is_some());
     }
 
     #[test]
