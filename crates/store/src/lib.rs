@@ -1,0 +1,384 @@
+//! Durable storage of TLS reports: SQLite (WAL) in a data directory by default, PostgreSQL by
+//! URL, with the same schema, migrations and behaviour.
+//!
+//! [`Store::open`] takes a [`Location`] and brings the schema up to date. Report bodies are
+//! kept raw ([`Store::ingest_raw`]) before anything is parsed; parsed rows
+//! ([`Store::ingest_parsed`]) are derived from them and are idempotent by report identity
+//! (organization, report-id, date range); a body that cannot be read goes to quarantine with
+//! its reason ([`Store::quarantine`]). [`Store::ingest`] does all of it for one body.
+//!
+//! Writes from any number of tasks are committed in groups by one writer task, so durability
+//! costs one flush per batch rather than one per report; a write returns only once it is
+//! committed. Reads ([`Store::list_reports`], [`Store::get_report`], [`Store::list_quarantine`],
+//! [`Store::raw`]) use their own connections.
+//!
+//! ```
+//! use mta_sts_store::{Ingested, Location, ReportFilter, Source, Store};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(&Location::DataDirectory(dir.path().to_owned())).await?;
+//! let body = br#"{"organization-name": "Example Inc.", "report-id": "r1",
+//!   "date-range": {"start-datetime": "2024-01-09T00:00:00Z", "end-datetime": "2024-01-09T23:59:59Z"},
+//!   "contact-info": "tls@example.net", "policies": []}"#;
+//! let outcome = store.ingest(Source::Https, "application/tlsrpt+json", body).await?;
+//! assert!(matches!(outcome, Ingested::Stored { .. }));
+//! let again = store.ingest(Source::Https, "application/tlsrpt+json", body).await?;
+//! assert!(matches!(again, Ingested::Duplicate { .. }));
+//! assert_eq!(store.list_reports(&ReportFilter::default()).await?.len(), 1);
+//! store.close().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod location;
+mod model;
+mod sql;
+mod writer;
+mod writes;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, decode};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Connection, Executor};
+use tokio::task::JoinHandle;
+
+pub use error::StoreError;
+pub use location::{Location, SQLITE_FILE_NAME};
+pub use model::{
+    IngestOutcome, Ingested, PolicySummary, QuarantineEntry, RawId, RawReport, ReportFilter,
+    ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
+};
+pub use sql::MAX_INDEXED_LEN;
+
+use sql::{Backend, NewRaw};
+use writer::Writer;
+use writes::{Quarantine, StoreIngest, StoreParsed, StoreRaw, Verdict};
+
+/// How a store runs; [`StoreOptions::default`] suits an intake on a small machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Connections kept for reads.
+    pub reader_connections: u32,
+    /// The largest report JSON [`Store::ingest`] reads once decompressed, in bytes.
+    pub max_report_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 256,
+            reader_connections: 4,
+            max_report_size: DEFAULT_MAX_DECOMPRESSED,
+        }
+    }
+}
+
+/// An open store. Share it between tasks by reference (or in an `Arc`): every method takes
+/// `&self`, and concurrent writes are committed together.
+#[derive(Debug)]
+pub struct Store {
+    location: Location,
+    readers: AnyPool,
+    writer: Writer,
+    writer_task: JoinHandle<()>,
+    max_report_size: usize,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `location` with default options, and applies
+    /// any pending schema migrations.
+    ///
+    /// # Errors
+    ///
+    /// See [`Store::open_with`].
+    pub async fn open(location: &Location) -> Result<Self, StoreError> {
+        Self::open_with(location, StoreOptions::default()).await
+    }
+
+    /// Opens (creating when missing) the store at `location` and applies any pending schema
+    /// migrations (embedded in the binary; applying them again changes nothing).
+    ///
+    /// A data directory is created when missing and holds the SQLite file in WAL mode with
+    /// `synchronous=FULL`: every commit is flushed to disk before it returns, so a write that
+    /// returned survives a power loss, not only a crash of this process (`NORMAL` would only
+    /// guarantee the latter). Group commit is what makes that affordable.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be created, the database cannot be reached, or the schema
+    /// cannot be migrated (for example, a newer version of this program wrote it).
+    pub async fn open_with(location: &Location, options: StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = connection_url(location)?;
+        let connect_error = |source| StoreError::Connect {
+            database: location.to_string(),
+            source,
+        };
+        let mut write_conn = AnyConnection::connect(&url).await.map_err(connect_error)?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers read while the writer writes; FULL flushes the WAL on every
+            // commit (see above). Both stick to the connection that runs them, and WAL to the
+            // file.
+            write_conn
+                .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                .await
+                .map_err(error::database("set up SQLite"))?;
+        }
+        sql::migrator(backend)
+            .run(&mut write_conn)
+            .await
+            .map_err(|source| StoreError::Migrate { source })?;
+
+        let readers = AnyPoolOptions::new()
+            .max_connections(options.reader_connections.max(1))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Reads never write: make a mistake fail instead of taking the write
+                        // lock away from the writer.
+                        conn.execute("PRAGMA query_only = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(connect_error)?;
+        let (writer, writer_task) = Writer::start(write_conn, options.max_batch);
+        Ok(Self {
+            location: location.clone(),
+            readers,
+            writer,
+            writer_task,
+            max_report_size: options.max_report_size,
+        })
+    }
+
+    /// Where the store lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Stores a report body exactly as received, and returns once it is committed. The same
+    /// bytes stored again return the first key (and keep the first source and time).
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write; nothing was stored.
+    pub async fn ingest_raw(
+        &self,
+        source: Source,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<RawId, StoreError> {
+        self.writer
+            .submit(StoreRaw(new_raw(source, content_type, bytes)))
+            .await
+    }
+
+    /// Stores a report read from the raw body `raw`, and returns once it is committed.
+    /// Idempotent: a report with the same identity (organization, report-id, date range) stored
+    /// before is left as it was, and its key returned as [`IngestOutcome::Duplicate`]. A report
+    /// whose organization-name, report-id or a policy-domain is longer than
+    /// [`MAX_INDEXED_LEN`] bytes is put in quarantine instead.
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write (for example, `raw` does not exist); nothing was
+    /// stored.
+    pub async fn ingest_parsed(
+        &self,
+        raw: RawId,
+        report: &ReadReport,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.writer
+            .submit(StoreParsed {
+                raw,
+                report: report.clone(),
+                now: unix_now(),
+            })
+            .await
+    }
+
+    /// Puts the raw body `raw` in quarantine with `reason`, and returns once it is committed.
+    /// A body already in quarantine keeps its first reason.
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write (for example, `raw` does not exist).
+    pub async fn quarantine(&self, raw: RawId, reason: &str) -> Result<(), StoreError> {
+        self.writer
+            .submit(Quarantine {
+                raw,
+                reason: reason.to_owned(),
+                now: unix_now(),
+            })
+            .await
+    }
+
+    /// Reads a report body (gzip or JSON, whatever `content_type` says, decompressed up to
+    /// [`StoreOptions::max_report_size`]) and stores it: the raw bytes, then the parsed report
+    /// or, when it cannot be read, a quarantine entry with the reason. Returns once committed.
+    ///
+    /// The body is read before the write is queued, and the raw row and its outcome are
+    /// committed in one transaction, raw row first: the bytes are never stored without their
+    /// outcome, nor an outcome without its bytes, and a report costs one place in a group
+    /// commit. The reader is pure and returns an error for anything it cannot read; should it
+    /// panic all the same, the body is still stored, in quarantine.
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write; nothing was stored.
+    pub async fn ingest(
+        &self,
+        source: Source,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Ingested, StoreError> {
+        let verdict = match catch_unwind(AssertUnwindSafe(|| decode(bytes, self.max_report_size))) {
+            Ok(Ok(read)) => Verdict::Read(read),
+            Ok(Err(error)) => Verdict::Unreadable(error),
+            Err(_) => Verdict::ReaderFailed,
+        };
+        self.writer
+            .submit(StoreIngest {
+                raw: new_raw(source, content_type, bytes),
+                verdict,
+            })
+            .await
+    }
+
+    /// Reports matching `filter`, newest period first, each with its policies' session counts.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn list_reports(
+        &self,
+        filter: &ReportFilter,
+    ) -> Result<Vec<ReportSummary>, StoreError> {
+        let mut conn = self.reader().await?;
+        sql::list_reports(&mut conn, filter).await
+    }
+
+    /// The report stored under `key`, with its policies, failure details and warnings.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read, or holds a value this version cannot read back.
+    pub async fn get_report(&self, key: ReportKey) -> Result<Option<StoredReport>, StoreError> {
+        // One transaction, so the report and its child rows are read from one state.
+        let mut transaction = self
+            .readers
+            .begin()
+            .await
+            .map_err(error::database("begin read"))?;
+        let report = sql::get_report(&mut transaction, key).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(error::database("end read"))?;
+        Ok(report)
+    }
+
+    /// Every body in quarantine, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn list_quarantine(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let mut conn = self.reader().await?;
+        sql::list_quarantine(&mut conn).await
+    }
+
+    /// The raw body stored under `id`.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn raw(&self, id: RawId) -> Result<Option<RawReport>, StoreError> {
+        let mut conn = self.reader().await?;
+        sql::raw(&mut conn, id).await
+    }
+
+    /// Stops taking writes, waits for the queued ones to commit, and closes every connection.
+    /// Dropping a store does the same in the background.
+    pub async fn close(self) {
+        let Self {
+            readers,
+            writer,
+            writer_task,
+            ..
+        } = self;
+        drop(writer);
+        // The task ends once the queue is empty and closed; a panic in it has been reported.
+        let _ = writer_task.await;
+        readers.close().await;
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+        self.readers
+            .acquire()
+            .await
+            .map_err(error::database("connect for reading"))
+    }
+}
+
+/// The backend and `sqlx` URL of `location`; creates a data directory when missing.
+fn connection_url(location: &Location) -> Result<(Backend, String), StoreError> {
+    match location {
+        Location::Postgres(url) => Ok((Backend::Postgres, url.clone())),
+        Location::DataDirectory(dir) => {
+            let invalid = |reason| StoreError::InvalidLocation {
+                location: dir.display().to_string(),
+                reason,
+            };
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDirectory {
+                path: dir.clone(),
+                source,
+            })?;
+            let dir = std::path::absolute(dir)
+                .map_err(|_| invalid("the path cannot be made absolute"))?;
+            let file = dir.join(SQLITE_FILE_NAME);
+            let path = file
+                .to_str()
+                .ok_or_else(|| invalid("the path is not valid UTF-8"))?;
+            // sqlx percent-decodes the path and splits the URL at `?`.
+            let path = path
+                .replace('%', "%25")
+                .replace('?', "%3F")
+                .replace('#', "%23");
+            Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rwc")))
+        }
+    }
+}
+
+fn new_raw(source: Source, content_type: &str, bytes: &[u8]) -> NewRaw {
+    let digest = Sha256::digest(bytes);
+    let sha256 = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    NewRaw {
+        received_at: unix_now(),
+        source,
+        content_type: content_type.to_owned(),
+        sha256,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,543 @@
+//! Every SQL statement the store runs, and the migrations. The same text runs on SQLite and
+//! PostgreSQL: `$n` placeholders (both accept them), `ON CONFLICT … DO NOTHING`, `RETURNING`,
+//! and only `BIGINT`-sized integers, text and bytes cross the driver (what `sqlx::Any` carries).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use mta_sts_tlsrpt::report::{
+    AppliedPolicy, DateRange, FailureDetail, PolicyResult, PolicyType, ReadReport, Report,
+    ResultType, SessionSummary, Timestamp,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyConnection, AssertSqlSafe, Row, SqlSafeStr};
+
+use crate::error::StoreError;
+use crate::model::{
+    IngestOutcome, PolicySummary, QuarantineEntry, RawId, RawReport, ReportFilter, ReportKey,
+    ReportSummary, Source, StoredReport, StoredWarning,
+};
+
+/// The longest `organization-name`, `report-id` or `policy-domain` the store indexes, in bytes.
+/// Real ones are under 100 bytes; a B-tree entry in PostgreSQL cannot exceed about 2.7 kB, so a
+/// longer value would fail the insert instead of being quarantined.
+pub const MAX_INDEXED_LEN: usize = 1024;
+
+/// Which database the statements run on; only the migrations differ (column types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The migrations of `backend`, embedded in the binary. Each backend has its own file per
+/// version because DDL types differ (`BLOB`/`BYTEA`, identity columns); a unit test checks that
+/// the two files describe the same schema.
+pub(crate) fn migrator(backend: Backend) -> Migrator {
+    let migrations: &[(i64, &str, &'static str)] = match backend {
+        Backend::Sqlite => &[(
+            1,
+            "reports",
+            include_str!("../migrations/sqlite/0001_reports.sql"),
+        )],
+        Backend::Postgres => &[(
+            1,
+            "reports",
+            include_str!("../migrations/postgres/0001_reports.sql"),
+        )],
+    };
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A raw body about to be stored.
+#[derive(Debug)]
+pub(crate) struct NewRaw {
+    pub(crate) received_at: i64,
+    pub(crate) source: Source,
+    pub(crate) content_type: String,
+    pub(crate) sha256: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Stores a raw body, or finds the same bytes stored before.
+pub(crate) async fn insert_raw(conn: &mut AnyConnection, raw: &NewRaw) -> sqlx::Result<RawId> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO raw_reports (received_at, source, content_type, bytes, sha256, size) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING RETURNING id",
+    )
+    .bind(raw.received_at)
+    .bind(raw.source.as_str())
+    .bind(raw.content_type.as_str())
+    .bind(raw.bytes.as_slice())
+    .bind(raw.sha256.as_str())
+    .bind(saturating_i64(raw.bytes.len() as u64))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(RawId(id));
+    }
+    let id = sqlx::query_scalar("SELECT id FROM raw_reports WHERE sha256 = $1")
+        .bind(raw.sha256.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(RawId(id))
+}
+
+/// Puts a raw body in quarantine; a body already there keeps its first reason.
+pub(crate) async fn insert_quarantine(
+    conn: &mut AnyConnection,
+    raw: RawId,
+    reason: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO quarantine (raw_id, reason, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (raw_id) DO NOTHING",
+    )
+    .bind(raw.0)
+    .bind(reason)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a read report cannot be stored as rows, if it cannot.
+fn unindexable(report: &Report) -> Option<String> {
+    let fields = [
+        ("organization-name", &report.organization_name),
+        ("report-id", &report.report_id),
+    ];
+    let domains = report
+        .policies
+        .iter()
+        .map(|policy| ("policy-domain", &policy.policy.policy_domain));
+    fields
+        .into_iter()
+        .chain(domains)
+        .find(|(_, value)| value.len() > MAX_INDEXED_LEN)
+        .map(|(field, value)| {
+            format!(
+                "TLS report field \"{field}\" is {} bytes long; the store keeps at most \
+                 {MAX_INDEXED_LEN}",
+                value.len()
+            )
+        })
+}
+
+/// Stores a read report's rows for the raw body `raw`, unless a report with the same identity
+/// is stored already. A report whose indexed fields are too long goes to quarantine.
+pub(crate) async fn insert_parsed(
+    conn: &mut AnyConnection,
+    raw: RawId,
+    read: &ReadReport,
+    now: i64,
+) -> sqlx::Result<IngestOutcome> {
+    let report = &read.report;
+    if let Some(reason) = unindexable(report) {
+        insert_quarantine(conn, raw, &reason, now).await?;
+        return Ok(IngestOutcome::Quarantined { reason });
+    }
+    let identity = report.identity();
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO reports \
+         (raw_id, organization_name, report_id, date_start, date_end, contact_info) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (organization_name, report_id, date_start, date_end) DO NOTHING \
+         RETURNING id",
+    )
+    .bind(raw.0)
+    .bind(identity.organization_name.as_str())
+    .bind(identity.report_id.as_str())
+    .bind(identity.start_unix_seconds)
+    .bind(identity.end_unix_seconds)
+    .bind(report.contact_info.as_deref())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(report_key) = inserted else {
+        let existing = sqlx::query_scalar(
+            "SELECT id FROM reports WHERE organization_name = $1 AND report_id = $2 \
+             AND date_start = $3 AND date_end = $4",
+        )
+        .bind(identity.organization_name.as_str())
+        .bind(identity.report_id.as_str())
+        .bind(identity.start_unix_seconds)
+        .bind(identity.end_unix_seconds)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(IngestOutcome::Duplicate(ReportKey(existing)));
+    };
+    for policy in &report.policies {
+        insert_policy(conn, report_key, policy).await?;
+    }
+    for warning in &read.warnings {
+        sqlx::query("INSERT INTO report_warnings (report, path, message) VALUES ($1, $2, $3)")
+            .bind(report_key)
+            .bind(warning.path.as_str())
+            .bind(warning.kind.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(IngestOutcome::Stored(ReportKey(report_key)))
+}
+
+async fn insert_policy(
+    conn: &mut AnyConnection,
+    report: i64,
+    result: &PolicyResult,
+) -> sqlx::Result<()> {
+    let policy = &result.policy;
+    let policy_id: i64 = sqlx::query_scalar(
+        "INSERT INTO report_policies (report, policy_type, policy_domain, policy_string, \
+         mx_host, successful_sessions, failed_sessions) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(report)
+    .bind(policy.policy_type.as_str())
+    .bind(policy.policy_domain.as_str())
+    .bind(json_strings(&policy.policy_string))
+    .bind(json_strings(&policy.mx_host))
+    .bind(saturating_i64(
+        result.summary.total_successful_session_count,
+    ))
+    .bind(saturating_i64(result.summary.total_failure_session_count))
+    .fetch_one(&mut *conn)
+    .await?;
+    for detail in &result.failure_details {
+        sqlx::query(
+            "INSERT INTO failure_details (policy, result_type, sending_mta_ip, \
+             receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, \
+             additional_information, failure_reason_code) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(policy_id)
+        .bind(detail.result_type.as_str())
+        .bind(detail.sending_mta_ip.as_deref())
+        .bind(detail.receiving_mx_hostname.as_deref())
+        .bind(detail.receiving_mx_helo.as_deref())
+        .bind(detail.receiving_ip.as_deref())
+        .bind(saturating_i64(detail.failed_session_count))
+        .bind(detail.additional_information.as_deref())
+        .bind(detail.failure_reason_code.as_deref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A raw body by key.
+pub(crate) async fn raw(
+    conn: &mut AnyConnection,
+    id: RawId,
+) -> Result<Option<RawReport>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, received_at, source, content_type, bytes, sha256 FROM raw_reports \
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await
+    .map_err(crate::error::database("read raw report"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RawReport {
+        id: RawId(get(&row, "id")?),
+        received_at: timestamp(get(&row, "received_at")?, "raw_reports.received_at")?,
+        source: get(&row, "source")?,
+        content_type: get(&row, "content_type")?,
+        bytes: get(&row, "bytes")?,
+        sha256: get(&row, "sha256")?,
+    }))
+}
+
+/// Every body in quarantine, oldest first.
+pub(crate) async fn list_quarantine(
+    conn: &mut AnyConnection,
+) -> Result<Vec<QuarantineEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT q.raw_id, q.reason, q.created_at, r.source, r.content_type, r.size \
+         FROM quarantine q JOIN raw_reports r ON r.id = q.raw_id ORDER BY q.id",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(crate::error::database("list quarantine"))?;
+    rows.iter()
+        .map(|row| {
+            Ok(QuarantineEntry {
+                raw: RawId(get(row, "raw_id")?),
+                reason: get(row, "reason")?,
+                created_at: timestamp(get(row, "created_at")?, "quarantine.created_at")?,
+                source: get(row, "source")?,
+                content_type: get(row, "content_type")?,
+                size: count(get(row, "size")?),
+            })
+        })
+        .collect()
+}
+
+/// Reports matching `filter`, newest period first, each with its policies.
+pub(crate) async fn list_reports(
+    conn: &mut AnyConnection,
+    filter: &ReportFilter,
+) -> Result<Vec<ReportSummary>, StoreError> {
+    // The filter decides which conditions (and placeholders) the statement has; the text is
+    // built from constant pieces only, and values are bound.
+    let mut sql = String::from(
+        "SELECT r.id, r.organization_name, r.report_id, r.date_start, r.date_end, \
+         p.policy_domain, p.policy_type, p.successful_sessions, p.failed_sessions \
+         FROM (SELECT id, organization_name, report_id, date_start, date_end FROM reports \
+         WHERE 1 = 1",
+    );
+    let mut placeholder = 0;
+    let domain = filter.domain.as_deref().map(normalize_domain);
+    if domain.is_some() {
+        placeholder += 1;
+        let _ = write!(
+            sql,
+            " AND id IN (SELECT report FROM report_policies \
+             WHERE rtrim(lower(policy_domain), '.') = ${placeholder})"
+        );
+    }
+    if filter.since.is_some() {
+        placeholder += 1;
+        let _ = write!(sql, " AND date_end > ${placeholder}");
+    }
+    placeholder += 1;
+    let _ = write!(
+        sql,
+        " ORDER BY date_start DESC, id DESC LIMIT ${placeholder}) r \
+         LEFT JOIN report_policies p ON p.report = r.id \
+         ORDER BY r.date_start DESC, r.id DESC, p.id"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    if let Some(domain) = domain {
+        query = query.bind(domain);
+    }
+    if let Some(since) = &filter.since {
+        query = query.bind(since.unix_seconds());
+    }
+    let rows = query
+        .bind(i64::from(filter.limit))
+        .fetch_all(conn)
+        .await
+        .map_err(crate::error::database("list reports"))?;
+
+    let mut summaries: Vec<ReportSummary> = Vec::new();
+    for row in &rows {
+        let key = ReportKey(get(row, "id")?);
+        if summaries.last().is_none_or(|last| last.key != key) {
+            summaries.push(ReportSummary {
+                key,
+                organization_name: get(row, "organization_name")?,
+                report_id: get(row, "report_id")?,
+                date_start: timestamp(get(row, "date_start")?, "reports.date_start")?,
+                date_end: timestamp(get(row, "date_end")?, "reports.date_end")?,
+                policies: Vec::new(),
+            });
+        }
+        // A report without policies comes back as one row of NULL policy columns.
+        let Some(domain) = get::<Option<String>>(row, "policy_domain")? else {
+            continue;
+        };
+        if let Some(summary) = summaries.last_mut() {
+            summary.policies.push(PolicySummary {
+                domain,
+                policy_type: get(row, "policy_type")?,
+                successful: count(get(row, "successful_sessions")?),
+                failed: count(get(row, "failed_sessions")?),
+            });
+        }
+    }
+    Ok(summaries)
+}
+
+/// One report in full. Runs its reads in one transaction so they see one state.
+pub(crate) async fn get_report(
+    conn: &mut AnyConnection,
+    key: ReportKey,
+) -> Result<Option<StoredReport>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, raw_id, organization_name, report_id, date_start, date_end, contact_info \
+         FROM reports WHERE id = $1",
+    )
+    .bind(key.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(crate::error::database("read report"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let policy_rows = sqlx::query(
+        "SELECT id, policy_type, policy_domain, policy_string, mx_host, successful_sessions, \
+         failed_sessions FROM report_policies WHERE report = $1 ORDER BY id",
+    )
+    .bind(key.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(crate::error::database("read report policies"))?;
+    let detail_rows = sqlx::query(
+        "SELECT policy, result_type, sending_mta_ip, receiving_mx_hostname, receiving_mx_helo, \
+         receiving_ip, failed_session_count, additional_information, failure_reason_code \
+         FROM failure_details \
+         WHERE policy IN (SELECT id FROM report_policies WHERE report = $1) ORDER BY id",
+    )
+    .bind(key.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(crate::error::database("read failure details"))?;
+    let warning_rows =
+        sqlx::query("SELECT path, message FROM report_warnings WHERE report = $1 ORDER BY id")
+            .bind(key.0)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(crate::error::database("read report warnings"))?;
+
+    let mut policies = Vec::with_capacity(policy_rows.len());
+    for row in &policy_rows {
+        let policy_id: i64 = get(row, "id")?;
+        let mut failure_details = Vec::new();
+        for detail in &detail_rows {
+            if get::<i64>(detail, "policy")? == policy_id {
+                failure_details.push(FailureDetail {
+                    result_type: ResultType::from_name(&get::<String>(detail, "result_type")?),
+                    sending_mta_ip: get(detail, "sending_mta_ip")?,
+                    receiving_mx_hostname: get(detail, "receiving_mx_hostname")?,
+                    receiving_mx_helo: get(detail, "receiving_mx_helo")?,
+                    receiving_ip: get(detail, "receiving_ip")?,
+                    failed_session_count: count(get(detail, "failed_session_count")?),
+                    additional_information: get(detail, "additional_information")?,
+                    failure_reason_code: get(detail, "failure_reason_code")?,
+                });
+            }
+        }
+        policies.push(PolicyResult {
+            policy: AppliedPolicy {
+                policy_type: PolicyType::from_name(&get::<String>(row, "policy_type")?),
+                policy_string: strings(&get::<String>(row, "policy_string")?, "policy_string")?,
+                policy_domain: get(row, "policy_domain")?,
+                mx_host: strings(&get::<String>(row, "mx_host")?, "mx_host")?,
+            },
+            summary: SessionSummary {
+                total_successful_session_count: count(get(row, "successful_sessions")?),
+                total_failure_session_count: count(get(row, "failed_sessions")?),
+            },
+            failure_details,
+        });
+    }
+    let warnings = warning_rows
+        .iter()
+        .map(|row| {
+            Ok(StoredWarning {
+                path: get(row, "path")?,
+                message: get(row, "message")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(StoredReport {
+        key,
+        raw: RawId(get(&row, "raw_id")?),
+        report: Report {
+            organization_name: get(&row, "organization_name")?,
+            date_range: DateRange {
+                start: timestamp(get(&row, "date_start")?, "reports.date_start")?,
+                end: timestamp(get(&row, "date_end")?, "reports.date_end")?,
+            },
+            contact_info: get(&row, "contact_info")?,
+            report_id: get(&row, "report_id")?,
+            policies,
+        },
+        warnings,
+    }))
+}
+
+/// A column of `row`, or [`StoreError::Corrupt`] when it has another type.
+fn get<T>(row: &sqlx::any::AnyRow, column: &'static str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(|error| StoreError::Corrupt {
+        what: column,
+        reason: error.to_string(),
+    })
+}
+
+fn timestamp(unix_seconds: i64, what: &'static str) -> Result<Timestamp, StoreError> {
+    Timestamp::from_unix_seconds(unix_seconds).ok_or_else(|| StoreError::Corrupt {
+        what,
+        reason: format!("{unix_seconds} is not a time between the years 0000 and 9999"),
+    })
+}
+
+fn strings(json: &str, what: &'static str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json).map_err(|error| StoreError::Corrupt {
+        what,
+        reason: error.to_string(),
+    })
+}
+
+fn json_strings(values: &[String]) -> String {
+    serde_json::Value::from(values).to_string()
+}
+
+/// Counts are stored as `BIGINT`: a count past `i64::MAX` (only a hostile report sends one) is
+/// stored as `i64::MAX`, so sums stay positive.
+fn saturating_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn count(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(0)
+}
+
+/// Policy domains compare lowercased and without a trailing dot.
+pub(crate) fn normalize_domain(domain: &str) -> String {
+    domain.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PostgreSQL migration is the SQLite one with PostgreSQL's types: same tables, same
+    /// columns, same indexes.
+    #[test]
+    fn both_backends_have_the_same_schema() {
+        let sqlite = include_str!("../migrations/sqlite/0001_reports.sql")
+            .replace(
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+                "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            )
+            .replace(" INTEGER NOT NULL", " BIGINT NOT NULL")
+            .replace("BLOB", "BYTEA")
+            .replace("../postgres/", "../sqlite/");
+        assert_eq!(
+            sqlite,
+            include_str!("../migrations/postgres/0001_reports.sql")
+        );
+    }
+
+    #[test]
+    fn counts_past_i64_saturate() {
+        assert_eq!(saturating_i64(u64::MAX), i64::MAX);
+        assert_eq!(count(saturating_i64(12)), 12);
+    }
+
+    #[test]
+    fn domains_compare_lowercased_without_trailing_dot() {
+        assert_eq!(normalize_domain("Example.COM."), "example.com");
+    }
+}

@@ -1,0 +1,121 @@
+//! The writes the writer task applies: each a small value holding what it stores.
+
+use std::future::Future;
+
+use mta_sts_tlsrpt::report::{ReadReport, ReportError};
+use sqlx::AnyConnection;
+
+use crate::model::{IngestOutcome, Ingested, RawId};
+use crate::sql::{self, NewRaw};
+use crate::writer::Write;
+
+/// Stores a raw body ([`Store::ingest_raw`](crate::Store::ingest_raw)).
+pub(crate) struct StoreRaw(pub(crate) NewRaw);
+
+impl Write for StoreRaw {
+    type Output = RawId;
+
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> impl Future<Output = sqlx::Result<RawId>> + Send + 'c {
+        sql::insert_raw(conn, &self.0)
+    }
+
+    fn operation(&self) -> &'static str {
+        "store raw report"
+    }
+}
+
+/// Stores a read report ([`Store::ingest_parsed`](crate::Store::ingest_parsed)).
+pub(crate) struct StoreParsed {
+    pub(crate) raw: RawId,
+    pub(crate) report: ReadReport,
+    pub(crate) now: i64,
+}
+
+impl Write for StoreParsed {
+    type Output = IngestOutcome;
+
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> impl Future<Output = sqlx::Result<IngestOutcome>> + Send + 'c {
+        sql::insert_parsed(conn, self.raw, &self.report, self.now)
+    }
+
+    fn operation(&self) -> &'static str {
+        "store parsed report"
+    }
+}
+
+/// Puts a raw body in quarantine ([`Store::quarantine`](crate::Store::quarantine)).
+pub(crate) struct Quarantine {
+    pub(crate) raw: RawId,
+    pub(crate) reason: String,
+    pub(crate) now: i64,
+}
+
+impl Write for Quarantine {
+    type Output = ();
+
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'c {
+        sql::insert_quarantine(conn, self.raw, &self.reason, self.now)
+    }
+
+    fn operation(&self) -> &'static str {
+        "quarantine report"
+    }
+}
+
+/// What reading a body gave, decided before the write is queued.
+pub(crate) enum Verdict {
+    Read(ReadReport),
+    Unreadable(ReportError),
+    /// The reader panicked: a bug, but the body is still kept.
+    ReaderFailed,
+}
+
+/// A body and what reading it gave, stored in one transaction: the raw row first, then the
+/// parsed rows or the quarantine row ([`Store::ingest`](crate::Store::ingest)).
+pub(crate) struct StoreIngest {
+    pub(crate) raw: NewRaw,
+    pub(crate) verdict: Verdict,
+}
+
+impl Write for StoreIngest {
+    type Output = Ingested;
+
+    async fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> sqlx::Result<Ingested> {
+        let now = self.raw.received_at;
+        let raw = sql::insert_raw(conn, &self.raw).await?;
+        let reason = match &self.verdict {
+            Verdict::Read(report) => {
+                return Ok(match sql::insert_parsed(conn, raw, report, now).await? {
+                    IngestOutcome::Stored(report) => Ingested::Stored { raw, report },
+                    IngestOutcome::Duplicate(report) => Ingested::Duplicate { raw, report },
+                    IngestOutcome::Quarantined { reason } => Ingested::Quarantined { raw, reason },
+                });
+            }
+            Verdict::Unreadable(error) => error.to_string(),
+            Verdict::ReaderFailed => {
+                "the report reader failed on this body (a bug in mta-sts); the body is kept"
+                    .to_owned()
+            }
+        };
+        sql::insert_quarantine(conn, raw, &reason, now).await?;
+        Ok(match &self.verdict {
+            Verdict::Unreadable(ReportError::TooLarge { limit }) => {
+                Ingested::TooLarge { raw, limit: *limit }
+            }
+            _ => Ingested::Quarantined { raw, reason },
+        })
+    }
+
+    fn operation(&self) -> &'static str {
+        "ingest report"
+    }
+}

@@ -1,0 +1,792 @@
+//! The store's behaviour, one suite for both backends: every case runs against SQLite, and
+//! against PostgreSQL when `MTA_STS_TEST_POSTGRES_URL` names a server where the test may create
+//! databases (`scripts/pg-test.sh` starts one). A PostgreSQL case without that variable says
+//! SKIPPED on the terminal; with `MTA_STS_REQUIRE_POSTGRES=1` it fails instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mta_sts_store::{
+    IngestOutcome, Ingested, Location, RawId, ReportFilter, ReportKey, Source, Store, StoreOptions,
+};
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, Timestamp, decode};
+use sqlx::{Connection, Executor, PgConnection};
+
+// ---------------------------------------------------------------------------------------------
+// Running each case on each backend.
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::run(super::Backend::Sqlite, stringify!($case), super::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::run(super::Backend::Postgres, stringify!($case), super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    raw_body_is_stored_before_it_is_parsed,
+    duplicate_delivery_changes_nothing,
+    same_report_in_other_bytes_is_a_duplicate,
+    unreadable_body_is_quarantined_with_its_bytes_and_reason,
+    body_over_the_size_limit_is_quarantined_as_too_large,
+    explicit_quarantine_keeps_the_first_reason,
+    quarantine_needs_a_stored_body,
+    overlong_identity_is_quarantined,
+    concurrent_ingest_stores_every_acknowledged_report_once,
+    data_survives_close_and_reopen,
+    data_survives_drop_and_reopen,
+    migrations_applied_again_change_nothing,
+    get_returns_every_fixture_as_read,
+    list_returns_every_report_with_its_policy_counts,
+    list_filters_by_domain_since_and_limit,
+    unknown_keys_are_none,
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const POSTGRES_URL_VARIABLE: &str = "MTA_STS_TEST_POSTGRES_URL";
+const REQUIRE_POSTGRES_VARIABLE: &str = "MTA_STS_REQUIRE_POSTGRES";
+
+/// Gives `case` a fresh, empty store location on `backend`, and removes it afterwards.
+async fn run<F, Fut>(backend: Backend, name: &str, case: F)
+where
+    F: FnOnce(Location) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            case(Location::DataDirectory(dir.path().join("data"))).await;
+        }
+        Backend::Postgres => {
+            let Some(server) = std::env::var(POSTGRES_URL_VARIABLE)
+                .ok()
+                .filter(|url| !url.is_empty())
+            else {
+                assert!(
+                    std::env::var_os(REQUIRE_POSTGRES_VARIABLE).is_none(),
+                    "{REQUIRE_POSTGRES_VARIABLE} is set but {POSTGRES_URL_VARIABLE} is not"
+                );
+                // Straight to the terminal: the test harness hides what passing tests print.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED postgres::{name}: {POSTGRES_URL_VARIABLE} is not set \
+                     (scripts/pg-test.sh runs this suite against a throwaway PostgreSQL)"
+                );
+                return;
+            };
+            let database = TestDatabase::create(&server, name).await;
+            case(Location::Postgres(database.url.clone())).await;
+            database.drop_database().await;
+        }
+    }
+}
+
+/// A database of its own for one case on the PostgreSQL server.
+struct TestDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(server: &str, case: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let mut name = format!(
+            "mta_sts_{}_{}_{case}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        name.truncate(63);
+        let mut admin = PgConnection::connect(server)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {POSTGRES_URL_VARIABLE}: {error}"));
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let url = with_database(server, &name);
+        Self {
+            server: server.to_owned(),
+            name,
+            url,
+        }
+    }
+
+    async fn drop_database(self) {
+        let mut admin = PgConnection::connect(&self.server)
+            .await
+            .expect("reconnect to drop the test database");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .await
+            .expect("drop test database");
+    }
+}
+
+/// `postgres://user@host:port/db?params` with `db` replaced by `database`.
+fn with_database(server: &str, database: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    format!("{}/{database}{query}", &base[..path_start])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tlsrpt/tests/fixtures/reports")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// Every report fixture: file name and bytes.
+fn all_fixtures() -> Vec<(String, Vec<u8>)> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir())
+        .expect("fixture directory")
+        .map(|entry| entry.expect("fixture entry").file_name())
+        .map(|name| name.into_string().expect("UTF-8 fixture name"))
+        .filter(|name| name.ends_with(".json") || name.ends_with(".json.gz"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let bytes = fixture(&name);
+            (name, bytes)
+        })
+        .collect()
+}
+
+fn read(bytes: &[u8]) -> ReadReport {
+    decode(bytes, DEFAULT_MAX_DECOMPRESSED).expect("fixture reads")
+}
+
+/// The Google fixture with another report-id: a different report of the same shape.
+fn google_report(report_id: &str) -> Vec<u8> {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fixture("google-sts-enforce.json")).expect("fixture is JSON");
+    json["report-id"] = serde_json::Value::from(report_id);
+    json.to_string().into_bytes()
+}
+
+async fn open(location: &Location) -> Store {
+    Store::open(location).await.expect("store opens")
+}
+
+async fn all_reports(store: &Store) -> Vec<mta_sts_store::ReportSummary> {
+    store
+        .list_reports(&ReportFilter {
+            limit: 100_000,
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("list reports")
+}
+
+fn stored_key(outcome: &Ingested) -> ReportKey {
+    match outcome {
+        Ingested::Stored { report, .. } => *report,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases.
+
+async fn raw_body_is_stored_before_it_is_parsed(location: Location) {
+    let store = open(&location).await;
+    let bytes = fixture("rfc8460-appendix-b.json");
+    let raw = store
+        .ingest_raw(Source::Mail, "application/tlsrpt+json", &bytes)
+        .await
+        .expect("raw stored");
+
+    let stored = store
+        .raw(raw)
+        .await
+        .expect("read raw")
+        .expect("raw is there");
+    assert_eq!(stored.bytes, bytes);
+    assert_eq!(stored.source, "mail");
+    assert_eq!(stored.content_type, "application/tlsrpt+json");
+    assert_eq!(stored.sha256.len(), 64);
+    assert!(all_reports(&store).await.is_empty(), "nothing parsed yet");
+    assert!(
+        store
+            .list_quarantine()
+            .await
+            .expect("quarantine")
+            .is_empty()
+    );
+
+    let outcome = store
+        .ingest_parsed(raw, &read(&bytes))
+        .await
+        .expect("parsed stored");
+    let IngestOutcome::Stored(key) = outcome else {
+        panic!("expected Stored, got {outcome:?}");
+    };
+    let report = store.get_report(key).await.expect("get").expect("report");
+    assert_eq!(report.raw, raw);
+    assert_eq!(all_reports(&store).await.len(), 1);
+    store.close().await;
+}
+
+async fn duplicate_delivery_changes_nothing(location: Location) {
+    let store = open(&location).await;
+    let bytes = fixture("microsoft-sts-tlsa.json");
+    let first = store
+        .ingest(Source::Https, "application/tlsrpt+json", &bytes)
+        .await
+        .expect("first delivery");
+    let key = stored_key(&first);
+    let second = store
+        .ingest(Source::Https, "application/tlsrpt+json", &bytes)
+        .await
+        .expect("second delivery");
+    assert_eq!(
+        second,
+        Ingested::Duplicate {
+            raw: first.raw(),
+            report: key
+        }
+    );
+    let third = store
+        .ingest_parsed(first.raw(), &read(&bytes))
+        .await
+        .expect("parsed again");
+    assert_eq!(third, IngestOutcome::Duplicate(key));
+
+    let reports = all_reports(&store).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].policies.len(), 2);
+    store.close().await;
+}
+
+async fn same_report_in_other_bytes_is_a_duplicate(location: Location) {
+    let store = open(&location).await;
+    let json = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            &fixture("google-sts-enforce.json"),
+        )
+        .await
+        .expect("JSON delivery");
+    let gzip = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+gzip",
+            &fixture("google-sts-enforce.json.gz"),
+        )
+        .await
+        .expect("gzip delivery");
+    let Ingested::Duplicate { raw, report } = gzip else {
+        panic!("expected Duplicate, got {gzip:?}");
+    };
+    assert_eq!(report, stored_key(&json));
+    assert_ne!(raw, json.raw(), "each body is kept");
+    assert_eq!(all_reports(&store).await.len(), 1);
+    store.close().await;
+}
+
+async fn unreadable_body_is_quarantined_with_its_bytes_and_reason(location: Location) {
+    let store = open(&location).await;
+    let body = b"{\"organization-name\": \"Example\", \"report-id\": \"x\"}";
+    let outcome = store
+        .ingest(Source::File, "application/json", body)
+        .await
+        .expect("ingest");
+    let Ingested::Quarantined { raw, reason } = outcome else {
+        panic!("expected Quarantined, got {outcome:?}");
+    };
+    assert!(reason.contains("date-range"), "{reason}");
+
+    let quarantine = store.list_quarantine().await.expect("quarantine");
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0].raw, raw);
+    assert_eq!(quarantine[0].reason, reason);
+    assert_eq!(quarantine[0].source, "file");
+    assert_eq!(quarantine[0].size, body.len() as u64);
+    let stored = store.raw(raw).await.expect("read raw").expect("raw kept");
+    assert_eq!(stored.bytes, body);
+    assert!(all_reports(&store).await.is_empty());
+
+    let not_json = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+gzip",
+            b"\x1f\x8bnot gzip",
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(not_json, Ingested::Quarantined { .. }),
+        "{not_json:?}"
+    );
+    assert_eq!(store.list_quarantine().await.expect("quarantine").len(), 2);
+    store.close().await;
+}
+
+async fn body_over_the_size_limit_is_quarantined_as_too_large(location: Location) {
+    let options = StoreOptions {
+        max_report_size: 100,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(&location, options).await.expect("open");
+    let outcome = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+gzip",
+            &fixture("google-sts-enforce.json.gz"),
+        )
+        .await
+        .expect("ingest");
+    let Ingested::TooLarge { raw, limit } = outcome else {
+        panic!("expected TooLarge, got {outcome:?}");
+    };
+    assert_eq!(limit, 100);
+    let quarantine = store.list_quarantine().await.expect("quarantine");
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0].raw, raw);
+    assert!(quarantine[0].reason.contains("larger than 100 bytes"));
+    store.close().await;
+}
+
+async fn explicit_quarantine_keeps_the_first_reason(location: Location) {
+    let store = open(&location).await;
+    let raw = store
+        .ingest_raw(
+            Source::Mail,
+            "message/rfc822",
+            b"Subject: no report here\r\n\r\n",
+        )
+        .await
+        .expect("raw");
+    store
+        .quarantine(raw, "no TLS report attachment")
+        .await
+        .expect("quarantine");
+    store
+        .quarantine(raw, "a second reason")
+        .await
+        .expect("quarantine again");
+    let quarantine = store.list_quarantine().await.expect("quarantine");
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0].reason, "no TLS report attachment");
+    assert_eq!(quarantine[0].content_type, "message/rfc822");
+    store.close().await;
+}
+
+async fn quarantine_needs_a_stored_body(location: Location) {
+    let store = open(&location).await;
+    let error = store
+        .quarantine(RawId(4242), "no such body")
+        .await
+        .expect_err("quarantine of an unknown body fails");
+    assert!(
+        matches!(error, mta_sts_store::StoreError::Database { .. }),
+        "{error}"
+    );
+    // The writer goes on after a failed write.
+    let raw = store
+        .ingest_raw(Source::File, "application/json", b"{}")
+        .await
+        .expect("raw after a failure");
+    assert!(store.raw(raw).await.expect("read").is_some());
+    store.close().await;
+}
+
+async fn overlong_identity_is_quarantined(location: Location) {
+    let store = open(&location).await;
+    let long_id = "r".repeat(mta_sts_store::MAX_INDEXED_LEN + 1);
+    let outcome = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            &google_report(&long_id),
+        )
+        .await
+        .expect("ingest");
+    let Ingested::Quarantined { reason, .. } = outcome else {
+        panic!("expected Quarantined, got {outcome:?}");
+    };
+    assert!(reason.contains("report-id"), "{reason}");
+    assert!(all_reports(&store).await.is_empty());
+    store.close().await;
+}
+
+async fn concurrent_ingest_stores_every_acknowledged_report_once(location: Location) {
+    const TASKS: usize = 64;
+    const REPORTS_PER_TASK: usize = 8;
+    let store = Arc::new(open(&location).await);
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..REPORTS_PER_TASK {
+                // Every report is sent by two tasks, as a retrying sender would.
+                let report_id = format!("concurrent-{}-{n}", task / 2);
+                let outcome = store
+                    .ingest(
+                        Source::Https,
+                        "application/tlsrpt+json",
+                        &google_report(&report_id),
+                    )
+                    .await
+                    .expect("ingest");
+                acknowledged.push((report_id, outcome));
+            }
+            acknowledged
+        }));
+    }
+    let mut keys: BTreeMap<String, BTreeSet<ReportKey>> = BTreeMap::new();
+    let mut stored = 0;
+    for task in tasks {
+        for (report_id, outcome) in task.await.expect("task") {
+            let key = match outcome {
+                Ingested::Stored { report, .. } => {
+                    stored += 1;
+                    report
+                }
+                Ingested::Duplicate { report, .. } => report,
+                other => panic!("unexpected {other:?}"),
+            };
+            keys.entry(report_id).or_default().insert(key);
+        }
+    }
+    assert_eq!(keys.len(), TASKS / 2 * REPORTS_PER_TASK);
+    assert_eq!(stored, keys.len(), "each report stored once");
+    assert!(
+        keys.values().all(|keys| keys.len() == 1),
+        "one key per report"
+    );
+
+    let listed = all_reports(&store).await;
+    assert_eq!(listed.len(), keys.len());
+    let listed_ids: BTreeSet<_> = listed.iter().map(|r| r.report_id.clone()).collect();
+    assert_eq!(listed_ids, keys.keys().cloned().collect());
+    Arc::into_inner(store)
+        .expect("last reference")
+        .close()
+        .await;
+}
+
+async fn data_survives_close_and_reopen(location: Location) {
+    let store = open(&location).await;
+    let outcome = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            &fixture("mailru-fetch-errors.json"),
+        )
+        .await
+        .expect("ingest");
+    store.close().await;
+
+    let store = open(&location).await;
+    let report = store
+        .get_report(stored_key(&outcome))
+        .await
+        .expect("get")
+        .expect("report survives");
+    assert_eq!(report.report.organization_name, "Mail.ru");
+    let raw = store
+        .raw(outcome.raw())
+        .await
+        .expect("raw")
+        .expect("raw survives");
+    assert_eq!(raw.bytes, fixture("mailru-fetch-errors.json"));
+    store.close().await;
+}
+
+async fn data_survives_drop_and_reopen(location: Location) {
+    let store = open(&location).await;
+    let outcome = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            &fixture("no-contact.json"),
+        )
+        .await
+        .expect("ingest");
+    drop(store);
+
+    let store = open(&location).await;
+    assert!(
+        store
+            .get_report(stored_key(&outcome))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    store.close().await;
+}
+
+async fn migrations_applied_again_change_nothing(location: Location) {
+    let store = open(&location).await;
+    let outcome = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            &fixture("dane-tlsa-records.json"),
+        )
+        .await
+        .expect("ingest");
+    store.close().await;
+    for _ in 0..2 {
+        let store = open(&location).await;
+        assert_eq!(all_reports(&store).await.len(), 1);
+        store.close().await;
+    }
+    // Two stores opening at once both find the schema up to date.
+    let (first, second) = tokio::join!(Store::open(&location), Store::open(&location));
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    assert!(
+        first
+            .get_report(stored_key(&outcome))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    first.close().await;
+    second.close().await;
+}
+
+async fn get_returns_every_fixture_as_read(location: Location) {
+    let store = open(&location).await;
+    let mut seen = BTreeSet::new();
+    for (name, bytes) in all_fixtures() {
+        let expected = read(&bytes);
+        let outcome = store
+            .ingest(Source::File, "application/tlsrpt+json", &bytes)
+            .await
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let key = match outcome {
+            Ingested::Stored { report, .. } => report,
+            Ingested::Duplicate { report, .. } => {
+                assert!(!seen.insert(report) || name.ends_with(".gz"), "{name}");
+                continue;
+            }
+            other => panic!("{name}: {other:?}"),
+        };
+        seen.insert(key);
+        let stored = store
+            .get_report(key)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{name}: stored report not found"));
+        assert_eq!(stored.key, key);
+        assert_eq!(stored.raw, outcome_raw(&store, &bytes).await, "{name}");
+        assert_eq!(stored.report, expected.report, "{name}");
+        let warnings: Vec<(String, String)> = stored
+            .warnings
+            .iter()
+            .map(|w| (w.path.clone(), w.message.clone()))
+            .collect();
+        let expected_warnings: Vec<(String, String)> = expected
+            .warnings
+            .iter()
+            .map(|w| (w.path.clone(), w.kind.to_string()))
+            .collect();
+        assert_eq!(warnings, expected_warnings, "{name}");
+    }
+    store.close().await;
+}
+
+/// The raw key of bytes stored before: storing them again returns it.
+async fn outcome_raw(store: &Store, bytes: &[u8]) -> RawId {
+    store
+        .ingest_raw(Source::File, "application/tlsrpt+json", bytes)
+        .await
+        .expect("raw")
+}
+
+async fn list_returns_every_report_with_its_policy_counts(location: Location) {
+    let store = open(&location).await;
+    let mut expected = BTreeMap::new();
+    for (name, bytes) in all_fixtures() {
+        let report = read(&bytes).report;
+        store
+            .ingest(Source::File, "application/tlsrpt+json", &bytes)
+            .await
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let policies: Vec<(String, String, u64, u64)> = report
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p.policy.policy_domain.clone(),
+                    p.policy.policy_type.to_string(),
+                    p.summary.total_successful_session_count,
+                    p.summary.total_failure_session_count,
+                )
+            })
+            .collect();
+        expected.insert(
+            (report.organization_name.clone(), report.report_id.clone()),
+            (report, policies),
+        );
+    }
+    let listed = all_reports(&store).await;
+    assert_eq!(listed.len(), expected.len());
+    for summary in &listed {
+        let (report, policies) =
+            &expected[&(summary.organization_name.clone(), summary.report_id.clone())];
+        assert_eq!(summary.date_start, report.date_range.start);
+        assert_eq!(summary.date_end, report.date_range.end);
+        let listed_policies: Vec<(String, String, u64, u64)> = summary
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p.domain.clone(),
+                    p.policy_type.clone(),
+                    p.successful,
+                    p.failed,
+                )
+            })
+            .collect();
+        assert_eq!(&listed_policies, policies, "{}", summary.report_id);
+    }
+    let starts: Vec<i64> = listed.iter().map(|r| r.date_start.unix_seconds()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    store.close().await;
+}
+
+async fn list_filters_by_domain_since_and_limit(location: Location) {
+    let store = open(&location).await;
+    let mut reports = Vec::new();
+    for (_, bytes) in all_fixtures() {
+        store
+            .ingest(Source::File, "application/tlsrpt+json", &bytes)
+            .await
+            .expect("ingest");
+        reports.push(read(&bytes).report);
+    }
+    reports.sort_by_key(|r| (r.organization_name.clone(), r.report_id.clone()));
+    reports.dedup_by_key(|r| (r.organization_name.clone(), r.report_id.clone()));
+
+    let for_domain = |domain: &str| -> BTreeSet<String> {
+        reports
+            .iter()
+            .filter(|r| r.policies.iter().any(|p| p.policy.policy_domain == domain))
+            .map(|r| r.report_id.clone())
+            .collect()
+    };
+    let expected = for_domain("example.org");
+    assert!(!expected.is_empty());
+    let listed = store
+        .list_reports(&ReportFilter {
+            domain: Some("Example.ORG.".to_owned()),
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("list by domain");
+    let listed: BTreeSet<String> = listed.into_iter().map(|r| r.report_id).collect();
+    assert_eq!(listed, expected);
+
+    let since = Timestamp::from_unix_seconds(1_704_067_200).expect("2024-01-01"); // 2024-01-01
+    let expected: BTreeSet<String> = reports
+        .iter()
+        .filter(|r| r.date_range.end > since)
+        .map(|r| r.report_id.clone())
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < reports.len());
+    let listed = store
+        .list_reports(&ReportFilter {
+            since: Some(since.clone()),
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("list since");
+    let listed: BTreeSet<String> = listed.into_iter().map(|r| r.report_id).collect();
+    assert_eq!(listed, expected);
+
+    let mut newest = reports.clone();
+    newest.sort_by_key(|r| std::cmp::Reverse(r.date_range.start.unix_seconds()));
+    let listed = store
+        .list_reports(&ReportFilter {
+            limit: 3,
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("list three");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed[0].date_start.unix_seconds(),
+        newest[0].date_range.start.unix_seconds()
+    );
+    let none = store
+        .list_reports(&ReportFilter {
+            domain: Some("example.org".to_owned()),
+            since: Some(Timestamp::from_unix_seconds(4_102_444_800).expect("2100")),
+            limit: 10,
+        })
+        .await
+        .expect("list both filters");
+    assert!(none.is_empty());
+    store.close().await;
+}
+
+async fn unknown_keys_are_none(location: Location) {
+    let store = open(&location).await;
+    assert!(
+        store
+            .get_report(ReportKey(99))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.raw(RawId(99)).await.expect("raw").is_none());
+    store.close().await;
+}
+
+#[test]
+fn postgres_url_gets_the_test_database() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+        "postgres://postgres@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+        "postgres://u:p@h/t2?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
+}
