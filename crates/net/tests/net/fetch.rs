@@ -389,3 +389,20 @@ async fn errors_serialize_with_their_kind() {
     assert!(json["elapsed_ms"].is_u64());
     assert_eq!(json["certificate"]["subject_alt_names"][0], HOST);
 }
+
+#[tokio::test]
+async fn policy_host_behind_a_cname_keeps_its_own_name_for_sni() {
+    let lab = Lab::new();
+    let web = lab.https([Site::policy(HOST, POLICY)]).await.unwrap();
+    let dns = lab
+        .dns([
+            // mta-sts CNAME sts.hosting.example.
+            Zone::new("example.com").cname("mta-sts", "sts.hosting.example"),
+            Zone::new("hosting.example").address("sts", web.ip()),
+        ])
+        .await
+        .unwrap();
+    let policy = net(&lab, &dns).fetch_policy("example.com").await.unwrap();
+    assert_eq!(policy.body, POLICY.as_bytes());
+    assert_eq!(web.requests()[0].sni, HOST);
+}
