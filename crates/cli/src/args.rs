@@ -32,6 +32,16 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check domains live, as a sender sees them: the _mta-sts record, the policy over HTTPS,
+    /// the MX records, STARTTLS and certificates on every MX address, the _smtp._tls record.
+    ///
+    /// Exit status: 0 when nothing is at error or warning level, 1 otherwise (a domain without
+    /// MTA-STS, in testing, or without TLS-RPT has at least a warning), 2 when the check could
+    /// not be done (e.g. the resolver does not answer).
+    Check(CheckArgs),
+    /// Suggest the policy and DNS records to publish for a domain, from its live MX hosts, with
+    /// the rollout order and the change from what is published now.
+    Suggest(SuggestArgs),
     /// Check a policy file or a TXT record against RFC 8461 / RFC 8460.
     #[command(subcommand)]
     Lint(LintCommand),
@@ -41,6 +51,62 @@ pub enum Command {
     /// Print the DNS records to publish.
     #[command(subcommand)]
     Dns(DnsCommand),
+}
+
+/// Network settings for private and lab setups.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Use this DNS server (IP:PORT) instead of the system resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Trust the roots in this PEM file in addition to the public ones (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+    /// Connect to this port instead of 443 for policy hosts.
+    #[arg(long, value_name = "N", default_value_t = 443)]
+    pub https_port: u16,
+    /// Connect to this port instead of 25 for MX hosts.
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    pub smtp_port: u16,
+    /// Timeout of each network step, in seconds (the policy fetch gets up to 60).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The domains to check (the part after @ in addresses).
+    #[arg(required = true, value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Print a JSON array, one report per domain (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Do not connect to port 25 (many networks block outbound SMTP).
+    #[arg(long)]
+    pub no_smtp: bool,
+    /// Also try each MX address without SNI, as some senders connect.
+    #[arg(long)]
+    pub without_sni: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// The domain.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// The mode of the suggested policy.
+    #[arg(long, value_enum, default_value_t = ModeArg::Testing)]
+    pub mode: ModeArg,
+    /// Where TLS reports go (repeatable) [default: mailto:tlsrpt@DOMAIN].
+    #[arg(long, value_name = "URI")]
+    pub rua: Vec<String>,
+    /// Print the suggestion as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Subcommand)]

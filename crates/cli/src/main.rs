@@ -4,6 +4,7 @@
 //! 0 when the subject is valid (warnings allowed), 1 when it is not, 2 for usage or I/O errors.
 
 mod args;
+mod check;
 mod dns;
 mod input;
 mod lint;
@@ -23,6 +24,8 @@ pub enum Outcome {
     Ok,
     /// The subject has problems: exit 1.
     Problems,
+    /// The check could not be completed: exit 2.
+    Incomplete,
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Incomplete) => ExitCode::from(2),
         Err(error) => {
             eprintln!("mta-sts: error: {error:#}");
             ExitCode::from(2)
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let style = render::Style::detect(cli.color);
     match cli.command {
+        Command::Check(a) => check::check(&a, style),
+        Command::Suggest(a) => check::suggest(&a, style),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

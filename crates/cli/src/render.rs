@@ -44,6 +44,16 @@ impl Style {
         self.paint("1;32", text)
     }
 
+    /// Yellow, for warnings.
+    pub fn warn(self, text: &str) -> String {
+        self.paint("1;33", text)
+    }
+
+    /// Cyan, for notes.
+    pub fn note(self, text: &str) -> String {
+        self.paint("1;36", text)
+    }
+
     /// Red, for errors.
     pub fn bad(self, text: &str) -> String {
         self.paint("1;31", text)

@@ -1,0 +1,30 @@
+//! The live check of a domain's MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) setup.
+//!
+//! [`gather`] looks at a domain the way a sender does (the `_mta-sts` record, the policy over
+//! HTTPS, the MX records, STARTTLS and certificates on every MX address, the `_smtp._tls`
+//! record); [`analyze`] turns that [`Evidence`] into [`Finding`]s and two verdicts: what a
+//! compliant sender does ([`SenderVerdict`]) and strict RFC hygiene ([`Hygiene`]).
+//! [`suggest`] derives the policy and records to publish from the live MX set.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mta_sts_check::{CheckOptions, analyze, gather};
+//! use mta_sts_net::{Net, NetConfig};
+//!
+//! let net = Net::new(NetConfig::default())?;
+//! let report = analyze(gather(&net, "example.com", CheckOptions::default()).await);
+//! println!("{}", report.sender.summary());
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod analyze;
+mod evidence;
+mod finding;
+mod suggest;
+
+pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SenderVerdict, analyze};
+pub use evidence::{CheckOptions, Evidence, MxHost, gather};
+pub use finding::{Area, Finding};
+pub use suggest::{PolicyDiff, Suggestion, suggest};

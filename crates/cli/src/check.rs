@@ -1,0 +1,279 @@
+//! `mta-sts check` and `mta-sts suggest`: the live check of domains, and what to publish.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use mta_sts_check::{Area, CheckOptions, Report, SenderVerdict, analyze, gather};
+use mta_sts_net::{Net, NetConfig};
+use mta_sts_policy::{Mode, Severity, policy_id};
+use mta_sts_tlsrpt::ReportUri;
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::args::{CheckArgs, ModeArg, NetArgs, SuggestArgs};
+use crate::dns::{TxtRecord, build_records, policy_domain};
+use crate::render::Style;
+
+/// The network as the flags describe it.
+fn net(args: &NetArgs) -> anyhow::Result<Net> {
+    let mut config = NetConfig {
+        resolver: args.resolver,
+        https_port: args.https_port,
+        smtp_port: args.smtp_port,
+        ..NetConfig::default()
+    };
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    config.timeout = Duration::from_secs_f64(args.timeout);
+    for file in &args.ca_file {
+        config
+            .add_ca_file(file)
+            .with_context(|| format!("--ca-file {}", file.display()))?;
+    }
+    Net::new(config).context("cannot set up the network")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `check DOMAIN...`.
+pub fn check(args: &CheckArgs, style: Style) -> anyhow::Result<Outcome> {
+    let domains = args
+        .domains
+        .iter()
+        .map(|d| policy_domain(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let net = net(&args.net)?;
+    let options = CheckOptions {
+        no_smtp: args.no_smtp,
+        without_sni: args.without_sni,
+    };
+    let reports: Vec<Report> = runtime()?.block_on(async {
+        // A few domains from the command line, checked at once; `scan` will bound this.
+        let checks = domains
+            .iter()
+            .map(|d| async { analyze(gather(&net, d, options).await) });
+        futures_util::future::join_all(checks).await
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for report in &reports {
+            print!("{}", render_report(report, style));
+        }
+    }
+    Ok(if reports.iter().any(|r| r.incomplete.is_some()) {
+        Outcome::Incomplete
+    } else if reports.iter().any(Report::has_problems) {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn severity_label(severity: Severity, style: Style) -> String {
+    match severity {
+        Severity::Error => style.bad("error"),
+        Severity::Warning => style.warn("warning"),
+        Severity::Info => style.note("note"),
+    }
+}
+
+/// The report for people: verdicts first, then findings grouped by area.
+pub fn render_report(report: &Report, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold(&report.domain));
+    if let Some(why) = &report.incomplete {
+        let _ = writeln!(out, "  {} {why}", style.bad("check incomplete:"));
+    }
+    let verdict = report.sender.summary();
+    let verdict = match report.sender {
+        SenderVerdict::Protected => style.good(&verdict),
+        SenderVerdict::MailWouldBounce { .. } | SenderVerdict::Degraded { .. } => {
+            style.bad(&verdict)
+        }
+        _ => style.warn(&verdict),
+    };
+    let _ = writeln!(out, "  sender verdict: {verdict}");
+    let h = report.hygiene;
+    let hygiene = match (h.errors, h.warnings) {
+        (0, 0) => style.good("clean"),
+        (e, w) => {
+            let text = format!("{e} error{}, {w} warning{}", plural(e), plural(w));
+            if e > 0 {
+                style.bad(&text)
+            } else {
+                style.warn(&text)
+            }
+        }
+    };
+    let _ = writeln!(out, "  RFC hygiene:    {hygiene}");
+    for area in [
+        Area::StsRecord,
+        Area::Policy,
+        Area::Mx,
+        Area::Smtp,
+        Area::TlsRpt,
+    ] {
+        let findings: Vec<_> = report.findings.iter().filter(|f| f.area == area).collect();
+        let mark = if findings.iter().any(|f| f.severity >= Severity::Warning) {
+            style.bad("✗")
+        } else {
+            style.good("✓")
+        };
+        let _ = writeln!(out, "\n  {mark} {}", style.bold(area.title()));
+        if findings.is_empty() {
+            let _ = writeln!(out, "      ok");
+        }
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "    {}[{}] {}: {}",
+                severity_label(f.severity, style),
+                f.code,
+                f.subject,
+                f.message
+            );
+            if !f.evidence.is_empty() {
+                let _ = writeln!(out, "        seen: {}", f.evidence);
+            }
+            if !f.fix.is_empty() {
+                let _ = writeln!(out, "        fix:  {}", f.fix);
+            }
+            if !f.rfc.is_empty() {
+                let _ = writeln!(out, "        see:  {}", f.rfc);
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn mode(arg: ModeArg) -> Mode {
+    match arg {
+        ModeArg::Enforce => Mode::Enforce,
+        ModeArg::Testing => Mode::Testing,
+        ModeArg::None => Mode::None,
+    }
+}
+
+#[derive(Serialize)]
+struct SuggestJson<'a> {
+    domain: &'a str,
+    mx_hosts: Vec<&'a str>,
+    suggestion: &'a mta_sts_check::Suggestion,
+    records: &'a [TxtRecord],
+}
+
+/// `suggest DOMAIN`.
+pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
+    let domain = policy_domain(&args.domain)?;
+    let net = net(&args.net)?;
+    let options = CheckOptions {
+        no_smtp: true,
+        without_sni: false,
+    };
+    let report = runtime()?.block_on(async { analyze(gather(&net, &domain, options).await) });
+    if let Some(why) = &report.incomplete {
+        eprintln!("mta-sts: cannot suggest for {domain}: {why}");
+        return Ok(Outcome::Incomplete);
+    }
+    if report.evidence.mx_hosts.is_empty() {
+        eprintln!("mta-sts: {domain} has no MX host to cover (null MX, or MX lookup failed)");
+        return Ok(Outcome::Problems);
+    }
+    let suggestion = mta_sts_check::suggest(&report, mode(args.mode));
+    let default_rua = [format!("mailto:tlsrpt@{domain}")];
+    let given = if args.rua.is_empty() {
+        &default_rua[..]
+    } else {
+        &args.rua[..]
+    };
+    let rua = given
+        .iter()
+        .map(|uri| {
+            ReportUri::parse(uri)
+                .map_err(|p| anyhow::anyhow!("--rua {uri}: {} ({})", p.message, p.hint))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let records = build_records(&domain, suggestion.policy_text.as_bytes(), &rua, 3600)?;
+    if args.json {
+        let json = SuggestJson {
+            domain: &domain,
+            mx_hosts: report
+                .evidence
+                .mx_hosts
+                .iter()
+                .map(|h| h.host.as_str())
+                .collect(),
+            suggestion: &suggestion,
+            records: &records,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(Outcome::Ok);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!("Suggested MTA-STS setup for {domain}"))
+    );
+    let _ = writeln!(
+        out,
+        "\nPolicy (serve at https://mta-sts.{domain}/.well-known/mta-sts.txt):\n"
+    );
+    for line in suggestion.policy_text.lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    let _ = writeln!(
+        out,
+        "\nDNS records (policy id {}):\n",
+        policy_id(suggestion.policy_text.as_bytes())
+    );
+    for r in &records {
+        let _ = writeln!(
+            out,
+            "    {} {} IN TXT {}",
+            r.name,
+            r.ttl,
+            r.strings.join(" ")
+        );
+    }
+    match &suggestion.diff {
+        Some(diff) if diff.is_empty() => {
+            let _ = writeln!(out, "\nThe published policy already matches.");
+        }
+        Some(diff) => {
+            let _ = writeln!(out, "\nChanges from the published policy:");
+            for mx in &diff.add_mx {
+                let _ = writeln!(out, "    {}", style.good(&format!("+ mx: {mx}")));
+            }
+            for mx in &diff.remove_mx {
+                let _ = writeln!(out, "    {}", style.bad(&format!("- mx: {mx}")));
+            }
+            if let Some((from, to)) = diff.mode {
+                let _ = writeln!(out, "    mode: {from} -> {to}");
+            }
+            if let Some((from, to)) = diff.max_age {
+                let _ = writeln!(out, "    max_age: {from} -> {to}");
+            }
+        }
+        None => {}
+    }
+    let _ = writeln!(out, "\nRollout:");
+    for (i, step) in suggestion.steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {step}", i + 1);
+    }
+    print!("{out}");
+    Ok(Outcome::Ok)
+}
