@@ -151,7 +151,9 @@ pub struct TxtAnswer {
 /// A DNS client: the system's resolver or the one server [`NetConfig::resolver`] names.
 ///
 /// Nothing is cached between lookups, so a checker sees a zone as it is now. Names are always
-/// asked for as given (fully qualified), never with a search domain appended.
+/// asked for as given (fully qualified), never with a search domain appended. Each query waits
+/// [`NetConfig::timeout`] for an answer and is sent at most twice, so a server that never
+/// answers costs about twice the timeout before [`DnsFailure::Timeout`].
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,

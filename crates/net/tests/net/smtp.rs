@@ -311,3 +311,29 @@ async fn probes_serialize_for_json_reports() {
     assert_eq!(json["outcome"]["code"], 554);
     assert!(json["elapsed_ms"].is_u64());
 }
+
+#[tokio::test]
+async fn a_peer_that_is_not_smtp_is_a_protocol_error() {
+    use tokio::io::AsyncWriteExt;
+
+    let listener = mta_sts_testnet::bind_tcp().await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap();
+        // Keep the connection open until the client gives up.
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink).await;
+    });
+    let lab = Lab::new();
+    let dns = lab.dns([Zone::new("example.com")]).await.unwrap();
+    let mut config = config(&lab, &dns);
+    config.smtp_port = addr.port();
+    let probe = Net::new(config).unwrap().probe_mx(MX, addr.ip()).await;
+    assert!(
+        matches!(&probe.outcome, ProbeOutcome::ProtocolError { step: mta_sts_net::SmtpStep::Banner, detail } if detail.contains("SSH-2.0")),
+        "{:?}",
+        probe.outcome
+    );
+    server.abort();
+}
