@@ -1,0 +1,216 @@
+//! The HTTP application: policy hosting and TLS-RPT intake, as one axum [`Router`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
+
+use crate::config::{Config, Intake};
+use crate::intake::{IncomingReport, IngestOutcome, ReportSink};
+
+/// Where RFC 8461 §3.3 puts the policy.
+pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
+
+/// The address of the peer of a connection, set by the listeners on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What the handlers share: the policy table (swapped on reload), the report sink and the
+/// intake settings (fixed for the life of the router).
+#[derive(Clone)]
+pub struct AppState {
+    policies: Arc<ArcSwap<HashMap<String, Bytes>>>,
+    sink: Arc<dyn ReportSink>,
+    intake: Arc<Intake>,
+}
+
+impl AppState {
+    /// The state for `config`'s domains and intake settings, storing reports in `sink`.
+    pub fn new(config: &Config, sink: Arc<dyn ReportSink>) -> Self {
+        AppState {
+            policies: Arc::new(ArcSwap::from_pointee(policy_table(config))),
+            sink,
+            intake: Arc::new(config.intake.clone()),
+        }
+    }
+
+    /// Serves `config`'s policies from now on. Requests in flight finish with the old ones;
+    /// connections stay open. Intake settings and listeners are fixed at start.
+    pub fn replace_policies(&self, config: &Config) {
+        self.policies.store(Arc::new(policy_table(config)));
+    }
+
+    /// The intake settings the router was built with.
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+}
+
+fn policy_table(config: &Config) -> HashMap<String, Bytes> {
+    config
+        .domains()
+        .iter()
+        .map(|domain| {
+            (
+                domain.policy_host(),
+                Bytes::copy_from_slice(domain.policy_body()),
+            )
+        })
+        .collect()
+}
+
+/// The whole HTTP application: policy hosting on every `mta-sts.<domain>` host and the report
+/// intake on any host, each with its own limits. Everything else is 404.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(POLICY_PATH, any(policy))
+        .merge(intake_router(&state.intake))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// `POST {intake.path}` with its limits, outermost first: errors of the layers below become
+/// HTTP answers (503 when shed, 408 on timeout); requests beyond `max_concurrent` are shed
+/// rather than queued; the whole request, upload and storage included, has `timeout`; the
+/// body is capped at `max_body` (413). The decompressed cap is the sink's (see
+/// [`IncomingReport::max_decompressed`]).
+fn intake_router(intake: &Intake) -> Router<AppState> {
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(limit_error))
+        .load_shed()
+        // Global: axum may apply a layer to each method endpoint separately, and the plain
+        // `concurrency_limit` would then count each copy on its own.
+        .layer(GlobalConcurrencyLimitLayer::new(intake.max_concurrent))
+        .timeout(intake.timeout)
+        .layer(DefaultBodyLimit::max(intake.max_body));
+    Router::new().route(
+        &intake.path,
+        post(receive_report)
+            .layer(limits)
+            .fallback(|| async { method_not_allowed("POST") }),
+    )
+}
+
+async fn limit_error(error: BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        (StatusCode::REQUEST_TIMEOUT, "request took too long\n").into_response()
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "60")],
+            "too many reports at once; retry later\n",
+        )
+            .into_response()
+    } else {
+        tracing::error!(%error, "intake layer failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
+}
+
+/// The host a request is for: `Host` (HTTP/1.1) or the URI authority (HTTP/2), lowercase,
+/// without port or trailing dot.
+fn request_host(request: &Request) -> Option<String> {
+    let raw = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        // An IPv6 literal: never a policy host, but strip the port consistently.
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        raw.split(':').next().unwrap_or(raw)
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+async fn policy(State(state): State<AppState>, request: Request) -> Response {
+    let Some(body) =
+        request_host(&request).and_then(|host| state.policies.load().get(&host).cloned())
+    else {
+        return not_found().await;
+    };
+    let method = request.method();
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let length = body.len();
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, allow)],
+        "method not allowed\n",
+    )
+        .into_response()
+}
+
+async fn receive_report(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let report = IncomingReport {
+        peer: peer.map(|axum::Extension(PeerAddr(addr))| addr),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        body,
+        max_decompressed: state.intake.max_decompressed,
+    };
+    let peer = report.peer;
+    match state.sink.ingest(report).await {
+        Ok(IngestOutcome::Stored) => (StatusCode::CREATED, "stored\n").into_response(),
+        Ok(IngestOutcome::Duplicate) => {
+            (StatusCode::OK, "already stored (duplicate)\n").into_response()
+        }
+        Ok(IngestOutcome::Quarantined { reason }) => {
+            tracing::info!(?peer, %reason, "report quarantined");
+            (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response()
+        }
+        Ok(IngestOutcome::TooLarge { limit }) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("report larger than {limit} bytes once decompressed\n"),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(?peer, %error, "report not stored");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "300")],
+                "report could not be stored; retry later\n",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,856 @@
+//! `mta-sts.toml`: what `mta-sts serve` listens on, how it gets certificates, where reports go,
+//! and the policy of every domain it hosts.
+//!
+//! Every domain's policy goes through [`Policy::lint`] when the configuration is loaded, so a
+//! configuration that would publish an invalid policy never starts (nor replaces a running one
+//! on reload).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mta_sts_policy::{Diagnostic, MxPattern, Policy, StsRecord, normalize_host, policy_id};
+use mta_sts_tlsrpt::{ReportUri, TlsRptRecord};
+use serde::Deserialize;
+
+/// Default intake path (RFC 8460 §5.4 leaves the path to the receiver).
+pub const DEFAULT_INTAKE_PATH: &str = "/tlsrpt";
+/// Default cap on a report body as received (compressed): real daily reports are kilobytes.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// Default cap on a report once decompressed.
+pub const DEFAULT_MAX_DECOMPRESSED: usize = mta_sts_tlsrpt::report::DEFAULT_MAX_DECOMPRESSED;
+/// Default time a report request may take, body upload and storage included.
+pub const DEFAULT_INTAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of report requests handled at once; more are answered 503.
+pub const DEFAULT_MAX_CONCURRENT: usize = 256;
+/// Default `max_age` of a generated policy: one week, which suits `testing` and is safe for
+/// `enforce`.
+pub const DEFAULT_MAX_AGE: u32 = 604_800;
+/// Let's Encrypt's production directory, the default ACME directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A loaded, checked configuration: every domain has a valid policy body ready to serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from; [`Server::reload`](crate::Server::reload) reads it again.
+    pub source: Option<PathBuf>,
+    /// Addresses to listen on.
+    pub listen: Listen,
+    /// How HTTPS listeners get their certificates.
+    pub tls: Tls,
+    /// Where reports are stored; carried through for the caller, which opens the store.
+    pub storage: Storage,
+    /// Limits of the TLS-RPT HTTPS intake.
+    pub intake: Intake,
+    domains: Vec<Domain>,
+}
+
+/// `[listen]`: socket addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// HTTPS listeners (policy hosting and intake, with TLS).
+    pub https: Vec<SocketAddr>,
+    /// Plain HTTP listeners (behind a reverse proxy that terminates TLS).
+    pub http: Vec<SocketAddr>,
+}
+
+/// `[tls]`: where certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// PEM files, per domain (`cert`/`key` in `[[domain]]`) or shared (`[tls] cert`/`key`).
+    Files,
+    /// Certificates obtained and renewed from an ACME CA.
+    Acme(AcmeConfig),
+    /// No TLS: only plain HTTP listeners, behind a proxy that terminates TLS.
+    None,
+}
+
+/// `[tls.acme]`: the ACME account and CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// Contact address given to the CA (expiry warnings go there).
+    pub email: String,
+    /// The CA's directory URL.
+    pub directory: String,
+    /// Extra root certificate (PEM) trusted for the directory's HTTPS: for test CAs (pebble).
+    pub directory_ca: Option<PathBuf>,
+    /// Where the account key and certificates are kept; defaults to `acme/` in
+    /// `storage.data_dir`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `[storage]`: not used by the server itself, carried through for the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// Data directory (SQLite and ACME state).
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (`postgres://...`), instead of SQLite in the data directory.
+    pub database: Option<String>,
+}
+
+/// `[intake]`: the TLS-RPT HTTPS intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// Path reports are POSTed to.
+    pub path: String,
+    /// Largest accepted body as received, in bytes (larger: 413).
+    pub max_body: usize,
+    /// Largest accepted report once decompressed, in bytes (larger: 413).
+    pub max_decompressed: usize,
+    /// Longest a report request may take (longer: 408).
+    pub timeout: Duration,
+    /// Report requests handled at once (more: 503).
+    pub max_concurrent: usize,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake {
+            path: DEFAULT_INTAKE_PATH.to_owned(),
+            max_body: DEFAULT_MAX_BODY,
+            max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            timeout: DEFAULT_INTAKE_TIMEOUT,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+        }
+    }
+}
+
+/// One hosted policy domain, checked.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    name: String,
+    body: Vec<u8>,
+    policy: Policy,
+    rua: Vec<ReportUri>,
+    cert: Option<CertFiles>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Domain {
+    /// The policy domain, normalized (lowercase A-labels, no trailing dot).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy host: `mta-sts.<domain>`.
+    pub fn policy_host(&self) -> String {
+        format!("mta-sts.{}", self.name)
+    }
+
+    /// The exact bytes served at `/.well-known/mta-sts.txt`.
+    pub fn policy_body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The policy, parsed.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Where reports for this domain go (the `rua` of `_smtp._tls`).
+    pub fn rua(&self) -> &[ReportUri] {
+        &self.rua
+    }
+
+    /// Certificate files for this domain, in `tls.mode = "files"`.
+    pub fn cert_files(&self) -> Option<&CertFiles> {
+        self.cert.as_ref()
+    }
+
+    /// Lint warnings of the policy (valid, but worth a look).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The two TXT records a hosted domain publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecords {
+    /// The policy domain.
+    pub domain: String,
+    /// The policy id: derived from the exact body served, so it changes exactly when it does.
+    pub policy_id: String,
+    /// Where the policy is served.
+    pub policy_url: String,
+    /// `_mta-sts.<domain>.` TXT.
+    pub sts: TxtRecord,
+    /// `_smtp._tls.<domain>.` TXT.
+    pub tlsrpt: TxtRecord,
+}
+
+/// One TXT record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxtRecord {
+    /// Owner name, fully qualified with the trailing dot.
+    pub name: String,
+    /// The value as senders read it (character-strings concatenated).
+    pub value: String,
+}
+
+/// TLS of the quick form (`mta-sts serve --listen ADDR --domain D --policy FILE ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuickTls {
+    /// `--plain-http`: the listen addresses serve plain HTTP.
+    PlainHttp,
+    /// `--cert PEM --key PEM`: one certificate for every domain.
+    Files(CertFiles),
+    /// `--acme-email ADDR`: Let's Encrypt (production), state in `storage.data_dir`.
+    Acme {
+        /// Contact address.
+        email: String,
+    },
+}
+
+/// Why a configuration was refused. Each says where (file, domain, field) and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file (config or policy file) could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown or mistyped fields.
+    #[error("{}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, with line and column.
+        message: String,
+    },
+    /// A field outside `[[domain]]` is wrong.
+    #[error("{field}: {message}")]
+    Field {
+        /// Dotted field name, such as `tls.acme`.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A field of a `[[domain]]` block is wrong.
+    #[error("domain {domain}: {field}: {message}")]
+    Domain {
+        /// The domain as written (or `#N` when the name itself is missing).
+        domain: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The domain's policy would be invalid: nothing is served until it is fixed.
+    #[error(
+        "domain {domain}: the policy would be invalid:{}",
+        PolicyProblems(problems)
+    )]
+    InvalidPolicy {
+        /// The domain.
+        domain: String,
+        /// Each error, with where it comes from.
+        problems: Vec<PolicyProblem>,
+    },
+}
+
+/// One error in a domain's policy, with the config field or file position it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblem {
+    /// `mode`, `mx[2]`, `max_age`, or `FILE line L column C`.
+    pub location: String,
+    /// The linter's diagnostic: code, message, hint.
+    pub diagnostic: Diagnostic,
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.diagnostic;
+        write!(
+            f,
+            "{}: {} [{}, {}]",
+            self.location, d.message, d.code, d.rfc
+        )?;
+        if let Some(hint) = &d.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+struct PolicyProblems<'a>(&'a [PolicyProblem]);
+
+impl fmt::Display for PolicyProblems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for problem in self.0 {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+// --- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    intake: RawIntake,
+    #[serde(default)]
+    domain: Vec<RawDomain>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    https: Option<Vec<SocketAddr>>,
+    http: Option<Vec<SocketAddr>>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawTlsMode {
+    #[default]
+    Files,
+    Acme,
+    None,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    mode: RawTlsMode,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    acme: Option<RawAcme>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    email: String,
+    directory: Option<String>,
+    directory_ca: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIntake {
+    path: Option<String>,
+    max_body: Option<usize>,
+    max_decompressed: Option<usize>,
+    timeout_seconds: Option<u64>,
+    max_concurrent: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    name: Option<String>,
+    mode: Option<String>,
+    #[serde(default)]
+    mx: Vec<String>,
+    max_age: Option<u64>,
+    policy_file: Option<PathBuf>,
+    #[serde(default)]
+    rua: Vec<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and checks a config file. Relative paths in it are relative to its directory.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file, domain and field at fault.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Config::from_toml(&text, base).map_err(|error| match error {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        config.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// Checks a configuration given as TOML text; relative paths are relative to `base`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+            path: PathBuf::from("<config>"),
+            message: error.to_string().trim_end().to_owned(),
+        })?;
+        Config::from_raw(raw, base)
+    }
+
+    /// The quick form of `mta-sts serve`: `listen` addresses (HTTPS, or plain HTTP with
+    /// [`QuickTls::PlainHttp`]) and `(domain, policy file)` pairs served as the files' exact
+    /// bytes. Intake and storage take their defaults; set the public fields to change them.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_quick(
+        listen: Vec<SocketAddr>,
+        domains: Vec<(String, PathBuf)>,
+        tls: QuickTls,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = RawConfig::default();
+        match tls {
+            QuickTls::PlainHttp => {
+                raw.tls.mode = RawTlsMode::None;
+                raw.listen.http = Some(listen);
+            }
+            QuickTls::Files(files) => {
+                raw.tls.cert = Some(files.cert);
+                raw.tls.key = Some(files.key);
+                raw.listen.https = Some(listen);
+            }
+            QuickTls::Acme { email } => {
+                raw.tls.mode = RawTlsMode::Acme;
+                raw.tls.acme = Some(RawAcme {
+                    email,
+                    directory: None,
+                    directory_ca: None,
+                    state_dir: None,
+                });
+                raw.listen.https = Some(listen);
+            }
+        }
+        raw.domain = domains
+            .into_iter()
+            .map(|(name, policy_file)| RawDomain {
+                name: Some(name),
+                policy_file: Some(policy_file),
+                ..RawDomain::default()
+            })
+            .collect();
+        Config::from_raw(raw, Path::new("."))
+    }
+
+    /// The hosted domains, in config order.
+    pub fn domains(&self) -> &[Domain] {
+        &self.domains
+    }
+
+    /// The `_mta-sts` and `_smtp._tls` TXT records of every hosted domain, in config order.
+    pub fn dns_records(&self) -> Vec<DnsRecords> {
+        self.domains
+            .iter()
+            .map(|domain| {
+                let id = policy_id(&domain.body);
+                let sts = StsRecord {
+                    id: id.clone(),
+                    extensions: Vec::new(),
+                };
+                let tlsrpt = TlsRptRecord {
+                    rua: domain.rua.clone(),
+                    extensions: Vec::new(),
+                };
+                DnsRecords {
+                    domain: domain.name.clone(),
+                    policy_url: format!("https://{}/.well-known/mta-sts.txt", domain.policy_host()),
+                    policy_id: id,
+                    sts: TxtRecord {
+                        name: format!("_mta-sts.{}.", domain.name),
+                        value: sts.to_text(),
+                    },
+                    tlsrpt: TxtRecord {
+                        name: format!("_smtp._tls.{}.", domain.name),
+                        value: tlsrpt.to_text(),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let resolve = |path: PathBuf| {
+            if path.is_relative() {
+                base.join(path)
+            } else {
+                path
+            }
+        };
+        let field = |field: &str, message: String| ConfigError::Field {
+            field: field.to_owned(),
+            message,
+        };
+
+        let tls = match raw.tls.mode {
+            RawTlsMode::Files => {
+                if raw.tls.acme.is_some() {
+                    return Err(field(
+                        "tls.acme",
+                        "given, but tls.mode is \"files\"; set mode = \"acme\" to use it".into(),
+                    ));
+                }
+                Tls::Files
+            }
+            RawTlsMode::None => Tls::None,
+            RawTlsMode::Acme => {
+                let Some(acme) = raw.tls.acme else {
+                    return Err(field(
+                        "tls.acme",
+                        "missing: tls.mode = \"acme\" needs a [tls.acme] table with at least email"
+                            .into(),
+                    ));
+                };
+                if !acme.email.contains('@') {
+                    return Err(field(
+                        "tls.acme.email",
+                        format!("{:?} is not an email address", acme.email),
+                    ));
+                }
+                Tls::Acme(AcmeConfig {
+                    email: acme.email,
+                    directory: acme
+                        .directory
+                        .unwrap_or_else(|| LETS_ENCRYPT_DIRECTORY.to_owned()),
+                    directory_ca: acme.directory_ca.map(resolve),
+                    state_dir: acme.state_dir.map(resolve),
+                })
+            }
+        };
+        if tls != Tls::Files && (raw.tls.cert.is_some() || raw.tls.key.is_some()) {
+            return Err(field(
+                "tls.cert",
+                "certificate files are only used with tls.mode = \"files\"".into(),
+            ));
+        }
+        let shared_cert = match (raw.tls.cert, raw.tls.key) {
+            (Some(cert), Some(key)) => Some(CertFiles {
+                cert: resolve(cert),
+                key: resolve(key),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(field(
+                    "tls.cert",
+                    "give both cert and key, or neither".into(),
+                ));
+            }
+        };
+
+        let listen = match tls {
+            Tls::None => {
+                if raw.listen.https.as_ref().is_some_and(|a| !a.is_empty()) {
+                    return Err(field(
+                        "listen.https",
+                        "HTTPS listeners need TLS: set tls.mode to \"files\" or \"acme\", or \
+                         list these addresses under listen.http"
+                            .into(),
+                    ));
+                }
+                Listen {
+                    https: Vec::new(),
+                    http: raw
+                        .listen
+                        .http
+                        .unwrap_or_else(|| vec![SocketAddr::from(([127, 0, 0, 1], 8080))]),
+                }
+            }
+            _ => Listen {
+                https: raw
+                    .listen
+                    .https
+                    .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 443))]),
+                http: raw.listen.http.unwrap_or_default(),
+            },
+        };
+        if listen.https.is_empty() && listen.http.is_empty() {
+            return Err(field("listen", "no address to listen on".into()));
+        }
+
+        let defaults = Intake::default();
+        let intake = Intake {
+            path: raw.intake.path.unwrap_or(defaults.path),
+            max_body: raw.intake.max_body.unwrap_or(defaults.max_body),
+            max_decompressed: raw
+                .intake
+                .max_decompressed
+                .unwrap_or(defaults.max_decompressed),
+            timeout: raw
+                .intake
+                .timeout_seconds
+                .map_or(defaults.timeout, Duration::from_secs),
+            max_concurrent: raw.intake.max_concurrent.unwrap_or(defaults.max_concurrent),
+        };
+        if !intake.path.starts_with('/') || intake.path.starts_with("/.well-known/mta-sts") {
+            return Err(field(
+                "intake.path",
+                format!(
+                    "{:?}: must start with / and not be the policy path",
+                    intake.path
+                ),
+            ));
+        }
+        for (name, value) in [
+            ("intake.max_body", intake.max_body),
+            ("intake.max_decompressed", intake.max_decompressed),
+            ("intake.max_concurrent", intake.max_concurrent),
+        ] {
+            if value == 0 {
+                return Err(field(name, "must be greater than 0".into()));
+            }
+        }
+        if intake.timeout.is_zero() {
+            return Err(field(
+                "intake.timeout_seconds",
+                "must be greater than 0".into(),
+            ));
+        }
+
+        if raw.domain.is_empty() {
+            return Err(field(
+                "domain",
+                "no [[domain]] block: nothing to serve".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut domains = Vec::with_capacity(raw.domain.len());
+        for (index, raw_domain) in raw.domain.into_iter().enumerate() {
+            let domain = check_domain(raw_domain, index, &tls, &shared_cert, &intake, &resolve)?;
+            if !seen.insert(domain.name.clone()) {
+                return Err(ConfigError::Domain {
+                    domain: domain.name,
+                    field: "name",
+                    message: "listed twice".into(),
+                });
+            }
+            domains.push(domain);
+        }
+
+        Ok(Config {
+            source: None,
+            listen,
+            tls,
+            storage: Storage {
+                data_dir: raw.storage.data_dir.map(resolve),
+                database: raw.storage.database,
+            },
+            intake,
+            domains,
+        })
+    }
+}
+
+/// Says where a policy diagnostic comes from: a config field or a file position.
+type Locator = Box<dyn Fn(&Diagnostic) -> String>;
+
+fn check_domain(
+    raw: RawDomain,
+    index: usize,
+    tls: &Tls,
+    shared_cert: &Option<CertFiles>,
+    intake: &Intake,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<Domain, ConfigError> {
+    let Some(written) = raw.name else {
+        return Err(ConfigError::Domain {
+            domain: format!("#{}", index + 1),
+            field: "name",
+            message: "missing".into(),
+        });
+    };
+    let error = |field: &'static str, message: String| ConfigError::Domain {
+        domain: written.clone(),
+        field,
+        message,
+    };
+    let name = normalize_host(&written).map_err(|message| error("name", message))?;
+    let plain_name = matches!(MxPattern::parse(&name), Ok((p, _)) if !p.is_wildcard());
+    if !plain_name || !name.contains('.') {
+        return Err(error(
+            "name",
+            "not a domain name; write the mail domain, such as example.com".into(),
+        ));
+    }
+    if name.starts_with("mta-sts.") {
+        return Err(error(
+            "name",
+            "write the mail domain (example.com), not its policy host (mta-sts.example.com)".into(),
+        ));
+    }
+
+    let inline = raw.mode.is_some() || !raw.mx.is_empty() || raw.max_age.is_some();
+    let (body, problems_at): (Vec<u8>, Locator) = match (raw.policy_file, inline) {
+        (Some(_), true) => {
+            return Err(error(
+                "policy_file",
+                "given together with mode/mx/max_age: use one or the other".into(),
+            ));
+        }
+        (Some(file), false) => {
+            let file = resolve(file);
+            let body = std::fs::read(&file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let shown = file.display().to_string();
+            (
+                body,
+                Box::new(move |d: &Diagnostic| {
+                    format!("{shown} line {} column {}", d.line, d.column)
+                }),
+            )
+        }
+        (None, false) => {
+            return Err(error(
+                "mode",
+                "missing: give mode, mx and max_age, or policy_file".into(),
+            ));
+        }
+        (None, true) => {
+            let Some(mode) = raw.mode else {
+                return Err(error(
+                    "mode",
+                    "missing: one of \"testing\", \"enforce\", \"none\"".into(),
+                ));
+            };
+            let max_age = raw.max_age.unwrap_or(u64::from(DEFAULT_MAX_AGE));
+            let mx_count = raw.mx.len();
+            for (field, value) in
+                std::iter::once(("mode", &mode)).chain(raw.mx.iter().map(|mx| ("mx", mx)))
+            {
+                if value.contains(['\r', '\n']) {
+                    return Err(error(field, format!("{value:?} contains a line break")));
+                }
+            }
+            let mut text = format!("version: STSv1\r\nmode: {mode}\r\n");
+            for mx in &raw.mx {
+                text.push_str(&format!("mx: {mx}\r\n"));
+            }
+            text.push_str(&format!("max_age: {max_age}\r\n"));
+            (
+                text.into_bytes(),
+                Box::new(move |d: &Diagnostic| {
+                    // Line 1 is version, 2 mode, then one line per mx, then max_age.
+                    let line = usize::try_from(d.line).unwrap_or(usize::MAX);
+                    match line {
+                        2 => "mode".to_owned(),
+                        n if n >= 3 && n < 3 + mx_count => format!("mx[{}]", n - 3),
+                        n if n == 3 + mx_count => "max_age".to_owned(),
+                        _ => "policy".to_owned(),
+                    }
+                }),
+            )
+        }
+    };
+    let is_file = !inline;
+
+    let lint = Policy::lint(&body);
+    let problems: Vec<PolicyProblem> = lint
+        .errors()
+        .map(|diagnostic| PolicyProblem {
+            location: problems_at(diagnostic),
+            diagnostic: diagnostic.clone(),
+        })
+        .collect();
+    let warnings: Vec<Diagnostic> = lint
+        .diagnostics
+        .iter()
+        .filter(|d| !d.is_error())
+        .cloned()
+        .collect();
+    let policy = match lint.into_policy() {
+        Some(policy) if problems.is_empty() => policy,
+        _ => {
+            return Err(ConfigError::InvalidPolicy {
+                domain: name,
+                problems,
+            });
+        }
+    };
+    // A policy file is served byte for byte (its id is derived from those bytes); a policy
+    // written as fields is served in canonical form.
+    let body = if is_file {
+        body
+    } else {
+        policy.to_text().into_bytes()
+    };
+
+    let rua = if raw.rua.is_empty() {
+        let uri = format!("https://mta-sts.{name}{}", intake.path);
+        vec![
+            ReportUri::parse(&uri)
+                .map_err(|p| error("rua", format!("default {uri}: {}", p.message)))?,
+        ]
+    } else {
+        raw.rua
+            .iter()
+            .map(|uri| {
+                ReportUri::parse(uri)
+                    .map_err(|p| error("rua", format!("{uri}: {} ({})", p.message, p.hint)))
+            })
+            .collect::<Result<_, _>>()?
+    };
+
+    let cert = match (raw.cert, raw.key) {
+        (Some(cert), Some(key)) if *tls == Tls::Files => Some(CertFiles {
+            cert: resolve(cert),
+            key: resolve(key),
+        }),
+        (None, None) if *tls == Tls::Files => match shared_cert {
+            Some(files) => Some(files.clone()),
+            None => {
+                return Err(error(
+                    "cert",
+                    "missing: tls.mode = \"files\" needs cert and key for every domain (or a \
+                     shared [tls] cert and key)"
+                        .into(),
+                ));
+            }
+        },
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(error(
+                "cert",
+                "certificate files are only used with tls.mode = \"files\"".into(),
+            ));
+        }
+        _ => return Err(error("cert", "give both cert and key, or neither".into())),
+    };
+
+    Ok(Domain {
+        name,
+        body,
+        policy,
+        rua,
+        cert,
+        warnings,
+    })
+}

@@ -1,0 +1,149 @@
+//! TLS-RPT HTTPS intake (RFC 8460 §5.4): report bodies POSTed by sending MTAs go to a
+//! [`ReportSink`], which commits them before the sender gets its answer.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mta_sts_tlsrpt::ReportIdentity;
+use mta_sts_tlsrpt::report::{ReportError, decode};
+
+/// A report body as it arrived, before anything is parsed.
+#[derive(Debug, Clone)]
+pub struct IncomingReport {
+    /// The sender's address, when known (not in `oneshot` tests).
+    pub peer: Option<SocketAddr>,
+    /// The declared `Content-Type`, as sent. Only informative: senders mislabel gzip and JSON,
+    /// so the bytes decide (gzip magic `1f 8b` means gzip).
+    pub content_type: Option<String>,
+    /// The body, exactly as received (still compressed when it was).
+    pub body: Bytes,
+    /// The largest report the sink may decompress, in bytes (`intake.max_decompressed`):
+    /// beyond it, answer [`IngestOutcome::TooLarge`].
+    pub max_decompressed: usize,
+}
+
+/// What a sink did with a report. Each maps to one HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// New report, committed: `201 Created`.
+    Stored,
+    /// The same report (organization, report-id, date range) was already stored:
+    /// `200 OK`, so a sender that retries after a lost answer sees success.
+    Duplicate,
+    /// Not a readable report; the bytes are kept in quarantine with the reason:
+    /// `400 Bad Request` with the reason in the body.
+    Quarantined {
+        /// Why it could not be read, for the sender and the operator.
+        reason: String,
+    },
+    /// Larger than [`IncomingReport::max_decompressed`] once decompressed (a gzip bomb, or a
+    /// huge report): `413 Payload Too Large`.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+}
+
+/// The store could not take the report (database down, disk full): the sender gets
+/// `503 Service Unavailable` and retries later.
+#[derive(Debug, thiserror::Error)]
+#[error("report sink failed: {message}")]
+pub struct SinkError {
+    /// What failed; logged, never shown to the sender.
+    pub message: String,
+}
+
+impl SinkError {
+    /// A sink error with a message for the log.
+    pub fn new(message: impl Into<String>) -> Self {
+        SinkError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Where intake puts reports: the durable store, or [`MemorySink`] in tests.
+///
+/// `ingest` must not return until the raw bytes are durable (or the outcome says why they were
+/// not kept): the HTTP answer follows immediately. It must be idempotent on the report's
+/// identity ([`ReportIdentity`]) and must never panic on input.
+#[async_trait]
+pub trait ReportSink: Send + Sync + 'static {
+    /// Stores one report body.
+    async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError>;
+}
+
+/// Reads a body the way every sink should: gunzip (capped), then the lenient report reader.
+/// `Ok` holds the identity to key the report on; `Err` the outcome for an unreadable or
+/// oversized body.
+pub fn classify(report: &IncomingReport) -> Result<ReportIdentity, IngestOutcome> {
+    match decode(&report.body, report.max_decompressed) {
+        Ok(read) => Ok(read.report.identity()),
+        Err(ReportError::TooLarge { limit }) => Err(IngestOutcome::TooLarge { limit }),
+        Err(error) => Err(IngestOutcome::Quarantined {
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// A sink that keeps reports in memory: for tests, and for running without storage.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    inner: Mutex<MemoryReports>,
+}
+
+/// What a [`MemorySink`] holds.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryReports {
+    /// Stored reports by identity, with their raw bytes.
+    pub stored: BTreeMap<ReportIdentity, Bytes>,
+    /// Quarantined bodies with the reason.
+    pub quarantined: Vec<(Bytes, String)>,
+    /// Every content type seen, in arrival order.
+    pub content_types: Vec<Option<String>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        MemorySink::default()
+    }
+
+    /// A copy of what the sink holds.
+    pub fn snapshot(&self) -> MemoryReports {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryReports> {
+        // A poisoned lock only means another test thread panicked; the data is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ReportSink for MemorySink {
+    async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
+        let classified = classify(&report);
+        let mut reports = self.lock();
+        reports.content_types.push(report.content_type.clone());
+        Ok(match classified {
+            Ok(identity) => match reports.stored.entry(identity) {
+                std::collections::btree_map::Entry::Occupied(_) => IngestOutcome::Duplicate,
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(report.body);
+                    IngestOutcome::Stored
+                }
+            },
+            Err(IngestOutcome::Quarantined { reason }) => {
+                reports.quarantined.push((report.body, reason.clone()));
+                IngestOutcome::Quarantined { reason }
+            }
+            Err(other) => other,
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! The HTTPS side of `mta-sts serve`: hosts MTA-STS policies (RFC 8461 §3.3) and receives
+//! TLS reports by HTTPS POST (RFC 8460 §5.4).
+//!
+//! - [`Config`]: `mta-sts.toml` ([`Config::load`]) or the quick form ([`Config::from_quick`]);
+//!   every domain's policy is linted at load, and [`Config::dns_records`] gives the TXT records
+//!   that match the bodies served.
+//! - [`app`]: the axum [`Router`](axum::Router) over an [`AppState`]: `GET`/`HEAD`
+//!   `/.well-known/mta-sts.txt` by `Host`, and `POST` of reports at `intake.path`, with body,
+//!   time and concurrency limits.
+//! - [`ReportSink`]: where reports go; the store implements it, [`MemorySink`] keeps them in
+//!   memory.
+//! - [`Server`] and [`serve`]: listeners (HTTPS with certificates chosen by SNI, from PEM files
+//!   or ACME TLS-ALPN-01; plain HTTP behind a proxy), reload, graceful shutdown.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mta_sts_server::{AppState, Config, MemorySink, app};
+//!
+//! let config = Config::from_toml(r#"
+//!     [tls]
+//!     mode = "none"
+//!     [[domain]]
+//!     name = "example.com"
+//!     mode = "testing"
+//!     mx = ["mx1.example.com"]
+//! "#, std::path::Path::new("."))?;
+//! let records = config.dns_records();
+//! assert!(records[0].sts.value.starts_with("v=STSv1; id="));
+//! let router = app(AppState::new(&config, Arc::new(MemorySink::new())));
+//! # let _ = router;
+//! # Ok::<(), mta_sts_server::ConfigError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod acme;
+mod app;
+mod config;
+mod intake;
+mod server;
+mod tls;
+
+pub use acme::AcmeError;
+pub use app::{AppState, POLICY_PATH, PeerAddr, app};
+pub use config::{
+    AcmeConfig, CertFiles, Config, ConfigError, DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT,
+    DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_DECOMPRESSED,
+    DnsRecords, Domain, Intake, LETS_ENCRYPT_DIRECTORY, Listen, PolicyProblem, QuickTls, Storage,
+    Tls, TxtRecord,
+};
+pub use intake::{
+    IncomingReport, IngestOutcome, MemoryReports, MemorySink, ReportSink, SinkError, classify,
+};
+pub use server::{Listeners, Server, ServerError, serve, shutdown_signal};
+pub use tls::{TlsError, load_cert_files};

@@ -1,0 +1,222 @@
+//! `mta-sts.toml`: refusals say where and why; DNS records match the bodies served.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mta_sts_policy::policy_id;
+use mta_sts_server::{CertFiles, Config, ConfigError, QuickTls, Tls};
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("."))
+}
+
+const PLAIN: &str = "[tls]\nmode = \"none\"\n";
+
+#[test]
+fn config_that_would_publish_an_invalid_policy_is_refused_with_the_diagnostic() {
+    let error = load(&format!(
+        "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"enforce\"\nmx = [\"mx1.example.com\", \"mx.*.example.com\"]\n"
+    ))
+    .unwrap_err();
+    let ConfigError::InvalidPolicy { domain, problems } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(domain, "example.com");
+    assert_eq!(problems[0].location, "mx[1]");
+    assert!(!problems[0].diagnostic.code.is_empty());
+    let shown = error.to_string();
+    assert!(shown.contains("domain example.com"), "{shown}");
+    assert!(shown.contains("mx[1]"), "{shown}");
+    assert!(shown.contains(problems[0].diagnostic.code), "{shown}");
+}
+
+#[test]
+fn enforce_without_mx_is_refused() {
+    let error = load(&format!(
+        "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"enforce\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(error, ConfigError::InvalidPolicy { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn max_age_over_a_year_is_refused_at_max_age() {
+    let error = load(&format!(
+        "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx.example.com\"]\nmax_age = 99999999\n"
+    ))
+    .unwrap_err();
+    let ConfigError::InvalidPolicy { problems, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(problems[0].location, "max_age", "{error}");
+}
+
+#[test]
+fn invalid_policy_file_is_refused_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.txt"),
+        "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: +86400\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mta-sts.toml"),
+        format!("{PLAIN}[[domain]]\nname = \"example.com\"\npolicy_file = \"policy.txt\"\n"),
+    )
+    .unwrap();
+    let error = Config::load(dir.path().join("mta-sts.toml")).unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.contains("policy.txt line 4"), "{shown}");
+}
+
+#[test]
+fn policy_file_is_served_byte_for_byte_and_its_id_is_derived_from_those_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "version: STSv1\nmode: testing\nmx: mx1.example.com\nmax_age: 604800\n";
+    std::fs::write(dir.path().join("policy.txt"), body).unwrap();
+    std::fs::write(
+        dir.path().join("mta-sts.toml"),
+        format!(
+            "{PLAIN}[[domain]]\nname = \"Example.com.\"\npolicy_file = \"policy.txt\"\nrua = [\"mailto:tls@example.com\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = Config::load(dir.path().join("mta-sts.toml")).unwrap();
+    let domain = &config.domains()[0];
+    assert_eq!(domain.name(), "example.com");
+    assert_eq!(domain.policy_body(), body.as_bytes());
+    let records = config.dns_records();
+    assert_eq!(records[0].policy_id, policy_id(body.as_bytes()));
+    assert_eq!(records[0].sts.name, "_mta-sts.example.com.");
+    assert_eq!(
+        records[0].sts.value,
+        format!("v=STSv1; id={}", policy_id(body.as_bytes()))
+    );
+    assert_eq!(records[0].tlsrpt.name, "_smtp._tls.example.com.");
+    assert_eq!(
+        records[0].tlsrpt.value,
+        "v=TLSRPTv1; rua=mailto:tls@example.com"
+    );
+    assert_eq!(
+        records[0].policy_url,
+        "https://mta-sts.example.com/.well-known/mta-sts.txt"
+    );
+}
+
+#[test]
+fn generated_policy_is_canonical_and_rua_defaults_to_this_intake() {
+    let config = load(&format!(
+        "{PLAIN}[intake]\npath = \"/reports\"\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx1.example.com\"]\n"
+    ))
+    .unwrap();
+    let domain = &config.domains()[0];
+    assert_eq!(
+        domain.policy_body(),
+        b"version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"
+    );
+    let records = config.dns_records();
+    assert_eq!(
+        records[0].tlsrpt.value,
+        "v=TLSRPTv1; rua=https://mta-sts.example.com/reports"
+    );
+    assert_eq!(records[0].policy_id, policy_id(domain.policy_body()));
+}
+
+#[test]
+fn errors_name_the_domain_and_field() {
+    let cases = [
+        (
+            format!(
+                "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx.example.com\"]\nrua = [\"ftp://x\"]\n"
+            ),
+            "domain example.com: rua",
+        ),
+        (
+            format!("{PLAIN}[[domain]]\nname = \"example.com\"\n"),
+            "domain example.com: mode",
+        ),
+        (
+            format!("{PLAIN}[[domain]]\nmode = \"testing\"\n"),
+            "domain #1: name",
+        ),
+        (
+            format!("{PLAIN}[[domain]]\nname = \"mta-sts.example.com\"\nmode = \"none\"\n"),
+            "domain mta-sts.example.com: name",
+        ),
+        (
+            format!(
+                "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"none\"\n[[domain]]\nname = \"EXAMPLE.com\"\nmode = \"none\"\n"
+            ),
+            "listed twice",
+        ),
+        (
+            "[[domain]]\nname = \"example.com\"\nmode = \"none\"\n".to_owned(),
+            "domain example.com: cert",
+        ),
+        (
+            "[tls]\nmode = \"acme\"\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+                .to_owned(),
+            "tls.acme",
+        ),
+        (
+            format!("{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"none\"\nmx_hosts = []\n"),
+            "mx_hosts",
+        ),
+        (
+            format!(
+                "{PLAIN}[listen]\nhttps = [\"0.0.0.0:443\"]\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+            ),
+            "listen.https",
+        ),
+        (PLAIN.to_owned(), "no [[domain]]"),
+    ];
+    for (text, expected) in cases {
+        let error = load(&text).unwrap_err().to_string();
+        assert!(error.contains(expected), "{expected:?} in {error:?}");
+    }
+}
+
+#[test]
+fn full_example_config_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mta-sts.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    // Certificate files are read when serving, not when loading: the example loads anywhere.
+    let config = Config::from_toml(&text, Path::new("/etc/mta-sts")).unwrap();
+    assert!(!config.domains().is_empty());
+    assert_eq!(config.intake.path, "/tlsrpt");
+}
+
+#[test]
+fn quick_form_serves_policy_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.txt");
+    std::fs::write(&policy, "version: STSv1\nmode: none\nmax_age: 86400\n").unwrap();
+    let listen: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+    let config = Config::from_quick(
+        vec![listen],
+        vec![("example.com".into(), policy.clone())],
+        QuickTls::Files(CertFiles {
+            cert: PathBuf::from("c.pem"),
+            key: PathBuf::from("k.pem"),
+        }),
+    )
+    .unwrap();
+    assert_eq!(config.listen.https, [listen]);
+    assert_eq!(config.tls, Tls::Files);
+    assert_eq!(
+        config.domains()[0].cert_files().unwrap().cert,
+        PathBuf::from("./c.pem")
+    );
+
+    let plain = Config::from_quick(
+        vec![listen],
+        vec![("example.com".into(), policy)],
+        QuickTls::PlainHttp,
+    )
+    .unwrap();
+    assert_eq!(plain.listen.http, [listen]);
+    assert!(plain.listen.https.is_empty());
+}
