@@ -41,6 +41,7 @@ mod writer;
 mod writes;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, decode};
@@ -57,9 +58,10 @@ pub use model::{
     ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
 pub use sql::MAX_INDEXED_LEN;
+pub use writer::WriterStats;
 
 use sql::{Backend, NewRaw};
-use writer::Writer;
+use writer::{Connect, Writer};
 use writes::{Quarantine, StoreIngest, StoreParsed, StoreRaw, Verdict};
 
 /// How a store runs; [`StoreOptions::default`] suits an intake on a small machine.
@@ -124,16 +126,11 @@ impl Store {
             database: location.to_string(),
             source,
         };
-        let mut write_conn = AnyConnection::connect(&url).await.map_err(connect_error)?;
-        if backend == Backend::Sqlite {
-            // WAL lets readers read while the writer writes; FULL flushes the WAL on every
-            // commit (see above). Both stick to the connection that runs them, and WAL to the
-            // file.
-            write_conn
-                .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-                .await
-                .map_err(error::database("set up SQLite"))?;
-        }
+        let open_writer: Connect = {
+            let url = url.clone();
+            Arc::new(move || Box::pin(connect_writer(backend, url.clone())))
+        };
+        let mut write_conn = open_writer().await.map_err(connect_error)?;
         sql::migrator(backend)
             .run(&mut write_conn)
             .await
@@ -154,7 +151,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(connect_error)?;
-        let (writer, writer_task) = Writer::start(write_conn, options.max_batch);
+        let (writer, writer_task) = Writer::start(write_conn, open_writer, options.max_batch);
         Ok(Self {
             location: location.clone(),
             readers,
@@ -167,6 +164,11 @@ impl Store {
     /// Where the store lives.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// What the writer has committed since the store was opened: how well writes are grouped.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
     /// Stores a report body exactly as received, and returns once it is committed. The same
@@ -332,6 +334,19 @@ impl Store {
             .await
             .map_err(error::database("connect for reading"))
     }
+}
+
+/// Opens the write connection. For SQLite: WAL lets readers read while the writer writes;
+/// `synchronous=FULL` flushes the WAL at every commit, so a commit that returned survives a
+/// power loss (with `NORMAL`, only a crash of this process). Both are set per connection (WAL
+/// sticks to the file too).
+async fn connect_writer(backend: Backend, url: String) -> sqlx::Result<AnyConnection> {
+    let mut conn = AnyConnection::connect(&url).await?;
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .await?;
+    }
+    Ok(conn)
 }
 
 /// The backend and `sqlx` URL of `location`; creates a data directory when missing.

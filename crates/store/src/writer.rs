@@ -13,6 +13,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
@@ -83,30 +85,62 @@ impl<W: Write> Queued for Envelope<W> {
 /// The sending side of the writer task's queue.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Queued>>,
+    stats: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
-            .field(
-                "queued",
-                &(self.queue.max_capacity() - self.queue.capacity()),
-            )
-            .finish()
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
+
+/// What the writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Writes committed (one per `ingest…` or `quarantine` call that succeeded); divided by
+    /// `commits`, the average group size.
+    pub writes: u64,
+    /// Times the write connection was lost and opened again.
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// Opens the write connection, set up for writing; the writer calls it again when the
+/// connection is lost (a PostgreSQL restart, say).
+pub(crate) type Connect = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = sqlx::Result<AnyConnection>> + Send>> + Send + Sync,
+>;
 
 impl Writer {
     /// Starts the writer task on `conn`, committing at most `max_batch` writes at a time.
     pub(crate) fn start(
         conn: AnyConnection,
+        connect: Connect,
         max_batch: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let max_batch = max_batch.max(1);
         // Room for a few batches: past that, writers wait, which is the backpressure.
         let (queue, receiver) = mpsc::channel(max_batch * 4);
-        let task = tokio::spawn(run(conn, receiver, max_batch));
-        (Self { queue }, task)
+        let stats = Arc::new(Counters::default());
+        let task = tokio::spawn(
+            Task {
+                conn,
+                connect,
+                stats: Arc::clone(&stats),
+            }
+            .run(receiver, max_batch),
+        );
+        (Self { queue, stats }, task)
     }
 
     /// Queues `write` and waits until the transaction holding it has committed.
@@ -123,49 +157,85 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
-}
 
-async fn run(
-    mut conn: AnyConnection,
-    mut queue: mpsc::Receiver<Box<dyn Queued>>,
-    max_batch: usize,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    // `recv_many` waits for one write, then takes whatever else has queued meanwhile: under load
-    // the batch is what arrived during the previous commit; when idle, a lone write commits at
-    // once.
-    while queue.recv_many(&mut batch, max_batch).await > 0 {
-        commit_batch(&mut conn, &mut batch).await;
-    }
-    let _ = conn.close().await;
-}
-
-async fn commit_batch(conn: &mut AnyConnection, batch: &mut Vec<Box<dyn Queued>>) {
-    if batch.len() > 1 && apply_in_transaction(conn, batch).await.is_ok() {
-        for queued in batch.drain(..) {
-            queued.succeed();
-        }
-        return;
-    }
-    // One at a time: a lone write, or the retry of a failed batch.
-    for mut queued in batch.drain(..) {
-        match apply_in_transaction(conn, std::slice::from_mut(&mut queued)).await {
-            Ok(()) => queued.succeed(),
-            Err(error) => queued.fail(error),
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            reconnects: self.stats.reconnects.load(Ordering::Relaxed),
         }
     }
 }
 
-async fn apply_in_transaction(
-    conn: &mut AnyConnection,
-    writes: &mut [Box<dyn Queued>],
-) -> sqlx::Result<()> {
-    let mut transaction = conn.begin().await?;
-    for write in writes.iter_mut() {
-        if let Err(error) = write.apply(&mut transaction).await {
-            let _ = transaction.rollback().await;
-            return Err(error);
+/// The writer task: the only user of the write connection.
+struct Task {
+    conn: AnyConnection,
+    connect: Connect,
+    stats: Arc<Counters>,
+}
+
+impl Task {
+    async fn run(mut self, mut queue: mpsc::Receiver<Box<dyn Queued>>, max_batch: usize) {
+        let mut batch = Vec::with_capacity(max_batch);
+        // `recv_many` waits for one write, then takes whatever else has queued meanwhile: under
+        // load the batch is what arrived during the previous commit; when idle, a lone write
+        // commits at once.
+        while queue.recv_many(&mut batch, max_batch).await > 0 {
+            self.commit_batch(&mut batch).await;
+        }
+        let _ = self.conn.close().await;
+    }
+
+    async fn commit_batch(&mut self, batch: &mut Vec<Box<dyn Queued>>) {
+        if batch.len() > 1 && self.commit(batch).await.is_ok() {
+            for queued in batch.drain(..) {
+                queued.succeed();
+            }
+            return;
+        }
+        // One at a time: a lone write, or the retry of a failed batch.
+        for mut queued in batch.drain(..) {
+            let write = std::slice::from_mut(&mut queued);
+            let mut result = self.commit(write).await;
+            if result.is_err() && self.reconnect().await {
+                result = self.commit(write).await;
+            }
+            match result {
+                Ok(()) => queued.succeed(),
+                Err(error) => queued.fail(error),
+            }
         }
     }
-    transaction.commit().await
+
+    /// Applies `writes` in one transaction and commits it.
+    async fn commit(&mut self, writes: &mut [Box<dyn Queued>]) -> sqlx::Result<()> {
+        let mut transaction = self.conn.begin().await?;
+        for write in writes.iter_mut() {
+            if let Err(error) = write.apply(&mut transaction).await {
+                let _ = transaction.rollback().await;
+                return Err(error);
+            }
+        }
+        transaction.commit().await?;
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .writes
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Opens the write connection again if it no longer answers; true if it did.
+    async fn reconnect(&mut self) -> bool {
+        if self.conn.ping().await.is_ok() {
+            return false;
+        }
+        match (self.connect)().await {
+            Ok(conn) => {
+                self.conn = conn;
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }

@@ -502,6 +502,9 @@ async fn concurrent_ingest_stores_every_acknowledged_report_once(location: Locat
     assert_eq!(listed.len(), keys.len());
     let listed_ids: BTreeSet<_> = listed.iter().map(|r| r.report_id.clone()).collect();
     assert_eq!(listed_ids, keys.keys().cloned().collect());
+    let stats = store.writer_stats();
+    assert_eq!(stats.writes, (TASKS * REPORTS_PER_TASK) as u64);
+    assert!(stats.commits <= stats.writes);
     Arc::into_inner(store)
         .expect("last reference")
         .close()
