@@ -558,3 +558,15 @@ fn identity_differs_when_the_report_id_differs() {
     second.report_id.push_str("-2");
     assert_ne!(first.identity(), second.identity());
 }
+
+/// Found by fuzzing: TLSA records packed as JSON inside a string, one of them joined with `;`.
+/// The unpacked entries follow the array rule, so the strict output reads back the same.
+#[test]
+fn tlsa_json_in_string_with_semicolon_round_trips() {
+    let bytes = include_bytes!("fixtures/regressions/tlsa-json-in-string-with-semicolon.json");
+    let read = Report::from_json(bytes).unwrap();
+    let strings = &read.report.policies[0].policy.policy_string;
+    assert_eq!(strings.len(), 3, "{strings:?}");
+    let again = Report::from_json(read.report.to_json().as_bytes()).unwrap();
+    assert_eq!(again.report, read.report);
+}

@@ -279,9 +279,24 @@ impl Reader {
             && let Ok(inner) = serde_json::from_str::<Vec<String>>(text)
         {
             self.warn(path.to_owned(), ReportWarningKind::PolicyStringJsonInString);
-            entries.extend(inner);
+            // The unpacked entries follow the same rule as entries sent as an array, so what
+            // the strict writer writes reads back the same.
+            for entry in inner {
+                self.policy_string_record(&entry, path, policy_type, entries);
+            }
             return;
         }
+        self.policy_string_record(text, path, policy_type, entries);
+    }
+
+    /// One entry of `policy-string`: TLSA records joined with `;` (RFC 8460 §4) are split.
+    fn policy_string_record(
+        &mut self,
+        text: &str,
+        path: &str,
+        policy_type: &PolicyType,
+        entries: &mut Vec<String>,
+    ) {
         if *policy_type == PolicyType::Tlsa && text.contains(';') {
             self.warn(
                 path.to_owned(),
