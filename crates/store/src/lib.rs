@@ -247,17 +247,25 @@ impl Store {
         content_type: &str,
         bytes: &[u8],
     ) -> Result<Ingested, StoreError> {
-        let verdict = match catch_unwind(AssertUnwindSafe(|| decode(bytes, self.max_report_size))) {
-            Ok(Ok(read)) => Verdict::Read(read),
-            Ok(Err(error)) => Verdict::Unreadable(error),
-            Err(_) => Verdict::ReaderFailed,
-        };
-        self.writer
-            .submit(StoreIngest {
-                raw: new_raw(source, content_type, bytes),
-                verdict,
+        let max_len = self.max_report_size;
+        let write = if bytes.len() <= INLINE_READ_LIMIT {
+            let raw = new_raw(source, content_type, bytes);
+            let verdict = read_body(&raw.bytes, max_len);
+            StoreIngest { raw, verdict }
+        } else {
+            // Hashing and reading a large body takes milliseconds: not on the async workers,
+            // where it would hold up every other request scheduled there.
+            let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
+            tokio::task::spawn_blocking(move || {
+                let raw = new_raw(source, &content_type, &bytes);
+                let verdict = read_body(&raw.bytes, max_len);
+                StoreIngest { raw, verdict }
             })
             .await
+            // Only a runtime shutting down cancels the task (`read_body` catches panics).
+            .map_err(|_| StoreError::WriterStopped)?
+        };
+        self.writer.submit(write).await
     }
 
     /// Reports matching `filter`, newest period first, each with its policies' session counts.
@@ -375,6 +383,20 @@ fn connection_url(location: &Location) -> Result<(Backend, String), StoreError> 
                 .replace('#', "%23");
             Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rwc")))
         }
+    }
+}
+
+/// Bodies up to this size are hashed and read on the calling task; larger ones on a blocking
+/// thread. Real daily reports are a few kilobytes.
+const INLINE_READ_LIMIT: usize = 64 * 1024;
+
+/// Reads a body, turning a panic of the reader into [`Verdict::ReaderFailed`] so that the body
+/// is still stored.
+fn read_body(bytes: &[u8], max_len: usize) -> Verdict {
+    match catch_unwind(AssertUnwindSafe(|| decode(bytes, max_len))) {
+        Ok(Ok(read)) => Verdict::Read(read),
+        Ok(Err(error)) => Verdict::Unreadable(error),
+        Err(_) => Verdict::ReaderFailed,
     }
 }
 

@@ -49,6 +49,7 @@ on_both_backends!(
     explicit_quarantine_keeps_the_first_reason,
     quarantine_needs_a_stored_body,
     overlong_identity_is_quarantined,
+    large_body_is_read_and_stored,
     concurrent_ingest_stores_every_acknowledged_report_once,
     data_survives_close_and_reopen,
     data_survives_drop_and_reopen,
@@ -451,6 +452,42 @@ async fn overlong_identity_is_quarantined(location: Location) {
     store.close().await;
 }
 
+async fn large_body_is_read_and_stored(location: Location) {
+    const DETAILS: usize = 2000;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fixture("google-sts-enforce.json")).expect("fixture is JSON");
+    let details: Vec<serde_json::Value> = (0..DETAILS)
+        .map(|n| {
+            serde_json::json!({
+                "result-type": "certificate-expired",
+                "sending-mta-ip": format!("192.0.2.{}", n % 250),
+                "receiving-mx-hostname": format!("mx{n}.example.org"),
+                "failed-session-count": 1,
+            })
+        })
+        .collect();
+    json["policies"][0]["failure-details"] = serde_json::Value::from(details);
+    let body = json.to_string().into_bytes();
+    assert!(
+        body.len() > 64 * 1024,
+        "large enough to be read off the async workers"
+    );
+
+    let store = open(&location).await;
+    let outcome = store
+        .ingest(Source::Https, "application/tlsrpt+json", &body)
+        .await
+        .expect("ingest");
+    let report = store
+        .get_report(stored_key(&outcome))
+        .await
+        .expect("get")
+        .expect("report");
+    assert_eq!(report.report.policies[0].failure_details.len(), DETAILS);
+    assert_eq!(report.report, read(&body).report);
+    store.close().await;
+}
+
 async fn concurrent_ingest_stores_every_acknowledged_report_once(location: Location) {
     const TASKS: usize = 64;
     const REPORTS_PER_TASK: usize = 8;
@@ -792,4 +829,50 @@ fn postgres_url_gets_the_test_database() {
         "postgres://u:p@h/t2?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
+}
+
+/// PostgreSQL only: a server restart or an administrator can end the store's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_reconnects_after_its_connection_is_ended() {
+    run(
+        Backend::Postgres,
+        "writer_reconnects",
+        |location| async move {
+            let store = open(&location).await;
+            store
+                .ingest(
+                    Source::Https,
+                    "application/tlsrpt+json",
+                    &fixture("no-contact.json"),
+                )
+                .await
+                .expect("ingest before");
+            let Location::Postgres(url) = &location else {
+                panic!("a PostgreSQL location");
+            };
+            let mut admin = PgConnection::connect(url).await.expect("admin connection");
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .await
+                .expect("end the store's connections");
+            let _ = admin.close().await;
+
+            let outcome = store
+                .ingest(
+                    Source::Https,
+                    "application/tlsrpt+json",
+                    &fixture("dane-tlsa-records.json"),
+                )
+                .await
+                .expect("ingest after the connection was ended");
+            assert!(matches!(outcome, Ingested::Stored { .. }), "{outcome:?}");
+            assert_eq!(store.writer_stats().reconnects, 1);
+            assert_eq!(all_reports(&store).await.len(), 2);
+            store.close().await;
+        },
+    )
+    .await;
 }
