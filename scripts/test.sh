@@ -8,5 +8,5 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --workspace --locked
+echo "== cargo test (with a throwaway PostgreSQL for the store's cases)"
+PG_TEST_COMMAND='cargo test --workspace --locked' bash scripts/pg-test.sh
