@@ -277,7 +277,16 @@ fn challenge_certificate(host: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>,
     params.custom_extensions = vec![CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    certified_key(vec![cert.der().clone()], key_der)
+    // Not `certified_key`: its consistency check parses the certificate with webpki, which
+    // refuses the critical acmeIdentifier extension this certificate exists to carry.
+    let signing_key = crate::tls::crypto_provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing_key,
+    )))
 }
 
 fn parse_pem(chain: &str, key: &str) -> Option<Arc<CertifiedKey>> {
