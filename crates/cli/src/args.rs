@@ -42,6 +42,16 @@ pub enum Command {
     /// Suggest the policy and DNS records to publish for a domain, from its live MX hosts, with
     /// the rollout order and the change from what is published now.
     Suggest(SuggestArgs),
+    /// Host MTA-STS policies over HTTPS and receive TLS reports by HTTPS POST into the store.
+    ///
+    /// With a config file (`--config mta-sts.toml`, see examples/mta-sts.toml), or the quick
+    /// form: `--listen ADDR --domain D --policy FILE [--domain D2 --policy FILE2 ...]` with
+    /// `--cert PEM --key PEM`, `--acme-email ADDR` or `--plain-http`. SIGHUP reloads the
+    /// config; SIGTERM or Ctrl-C stops after open requests finish.
+    Serve(ServeArgs),
+    /// Read the TLS reports in the store.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
     /// Check a policy file or a TXT record against RFC 8461 / RFC 8460.
     #[command(subcommand)]
     Lint(LintCommand),
@@ -51,6 +61,89 @@ pub enum Command {
     /// Print the DNS records to publish.
     #[command(subcommand)]
     Dns(DnsCommand),
+}
+
+/// Where reports are stored.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Keep the store (SQLite) in this directory [default: /var/lib/mta-sts as root,
+    /// else $XDG_DATA_HOME/mta-sts or ~/.local/share/mta-sts].
+    #[arg(long, value_name = "DIR", conflicts_with = "database")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this PostgreSQL database instead (postgres://user@host/db).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file (mta-sts.toml).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "domain", "policy", "plain_http", "cert", "acme_email"])]
+    pub config: Option<PathBuf>,
+    /// Listen on this address (repeatable) [default: 0.0.0.0:443, or 127.0.0.1:8080 with
+    /// --plain-http].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// A policy domain (repeatable; each takes the --policy at the same position).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+    /// The policy file of the --domain at the same position.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// Serve plain HTTP, behind a reverse proxy that terminates TLS.
+    #[arg(long, conflicts_with_all = ["cert", "acme_email"])]
+    pub plain_http: bool,
+    /// Certificate chain (PEM) valid for every mta-sts.<domain>.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "key",
+        conflicts_with = "acme_email"
+    )]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Obtain and renew certificates from Let's Encrypt, with this contact address.
+    #[arg(long, value_name = "ADDR")]
+    pub acme_email: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportsCommand {
+    /// List stored reports, newest first: reporter, report-id, period, and per policy its
+    /// domain, type and session counts.
+    List(ReportsListArgs),
+    /// Show one stored report with its failure details.
+    Show(ReportsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsListArgs {
+    /// Only reports with a policy for this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// At most this many reports.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsShowArgs {
+    /// The report's ID, as `reports list` shows it.
+    pub id: i64,
+    /// Print JSON: the stored report's metadata, and the report in RFC 8460 form.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Network settings for private and lab setups.
@@ -210,11 +303,14 @@ pub enum RecordFormat {
 #[derive(Debug, Args)]
 pub struct DnsRecordsArgs {
     /// The policy domain (the part after @ in addresses), e.g. example.com.
-    #[arg(long)]
-    pub domain: String,
+    #[arg(long, required_unless_present = "config", requires = "policy")]
+    pub domain: Option<String>,
     /// The policy file you publish at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
-    #[arg(long, value_name = "FILE")]
-    pub policy: PathBuf,
+    #[arg(long, value_name = "FILE", requires = "domain")]
+    pub policy: Option<PathBuf>,
+    /// Print the records of every domain of this `mta-sts serve` config file instead.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["domain", "policy", "rua"])]
+    pub config: Option<PathBuf>,
     /// Where TLS reports go: mailto:ADDRESS or https://HOST/PATH; repeat for several
     /// [default: mailto:tlsrpt@DOMAIN].
     #[arg(long, value_name = "URI")]

@@ -103,10 +103,61 @@ pub fn build_records(
     ])
 }
 
+/// `dns records --config FILE`: the records of every domain `mta-sts serve` hosts.
+fn records_of_config(path: &std::path::Path, args: &DnsRecordsArgs) -> anyhow::Result<Outcome> {
+    let config = mta_sts_server::Config::load(path)?;
+    let domains = config.dns_records();
+    match args.format {
+        RecordFormat::Json => {
+            let json: Vec<_> = domains
+                .iter()
+                .map(|d| {
+                    let records = [
+                        TxtRecord::new(d.sts.name.clone(), args.ttl, d.sts.value.clone()),
+                        TxtRecord::new(d.tlsrpt.name.clone(), args.ttl, d.tlsrpt.value.clone()),
+                    ];
+                    serde_json::json!({
+                        "domain": d.domain,
+                        "policy_id": d.policy_id,
+                        "policy_url": d.policy_url,
+                        "records": records,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        RecordFormat::Zone => {
+            println!(
+                "; MTA-STS and TLS-RPT records for the domains of {}",
+                path.display()
+            );
+            for d in &domains {
+                println!("; {}: policy served at {}", d.domain, d.policy_url);
+                for (name, value) in [
+                    (&d.sts.name, &d.sts.value),
+                    (&d.tlsrpt.name, &d.tlsrpt.value),
+                ] {
+                    println!(
+                        "{}",
+                        TxtRecord::new(name.clone(), args.ttl, value.clone()).zone_line()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
 /// `dns records --domain D --policy FILE [--rua URI]... [--format zone|json]`.
 pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
-    let domain = policy_domain(&args.domain)?;
-    let (name, body) = input::read_file(&args.policy)?;
+    if let Some(config) = &args.config {
+        return records_of_config(config, args);
+    }
+    let (Some(domain), Some(policy)) = (&args.domain, &args.policy) else {
+        anyhow::bail!("give --domain and --policy, or --config");
+    };
+    let domain = policy_domain(domain)?;
+    let (name, body) = input::read_file(policy)?;
     let lint = Policy::lint(&body);
     if !lint.is_valid() {
         let text = String::from_utf8_lossy(&body);

@@ -10,12 +10,13 @@ mod input;
 mod lint;
 mod policy_cmd;
 mod render;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command, DnsCommand, LintCommand, PolicyCommand};
+use args::{Cli, Command, DnsCommand, LintCommand, PolicyCommand, ReportsCommand};
 
 /// What a command found: decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Check(a) => check::check(&a, style),
         Command::Suggest(a) => check::suggest(&a, style),
+        Command::Serve(a) => serve::serve(&a),
+        Command::Reports(ReportsCommand::List(a)) => serve::list(&a, style),
+        Command::Reports(ReportsCommand::Show(a)) => serve::show(&a, style),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

@@ -1,0 +1,350 @@
+//! `mta-sts serve` (policy hosting and report intake into the store) and `mta-sts reports`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use mta_sts_server::{
+    CertFiles, Config, IncomingReport, IngestOutcome, QuickTls, ReportSink, SinkError,
+};
+use mta_sts_store::{Ingested, Location, ReportFilter, ReportKey, Source, Store, StoreOptions};
+
+use crate::Outcome;
+use crate::args::{ReportsListArgs, ReportsShowArgs, ServeArgs, StoreArgs};
+use crate::render::Style;
+
+/// The store as the intake's sink: the raw bytes commit (in a group commit) before the answer.
+struct StoreSink(Store);
+
+#[async_trait]
+impl ReportSink for StoreSink {
+    async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
+        let content_type = report.content_type.as_deref().unwrap_or("");
+        match self
+            .0
+            .ingest(Source::Https, content_type, &report.body)
+            .await
+        {
+            Ok(Ingested::Stored { .. }) => Ok(IngestOutcome::Stored),
+            Ok(Ingested::Duplicate { .. }) => Ok(IngestOutcome::Duplicate),
+            Ok(Ingested::Quarantined { reason, .. }) => Ok(IngestOutcome::Quarantined { reason }),
+            Ok(Ingested::TooLarge { limit, .. }) => Ok(IngestOutcome::TooLarge { limit }),
+            Err(e) => Err(SinkError::new(e.to_string())),
+        }
+    }
+}
+
+/// The platform's data directory for the store.
+fn default_data_dir() -> PathBuf {
+    let root = std::env::var_os("USER").is_some_and(|u| u == "root")
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+    if root {
+        return PathBuf::from("/var/lib/mta-sts");
+    }
+    match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
+        (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("mta-sts"),
+        (_, Some(home)) => PathBuf::from(home).join(".local/share/mta-sts"),
+        _ => PathBuf::from("mta-sts-data"),
+    }
+}
+
+/// Flags first, then the config file's `[storage]`, then the platform default.
+fn location(args: &StoreArgs, config: Option<&Config>) -> Location {
+    let storage = config.map(|c| &c.storage);
+    if let Some(url) = &args.database {
+        Location::parse(url)
+    } else if let Some(dir) = &args.data_dir {
+        Location::DataDirectory(dir.clone())
+    } else if let Some(url) = storage.and_then(|s| s.database.as_ref()) {
+        Location::parse(url)
+    } else if let Some(dir) = storage.and_then(|s| s.data_dir.as_ref()) {
+        Location::DataDirectory(dir.clone())
+    } else {
+        Location::DataDirectory(default_data_dir())
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The config from `--config`, or from the quick-form flags.
+fn config(args: &ServeArgs) -> anyhow::Result<Config> {
+    if let Some(path) = &args.config {
+        return Ok(Config::load(path)?);
+    }
+    if args.domain.is_empty() {
+        bail!("give --config FILE, or at least one --domain D --policy FILE");
+    }
+    if args.domain.len() != args.policy.len() {
+        bail!(
+            "{} --domain but {} --policy: give one policy file per domain, in the same order",
+            args.domain.len(),
+            args.policy.len()
+        );
+    }
+    let tls = match (&args.cert, &args.key, &args.acme_email) {
+        (Some(cert), Some(key), _) => QuickTls::Files(CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (_, _, Some(email)) => QuickTls::Acme {
+            email: email.clone(),
+        },
+        _ if args.plain_http => QuickTls::PlainHttp,
+        _ => bail!("choose how to serve: --cert PEM --key PEM, --acme-email ADDR, or --plain-http"),
+    };
+    let listen = if args.listen.is_empty() {
+        let default = if args.plain_http {
+            "127.0.0.1:8080"
+        } else {
+            "0.0.0.0:443"
+        };
+        vec![default.parse().context("default listen address")?]
+    } else {
+        args.listen.clone()
+    };
+    let domains = args
+        .domain
+        .iter()
+        .cloned()
+        .zip(args.policy.iter().cloned())
+        .collect();
+    let mut config = Config::from_quick(listen, domains, tls)?;
+    if let Some(dir) = &args.store.data_dir {
+        config.storage.data_dir = Some(dir.clone());
+    }
+    Ok(config)
+}
+
+/// `serve`.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MTA_STS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = config(args)?;
+    let location = location(&args.store, Some(&config));
+    if config.storage.data_dir.is_none() {
+        // ACME keeps its account and certificates next to the store.
+        if let Location::DataDirectory(dir) = &location {
+            let mut config = config.clone();
+            config.storage.data_dir = Some(dir.clone());
+            return run_server(config, location);
+        }
+    }
+    run_server(config, location)
+}
+
+fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async move {
+        let options = StoreOptions {
+            max_report_size: config.intake.max_decompressed,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&location, options)
+            .await
+            .with_context(|| format!("cannot open the store at {location}"))?;
+        eprintln!("mta-sts: reports are stored in {location}");
+        for d in config.dns_records() {
+            eprintln!("mta-sts: serving {} ({})", d.policy_url, d.sts.value);
+        }
+        let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(store));
+        mta_sts_server::serve(config, sink, mta_sts_server::shutdown_signal())
+            .await
+            .context("server failed")?;
+        anyhow::Ok(Outcome::Ok)
+    })
+}
+
+async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+    let location = location(args, None);
+    if let Location::DataDirectory(dir) = &location
+        && !dir.join(mta_sts_store::SQLITE_FILE_NAME).exists()
+    {
+        bail!(
+            "no store at {} (reports arrive with `mta-sts serve`; use --data-dir or --database)",
+            dir.display()
+        );
+    }
+    Store::open(&location)
+        .await
+        .with_context(|| format!("cannot open the store at {location}"))
+}
+
+/// `reports list`.
+pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
+    let reports = runtime()?.block_on(async {
+        let store = open_store(&args.store).await?;
+        let filter = ReportFilter {
+            domain: args.domain.clone(),
+            since: None,
+            limit: args.limit,
+        };
+        anyhow::Ok(store.list_reports(&filter).await?)
+    })?;
+    if args.json {
+        let json: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.key.0,
+                    "organization_name": r.organization_name,
+                    "report_id": r.report_id,
+                    "date_start": r.date_start.to_string(),
+                    "date_end": r.date_end.to_string(),
+                    "policies": r.policies.iter().map(|p| serde_json::json!({
+                        "domain": p.domain,
+                        "policy_type": p.policy_type,
+                        "successful": p.successful,
+                        "failed": p.failed,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(Outcome::Ok);
+    }
+    if reports.is_empty() {
+        println!("no reports");
+        return Ok(Outcome::Ok);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "{:>6}  {:<24} {:<22} {:<21} {:<24} {:<6} {:>9} {:>7}",
+            "ID", "REPORTER", "PERIOD START", "REPORT-ID", "POLICY DOMAIN", "TYPE", "OK", "FAILED"
+        ))
+    );
+    for r in &reports {
+        let first = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        for (i, p) in r.policies.iter().enumerate() {
+            let (id, org, start, rid) = if i == 0 {
+                (
+                    r.key.0.to_string(),
+                    first(&r.organization_name, 24),
+                    r.date_start.to_string(),
+                    first(&r.report_id, 21),
+                )
+            } else {
+                Default::default()
+            };
+            let failed = if p.failed > 0 {
+                style.bad(&format!("{:>7}", p.failed))
+            } else {
+                format!("{:>7}", p.failed)
+            };
+            let _ = writeln!(
+                out,
+                "{id:>6}  {org:<24} {start:<22} {rid:<21} {:<24} {:<6} {:>9} {failed}",
+                first(&p.domain, 24),
+                first(&p.policy_type, 6),
+                p.successful
+            );
+        }
+        if r.policies.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:>6}  {:<24} {:<22} {:<21} (no policies)",
+                r.key.0,
+                first(&r.organization_name, 24),
+                r.date_start.to_string(),
+                first(&r.report_id, 21)
+            );
+        }
+    }
+    print!("{out}");
+    Ok(Outcome::Ok)
+}
+
+/// `reports show ID`.
+pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
+    let stored = runtime()?.block_on(async {
+        let store = open_store(&args.store).await?;
+        anyhow::Ok(store.get_report(ReportKey(args.id)).await?)
+    })?;
+    let Some(stored) = stored else {
+        bail!("no report with ID {} (see `mta-sts reports list`)", args.id);
+    };
+    let r = &stored.report;
+    if args.json {
+        let report: serde_json::Value = serde_json::from_str(&r.to_json())?;
+        let warnings: Vec<_> = stored
+            .warnings
+            .iter()
+            .map(|w| serde_json::json!({"path": w.path, "message": w.message}))
+            .collect();
+        let json = serde_json::json!({
+            "id": stored.key.0,
+            "raw_id": stored.raw.0,
+            "report": report,
+            "warnings": warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(Outcome::Ok);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "Report {} from {}",
+            stored.key.0, r.organization_name
+        ))
+    );
+    let _ = writeln!(out, "  report-id: {}", r.report_id);
+    let _ = writeln!(
+        out,
+        "  period:    {} to {}",
+        r.date_range.start, r.date_range.end
+    );
+    if let Some(contact) = &r.contact_info {
+        let _ = writeln!(out, "  contact:   {contact}");
+    }
+    for p in &r.policies {
+        let a = &p.policy;
+        let _ = writeln!(
+            out,
+            "\n  {} policy for {}: {} successful, {} failed sessions",
+            a.policy_type,
+            a.policy_domain,
+            p.summary.total_successful_session_count,
+            p.summary.total_failure_session_count
+        );
+        if !a.mx_host.is_empty() {
+            let _ = writeln!(out, "    mx: {}", a.mx_host.join(", "));
+        }
+        for f in &p.failure_details {
+            let _ = writeln!(
+                out,
+                "    {} x {}: {} -> {} [{}] {}",
+                style.bad(&f.failed_session_count.to_string()),
+                f.result_type,
+                f.sending_mta_ip.as_deref().unwrap_or("?"),
+                f.receiving_mx_hostname.as_deref().unwrap_or("?"),
+                f.receiving_ip.as_deref().unwrap_or("?"),
+                f.failure_reason_code
+                    .as_deref()
+                    .or(f.additional_information.as_deref())
+                    .unwrap_or("")
+            );
+        }
+    }
+    for w in &stored.warnings {
+        let _ = writeln!(out, "  note: {}: {}", w.path, w.message);
+    }
+    print!("{out}");
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,355 @@
+//! `mta-sts serve` as a process: it hosts a policy that `mta-sts check` then finds valid, takes
+//! TLS reports by HTTPS POST into the store that `mta-sts reports` reads, and loses no
+//! acknowledged report when killed with SIGKILL.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mta_sts_testnet::{Lab, TestCa, Zone, next_loopback_ip};
+
+const POLICY: &str =
+    "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mta-sts-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_pem(path: &Path, label: &str, ders: &[&[u8]]) {
+    let text: String = ders
+        .iter()
+        .map(|der| pem::encode(&pem::Pem::new(label, der.to_vec())))
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A running `mta-sts serve`, killed on drop.
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Files for one server: policy, certificate for mta-sts.example.com from `ca`, data dir.
+struct Setup {
+    dir: PathBuf,
+    ca_pem: PathBuf,
+    ip: IpAddr,
+    port: u16,
+}
+
+fn setup(name: &str, ca: &TestCa) -> Setup {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("policy.txt"), POLICY).unwrap();
+    let identity = ca.issue(&["mta-sts.example.com"]).unwrap();
+    let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
+    write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
+    write_pem(
+        &dir.join("key.pem"),
+        "PRIVATE KEY",
+        &[identity.private_key().secret_der()],
+    );
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.root_pem()).unwrap();
+    let ip = IpAddr::V4(next_loopback_ip());
+    let port = std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Setup {
+        dir,
+        ca_pem,
+        ip,
+        port,
+    }
+}
+
+fn start(s: &Setup) -> Serve {
+    let addr = SocketAddr::new(s.ip, s.port);
+    let child = bin()
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--domain",
+            "example.com",
+        ])
+        .arg("--policy")
+        .arg(s.dir.join("policy.txt"))
+        .arg("--cert")
+        .arg(s.dir.join("cert.pem"))
+        .arg("--key")
+        .arg(s.dir.join("key.pem"))
+        .arg("--data-dir")
+        .arg(s.dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mta-sts serve did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serve { child, addr }
+}
+
+fn curl(s: &Setup, args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--resolve"])
+        .arg(format!("mta-sts.example.com:{}:{}", s.port, s.ip))
+        .arg("--cacert")
+        .arg(&s.ca_pem)
+        .args(args)
+        .output()
+        .expect("curl is installed")
+}
+
+fn report_json(id: usize) -> String {
+    format!(
+        r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"example.com","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
+    )
+}
+
+/// POSTs a report with curl; the HTTP status, or 0 when no answer came.
+fn post(s: &Setup, body: &str) -> u16 {
+    let out = curl(
+        s,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/tlsrpt+json",
+            "--data-binary",
+            body,
+            &format!("https://mta-sts.example.com:{}/tlsrpt", s.port),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn reports_json(s: &Setup) -> serde_json::Value {
+    let out = bin()
+        .args([
+            "reports",
+            "list",
+            "--json",
+            "--limit",
+            "100000",
+            "--data-dir",
+        ])
+        .arg(s.dir.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn served_policy_is_fetched_by_curl_and_found_valid_by_check() {
+    let lab = Lab::new();
+    let s = setup("check", lab.ca());
+    let server = start(&s);
+    let out = curl(
+        &s,
+        &[
+            "-i",
+            &format!(
+                "https://mta-sts.example.com:{}/.well-known/mta-sts.txt",
+                s.port
+            ),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{text}"
+    );
+    assert!(text.ends_with(POLICY), "{text}");
+
+    let dns = lab
+        .dns([Zone::new("example.com")
+            .txt("_mta-sts", &["v=STSv1; id=1"])
+            .txt(
+                "_smtp._tls",
+                &["v=TLSRPTv1; rua=https://mta-sts.example.com/tlsrpt"],
+            )
+            .address("mta-sts", s.ip)
+            .mx(10, "mx1.example.com")
+            .address("mx1", s.ip)])
+        .await
+        .unwrap();
+    let args: Vec<String> = vec![
+        "check".into(),
+        "--json".into(),
+        "--no-smtp".into(),
+        "example.com".into(),
+        "--resolver".into(),
+        dns.addr().to_string(),
+        "--ca-file".into(),
+        s.ca_pem.display().to_string(),
+        "--https-port".into(),
+        server.addr.port().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || bin().args(&args).output().unwrap())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["evidence"]["policy"]["ok"].is_object(), "{v:#}");
+    assert_eq!(v[0]["policy"]["mode"], "testing");
+    assert_eq!(v[0]["sender"]["status"], "testing");
+    let codes: Vec<&str> = v[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["mode-testing", "smtp-skipped"]);
+}
+
+#[test]
+fn reports_posted_over_https_are_stored_and_listed() {
+    let ca = TestCa::new("serve-intake");
+    let s = setup("intake", &ca);
+    let _server = start(&s);
+    assert_eq!(post(&s, &report_json(7)), 201);
+    assert_eq!(
+        post(&s, &report_json(7)),
+        200,
+        "a duplicate is acknowledged, not stored twice"
+    );
+    assert_eq!(post(&s, "{not json"), 400);
+
+    let v = reports_json(&s);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v[0]["organization_name"], "Example Sender");
+    assert_eq!(v[0]["policies"][0]["successful"], 7);
+    assert_eq!(v[0]["policies"][0]["failed"], 1);
+
+    let id = v[0]["id"].to_string();
+    let out = bin()
+        .args(["reports", "show", &id, "--data-dir"])
+        .arg(s.dir.join("data"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sts policy for example.com: 7 successful, 1 failed sessions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("certificate-expired: 192.0.2.1 -> mx1.example.com"),
+        "{text}"
+    );
+}
+
+/// While clients post concurrently, the server is killed with SIGKILL and restarted: every
+/// report that got a 2xx is in the store, and none twice.
+#[test]
+fn no_acknowledged_report_is_lost_on_sigkill() {
+    let ca = TestCa::new("serve-durability");
+    let s = Arc::new(setup("durability", &ca));
+    let mut server = start(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, stop, next) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&next));
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let id = next.fetch_add(1, Ordering::Relaxed);
+                    let status = post(&s, &report_json(id));
+                    if (200..300).contains(&status) {
+                        acked.push(id);
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    // Let some reports through, then kill the server in the middle of the traffic.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.load(Ordering::Relaxed) < 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(server);
+    let restarted = start(&s);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked: Vec<usize> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    acked.sort_unstable();
+    assert!(
+        acked.len() >= 20,
+        "only {} reports acknowledged",
+        acked.len()
+    );
+
+    let v = reports_json(&s);
+    let mut stored: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["report_id"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("r-")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    stored.sort_unstable();
+    let unique = stored.len();
+    stored.dedup();
+    assert_eq!(unique, stored.len(), "a report is stored twice");
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|id| stored.binary_search(id).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    drop(restarted);
+    let _ = std::io::stderr().flush();
+}
