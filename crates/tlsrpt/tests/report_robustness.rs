@@ -6,8 +6,8 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use mta_sts_tlsrpt::report::{
-    DEFAULT_MAX_DECOMPRESSED, MAX_WARNINGS, Report, ReportError, ReportWarningKind, SkipReason,
-    decode, decompress,
+    DEFAULT_MAX_DECOMPRESSED, MAX_WARNINGS, Report, ReportError, ReportWarningKind, decode,
+    decompress,
 };
 use serde_json::{Value, json};
 
@@ -371,25 +371,21 @@ fn missing_policies_reads_as_none_with_a_warning() {
 }
 
 #[test]
-fn policy_of_the_wrong_type_is_skipped_with_its_path() {
+fn policy_type_of_the_wrong_type_is_kept_empty_with_its_path() {
     let mut report = minimal_report();
     report["policies"][0]["policy"]["policy-type"] = json!(7);
     let read = read_value(&report).expect("reads");
-    assert!(read.report.policies.is_empty());
+    // The policy's sessions still count; its type is unknown.
+    assert_eq!(read.report.policies.len(), 1);
+    assert_eq!(read.report.policies[0].policy.policy_type.as_str(), "");
     let warning = read.warnings.first().expect("one warning");
     assert_eq!(warning.path, "policies[0].policy.policy-type");
     assert_eq!(
         warning.kind,
-        ReportWarningKind::PolicySkipped {
-            reason: SkipReason::WrongType {
-                expected: "a string",
-                found: "a number"
-            }
+        ReportWarningKind::WrongType {
+            expected: "a string",
+            found: "a number"
         }
-    );
-    assert_eq!(
-        warning.to_string(),
-        "policies[0].policy.policy-type: a number instead of a string; policy left out"
     );
 }
 
@@ -404,15 +400,16 @@ fn ten_megabyte_report_reads_with_capped_warnings() {
     json.push_str(r#"{"policy":{"policy-type":"sts","policy-domain":"ok.example"}}]}"#);
     assert!(json.len() >= 10 * 1024 * 1024);
     let read = Report::from_json(json.as_bytes()).expect("a large report reads");
-    assert_eq!(read.report.policies.len(), 1);
+    // Policies without a domain are kept (their sessions count), each with three warnings:
+    // no domain, and no summary counts; the good one gave one (no summary).
+    assert_eq!(read.report.policies.len(), count + 1);
     assert_eq!(read.warnings.len(), MAX_WARNINGS + 1);
     let last = read.warnings.last().expect("warnings");
     assert_eq!(last.path, "$");
-    // Each bad policy gave one warning, the good one gave one (no summary).
     assert_eq!(
         last.kind,
         ReportWarningKind::TooManyWarnings {
-            omitted: count + 1 - MAX_WARNINGS
+            omitted: 3 * count + 1 - MAX_WARNINGS
         }
     );
 }

@@ -194,20 +194,27 @@ impl Reader {
             Some(Value::Object(policy)) => policy,
             other => return skip(self, policy_path, skip_reason(other, "an object")),
         };
+        // A policy missing its type or domain still carries session counts: keep it (with an
+        // empty value and a warning) so the report's totals stay right.
         let type_path = format!("{policy_path}.policy-type");
         let policy_type = match policy.get("policy-type") {
             Some(Value::String(name)) => PolicyType::from_name(name),
-            other => return skip(self, type_path, skip_reason(other, "a string")),
+            other => {
+                self.warn_missing_or_wrong(type_path.clone(), other, "a string");
+                PolicyType::Other(String::new())
+            }
         };
         let domain_path = format!("{policy_path}.policy-domain");
         let policy_domain = match policy.get("policy-domain") {
-            Some(Value::String(domain)) if domain.trim().is_empty() => {
-                return skip(self, domain_path, SkipReason::EmptyField);
+            Some(Value::String(domain)) if !domain.trim().is_empty() => domain.clone(),
+            other => {
+                self.warn_missing_or_wrong(domain_path, other, "a string");
+                String::new()
             }
-            Some(Value::String(domain)) => domain.clone(),
-            other => return skip(self, domain_path, skip_reason(other, "a string")),
         };
-        if let PolicyType::Other(name) = &policy_type {
+        if let PolicyType::Other(name) = &policy_type
+            && !name.is_empty()
+        {
             self.warn(
                 type_path,
                 ReportWarningKind::UnknownPolicyType {
@@ -462,6 +469,22 @@ impl Reader {
                 self.warn_wrong_type(path(), "a number", other);
                 0
             }
+        }
+    }
+
+    /// A field that is absent, null, empty, or of another type: [`ReportWarningKind::MissingField`]
+    /// or [`ReportWarningKind::WrongType`].
+    fn warn_missing_or_wrong(
+        &mut self,
+        path: String,
+        value: Option<&Value>,
+        expected: &'static str,
+    ) {
+        match value {
+            None | Some(Value::Null) | Some(Value::String(_)) => {
+                self.warn(path, ReportWarningKind::MissingField);
+            }
+            Some(other) => self.warn_wrong_type(path, expected, other),
         }
     }
 
