@@ -268,25 +268,44 @@ impl Analysis {
             }
             Ok(answer) => {
                 let lint = StsRecord::lint_rrset(&answer.records);
-                let shown: Vec<String> = answer
-                    .records
-                    .iter()
-                    .map(|r| format!("\"{}\"", String::from_utf8_lossy(r)))
-                    .collect();
-                for d in &lint.diagnostics {
-                    let mut f =
-                        Finding::from_diagnostic("sts-record", Area::StsRecord, &subject, d)
-                            .evidence(shown.join(", "));
-                    if d.code == "no-record" {
-                        f.code = "sts-record-missing".into();
-                        f.severity = Severity::Warning;
-                        f.message = "no TXT record at _mta-sts begins with \"v=STSv1\", so senders deliver without MTA-STS".into();
-                        f.fix.clone_from(&publish);
-                    }
-                    self.push(f);
-                }
+                self.record_findings(
+                    &answer.records,
+                    &lint.diagnostics,
+                    "sts-record",
+                    Area::StsRecord,
+                    &subject,
+                    &publish,
+                );
                 lint.value
             }
+        }
+    }
+
+    /// The linter's findings on a TXT RRset, with the records as evidence. "No record starts
+    /// with the version" is the record being missing: a warning with `publish` as the fix.
+    fn record_findings(
+        &mut self,
+        records: &[Vec<u8>],
+        diagnostics: &[mta_sts_policy::Diagnostic],
+        prefix: &str,
+        area: Area,
+        subject: &str,
+        publish: &str,
+    ) {
+        let shown: Vec<String> = records
+            .iter()
+            .map(|r| format!("\"{}\"", String::from_utf8_lossy(r)))
+            .collect();
+        for d in diagnostics {
+            let mut f =
+                Finding::from_diagnostic(prefix, area, subject, d).evidence(shown.join(", "));
+            if d.code == "no-record" {
+                f.code = format!("{prefix}-missing");
+                f.severity = Severity::Warning;
+                f.message = format!("{}, so senders do not use it", d.message);
+                f.fix = publish.to_owned();
+            }
+            self.push(f);
         }
     }
 
@@ -654,22 +673,14 @@ impl Analysis {
             ),
             Ok(answer) => {
                 let lint = TlsRptRecord::lint_rrset(&answer.records);
-                let shown: Vec<String> = answer
-                    .records
-                    .iter()
-                    .map(|r| format!("\"{}\"", String::from_utf8_lossy(r)))
-                    .collect();
-                for d in &lint.diagnostics {
-                    let mut f =
-                        Finding::from_diagnostic("tlsrpt-record", Area::TlsRpt, &subject, d)
-                            .evidence(shown.join(", "));
-                    if d.code == "no-record" {
-                        f.code = "tlsrpt-record-missing".into();
-                        f.severity = Severity::Warning;
-                        f.fix.clone_from(&publish);
-                    }
-                    self.push(f);
-                }
+                self.record_findings(
+                    &answer.records,
+                    &lint.diagnostics,
+                    "tlsrpt-record",
+                    Area::TlsRpt,
+                    &subject,
+                    &publish,
+                );
             }
         }
     }

@@ -114,6 +114,45 @@ pub fn is_field_value(value: &str) -> bool {
             .all(|b| (0x21..=0x7e).contains(&b) && b != b'=' && b != b';')
 }
 
+/// A field the record type does not define: kept (senders ignore it) when its value follows
+/// the extension-value rule, with a note; otherwise an error. Returns false for the error.
+pub fn read_extension(
+    field: &Field<'_>,
+    kind: RecordKind,
+    extensions: &mut Vec<(String, String)>,
+    diagnostics: &mut DiagnosticList,
+) -> bool {
+    if !is_field_value(field.value) {
+        diagnostics.push(
+            Diagnostic::new(
+                Severity::Error,
+                "invalid-field-value",
+                (1, field.value_column),
+                kind.rfc,
+                format!(
+                    "field {} has an invalid value \"{}\"",
+                    field.name, field.value
+                ),
+            )
+            .hint("values are visible ASCII without spaces, '=' or ';'"),
+        );
+        return false;
+    }
+    let rfc_name = kind.rfc.split(" §").next().unwrap_or(kind.rfc);
+    diagnostics.push(Diagnostic::new(
+        Severity::Info,
+        "unknown-field",
+        (1, field.column),
+        kind.rfc,
+        format!(
+            "field {} is not defined by {rfc_name}; senders ignore it",
+            field.name
+        ),
+    ));
+    extensions.push((field.name.to_owned(), field.value.to_owned()));
+    true
+}
+
 /// True when `record` is one the RFC keeps from an RRset: it begins with the version tag,
 /// followed by a separator or nothing (so `v=STSv10` is not an STSv1 record).
 pub fn has_version(record: &[u8], kind: RecordKind) -> bool {

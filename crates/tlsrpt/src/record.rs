@@ -185,33 +185,9 @@ fn read(record: &[u8], diagnostics: &mut DiagnosticList) -> Option<TlsRptRecord>
                     return;
                 }
                 rua = Some(read_rua(&field, diagnostics, &mut ok));
-            } else if !taglist::is_field_value(field.value) {
-                diagnostics.push(
-                    Diagnostic::new(
-                        Severity::Error,
-                        "invalid-field-value",
-                        (1, field.value_column),
-                        rfc,
-                        format!(
-                            "field {} has an invalid value \"{}\"",
-                            field.name, field.value
-                        ),
-                    )
-                    .hint("values are visible ASCII without spaces, '=' or ';'"),
-                );
+            } else if !taglist::read_extension(&field, TLSRPT_RECORD, &mut extensions, diagnostics)
+            {
                 ok = false;
-            } else {
-                diagnostics.push(Diagnostic::new(
-                    Severity::Info,
-                    "unknown-field",
-                    (1, field.column),
-                    rfc,
-                    format!(
-                        "field {} is not defined by RFC 8460; senders ignore it",
-                        field.name
-                    ),
-                ));
-                extensions.push((field.name.to_owned(), field.value.to_owned()));
             }
         });
     if !syntax_ok {
