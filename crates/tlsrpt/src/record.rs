@@ -130,7 +130,8 @@ fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
     let rest = skip_wsp(rest).strip_prefix(b"rua=")?;
     let text = std::str::from_utf8(rest).ok()?;
     let bytes = text.as_bytes();
-    let mut rua = Vec::new();
+    // Allocate once, for as many destinations as the list can hold.
+    let mut rua = Vec::with_capacity(1 + bytes.iter().filter(|&&b| b == b',').count());
     let mut at = 0;
     loop {
         // Each URI is scanned once; the scan stops at what ends it.
