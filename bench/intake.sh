@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of the TLS-RPT HTTPS intake (issue 4): `mta-sts serve` (release build)
+# on a loopback address with a fresh store, loaded by `intake-load` in a second process with
+# CLIENTS keep-alive HTTPS clients posting distinct gzip reports. Prints acked reports/s and
+# p50/p99 latency per backend, and whether the target is met (SQLite: >= 2,000 reports/s with
+# p99 < 100 ms at 64 clients).
+#
+#   bench/intake.sh            # SQLite, then PostgreSQL (throwaway, via scripts/pg-test.sh)
+#   bench/intake.sh sqlite     # one backend only
+#   bench/intake.sh postgres   # uses MTA_STS_TEST_POSTGRES_URL if set, else starts one
+#   CLIENTS=64 DURATION=20 WARMUP=2 bench/intake.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backends=${1:-all}
+case "$backends" in
+    all) backends="sqlite postgres" ;;
+    sqlite | postgres) ;;
+    *) echo "usage: bench/intake.sh [all|sqlite|postgres]" >&2; exit 2 ;;
+esac
+clients=${CLIENTS:-64}
+duration=${DURATION:-20}
+warmup=${WARMUP:-2}
+target_rate=2000
+target_p99_ms=100
+
+if [ -z "${INTAKE_BENCH_BUILT:-}" ]; then
+    echo "== building release binaries"
+    cargo build --release --quiet -p mta-sts --bin mta-sts -p mta-sts-bench --bin intake-load
+fi
+export INTAKE_BENCH_BUILT=1
+release_dir=${CARGO_TARGET_DIR:-target}/release
+mta_sts=$release_dir/mta-sts
+intake_load=$release_dir/intake-load
+
+work=$(mktemp -d /tmp/mta-sts-intake.XXXXXX)
+server_pid=
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The outermost invocation collects every backend's RESULT line and prints the table; one run
+# through scripts/pg-test.sh appends to the same file.
+outermost=
+if [ -z "${INTAKE_BENCH_RESULTS:-}" ]; then
+    outermost=1
+    export INTAKE_BENCH_RESULTS=$work/results
+    : >"$INTAKE_BENCH_RESULTS"
+fi
+
+"$intake_load" gen-cert "$work" >/dev/null
+printf 'version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n' >"$work/policy.txt"
+
+port_is_free() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# Runs one backend: bench_one LABEL STORE_FLAGS...
+bench_one() {
+    local label=$1 ip port addr deadline
+    shift
+    ip=127.0.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 2))
+    port=$((20000 + RANDOM % 20000))
+    until port_is_free "$ip" "$port"; do port=$((port + 1)); done
+    addr=$ip:$port
+    echo "== $label: mta-sts serve on $addr"
+    "$mta_sts" serve --listen "$addr" --domain example.com --policy "$work/policy.txt" \
+        --cert "$work/cert.pem" --key "$work/key.pem" "$@" >"$work/$label-server.log" 2>&1 &
+    server_pid=$!
+    deadline=$((SECONDS + 30))
+    while port_is_free "$ip" "$port"; do
+        if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            echo "mta-sts serve did not start:" >&2
+            cat "$work/$label-server.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    "$intake_load" run --connect "$addr" --ca "$work/ca.pem" --label "$label" \
+        --clients "$clients" --duration "$duration" --warmup "$warmup" \
+        --server-pid "$server_pid" | tee "$work/$label.out"
+    stop_server
+    local stored=-
+    case "$label" in
+        sqlite) command -v sqlite3 >/dev/null &&
+            stored=$(sqlite3 "$work/data/mta-sts.db" 'SELECT count(*) FROM reports') ;;
+        postgres) command -v psql >/dev/null &&
+            stored=$(psql -qAt "$MTA_STS_TEST_POSTGRES_URL" -c 'SELECT count(*) FROM reports') ;;
+    esac
+    echo "$(grep '^RESULT ' "$work/$label.out") stored=$stored" >>"$INTAKE_BENCH_RESULTS"
+}
+
+for backend in $backends; do
+    case "$backend" in
+        sqlite) bench_one sqlite --data-dir "$work/data" ;;
+        postgres)
+            if [ -n "${MTA_STS_TEST_POSTGRES_URL:-}" ]; then
+                bench_one postgres --database "$MTA_STS_TEST_POSTGRES_URL"
+            else
+                PG_TEST_COMMAND="bench/intake.sh postgres" scripts/pg-test.sh
+            fi
+            ;;
+    esac
+done
+
+[ -n "$outermost" ] || exit 0
+# RESULT lines are key=value pairs; the table reads them by key.
+echo
+printf '%-9s %7s %10s %9s %9s %9s %8s %8s  %s\n' \
+    backend clients reports/s p50 p99 max failed stored target
+while read -r line; do
+    declare -A r=()
+    for pair in $line; do
+        [ "$pair" = RESULT ] || r[${pair%%=*}]=${pair#*=}
+    done
+    verdict=-
+    if [ "${r[label]}" = sqlite ]; then
+        verdict="missed (>= $target_rate/s, p99 < $target_p99_ms ms)"
+        if [ "${r[per_s]}" -ge "$target_rate" ] &&
+            awk -v p="${r[p99_ms]}" -v t="$target_p99_ms" 'BEGIN { exit !(p < t) }'; then
+            verdict=met
+        fi
+    fi
+    # Every 201 (warm-up included) must be in the store; more is possible (a commit whose answer
+    # was lost to a client timeout), fewer is a lost acknowledged report.
+    stored_check="${r[stored]}"
+    if [ "${r[stored]}" != - ] && [ "${r[stored]}" -lt "${r[created]}" ]; then
+        stored_check="LOST:${r[stored]}<${r[created]}"
+    fi
+    printf '%-9s %7s %10s %7s ms %6s ms %6s ms %8s %8s  %s\n' "${r[label]}" "${r[clients]}" \
+        "${r[per_s]}" "${r[p50_ms]}" "${r[p99_ms]}" "${r[max_ms]}" \
+        "$((r[non_2xx] + r[errors]))" "$stored_check" "$verdict"
+    unset r
+done <"$INTAKE_BENCH_RESULTS"
