@@ -1,6 +1,6 @@
 //! What to publish: a policy covering the live MX set, and the order to roll it out in.
 
-use mta_sts_policy::{Mode, MxPattern, Policy, TESTING_MAX_AGE};
+use mta_sts_policy::{Mode, MxPattern, Policy};
 use serde::Serialize;
 
 use crate::analyze::Report;
@@ -47,11 +47,7 @@ pub fn suggest(report: &Report, mode: Mode) -> Suggestion {
         .iter()
         .filter_map(|h| MxPattern::parse(&h.host).ok().map(|(p, _)| p))
         .collect();
-    let max_age = match mode {
-        Mode::Testing => *TESTING_MAX_AGE.start(),
-        Mode::Enforce => 1_209_600,
-        Mode::None => 86_400,
-    };
+    let max_age = mode.recommended_max_age();
     let policy = Policy {
         version: "STSv1",
         mode,

@@ -252,6 +252,16 @@ pub enum ModeArg {
     None,
 }
 
+impl From<ModeArg> for mta_sts_policy::Mode {
+    fn from(arg: ModeArg) -> Self {
+        match arg {
+            ModeArg::Enforce => Self::Enforce,
+            ModeArg::Testing => Self::Testing,
+            ModeArg::None => Self::None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PolicyNewArgs {
     /// Policy mode.

@@ -7,12 +7,11 @@ use anyhow::Context;
 use mta_sts_check::{Area, CheckOptions, Report, SenderVerdict, analyze, gather};
 use mta_sts_net::{Net, NetConfig};
 use mta_sts_policy::{Mode, Severity, policy_id};
-use mta_sts_tlsrpt::ReportUri;
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::args::{CheckArgs, ModeArg, NetArgs, SuggestArgs};
-use crate::dns::{TxtRecord, build_records, policy_domain};
+use crate::args::{CheckArgs, NetArgs, SuggestArgs};
+use crate::dns::{TxtRecord, build_records, policy_domain, report_uris};
 use crate::render::Style;
 
 /// The network as the flags describe it.
@@ -35,13 +34,6 @@ fn net(args: &NetArgs) -> anyhow::Result<Net> {
     Net::new(config).context("cannot set up the network")
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 /// `check DOMAIN...`.
 pub fn check(args: &CheckArgs, style: Style) -> anyhow::Result<Outcome> {
     let domains = args
@@ -54,7 +46,7 @@ pub fn check(args: &CheckArgs, style: Style) -> anyhow::Result<Outcome> {
         no_smtp: args.no_smtp,
         without_sni: args.without_sni,
     };
-    let reports: Vec<Report> = runtime()?.block_on(async {
+    let reports: Vec<Report> = crate::runtime()?.block_on(async {
         // A few domains from the command line, checked at once; `scan` will bound this.
         let checks = domains
             .iter()
@@ -159,14 +151,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn mode(arg: ModeArg) -> Mode {
-    match arg {
-        ModeArg::Enforce => Mode::Enforce,
-        ModeArg::Testing => Mode::Testing,
-        ModeArg::None => Mode::None,
-    }
-}
-
 #[derive(Serialize)]
 struct SuggestJson<'a> {
     domain: &'a str,
@@ -183,7 +167,8 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
         no_smtp: true,
         without_sni: false,
     };
-    let report = runtime()?.block_on(async { analyze(gather(&net, &domain, options).await) });
+    let report =
+        crate::runtime()?.block_on(async { analyze(gather(&net, &domain, options).await) });
     if let Some(why) = &report.incomplete {
         eprintln!("mta-sts: cannot suggest for {domain}: {why}");
         return Ok(Outcome::Incomplete);
@@ -192,20 +177,8 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
         eprintln!("mta-sts: {domain} has no MX host to cover (null MX, or MX lookup failed)");
         return Ok(Outcome::Problems);
     }
-    let suggestion = mta_sts_check::suggest(&report, mode(args.mode));
-    let default_rua = [format!("mailto:tlsrpt@{domain}")];
-    let given = if args.rua.is_empty() {
-        &default_rua[..]
-    } else {
-        &args.rua[..]
-    };
-    let rua = given
-        .iter()
-        .map(|uri| {
-            ReportUri::parse(uri)
-                .map_err(|p| anyhow::anyhow!("--rua {uri}: {} ({})", p.message, p.hint))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let suggestion = mta_sts_check::suggest(&report, Mode::from(args.mode));
+    let rua = report_uris(&args.rua, &domain)?;
     let records = build_records(&domain, suggestion.policy_text.as_bytes(), &rua, 3600)?;
     if args.json {
         let json = SuggestJson {

@@ -55,6 +55,24 @@ struct RecordsJson<'a> {
     records: &'a [TxtRecord],
 }
 
+/// The `--rua` URIs, checked; `mailto:tlsrpt@DOMAIN` when none are given.
+pub fn report_uris(given: &[String], domain: &str) -> anyhow::Result<Vec<ReportUri>> {
+    let default = [format!("mailto:tlsrpt@{domain}")];
+    let given = if given.is_empty() {
+        &default[..]
+    } else {
+        given
+    };
+    given
+        .iter()
+        .map(|uri| {
+            ReportUri::parse(uri)
+                .map_err(|p| anyhow::anyhow!("--rua {uri}: {} ({})", p.message, p.hint))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("invalid report destination")
+}
+
 /// Checks a policy domain name and returns it in normalized form (lowercase A-labels).
 pub fn policy_domain(domain: &str) -> anyhow::Result<String> {
     let normalized = normalize_host(domain).map_err(anyhow::Error::msg)?;
@@ -179,20 +197,7 @@ pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Problems);
     }
-    let default_rua = [format!("mailto:tlsrpt@{domain}")];
-    let given = if args.rua.is_empty() {
-        &default_rua[..]
-    } else {
-        &args.rua[..]
-    };
-    let rua = given
-        .iter()
-        .map(|uri| {
-            ReportUri::parse(uri)
-                .map_err(|p| anyhow::anyhow!("--rua {uri}: {} ({})", p.message, p.hint))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
-        .context("invalid report destination")?;
+    let rua = report_uris(&args.rua, &domain)?;
     let records = build_records(&domain, &body, &rua, args.ttl)?;
     let id = policy_id(&body);
     match args.format {

@@ -42,6 +42,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime for commands that use the network or the store.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let style = render::Style::detect(cli.color);
     match cli.command {

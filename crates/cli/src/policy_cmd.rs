@@ -7,34 +7,18 @@ use mta_sts_policy::{Mode, Policy, Severity, normalize_host};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::args::{ModeArg, PolicyMatchArgs, PolicyNewArgs};
+use crate::args::{PolicyMatchArgs, PolicyNewArgs};
 use crate::input;
 use crate::render::{self, Source, Style};
-
-fn mode(arg: ModeArg) -> Mode {
-    match arg {
-        ModeArg::Enforce => Mode::Enforce,
-        ModeArg::Testing => Mode::Testing,
-        ModeArg::None => Mode::None,
-    }
-}
-
-fn default_max_age(mode: Mode) -> u32 {
-    match mode {
-        Mode::Testing => 604_800,
-        Mode::Enforce => 1_209_600,
-        Mode::None => 86_400,
-    }
-}
 
 /// `policy new`: the arguments become policy lines, checked by the same linter as any policy
 /// file, then written in canonical form.
 pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
-    let mode = mode(args.mode);
+    let mode = Mode::from(args.mode);
     let max_age = args
         .max_age
         .clone()
-        .unwrap_or_else(|| default_max_age(mode).to_string());
+        .unwrap_or_else(|| mode.recommended_max_age().to_string());
     // One line per argument, so a diagnostic's line names the argument it came from.
     let mut text = String::new();
     let mut origin = Vec::new();

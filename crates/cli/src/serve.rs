@@ -68,13 +68,6 @@ fn location(args: &StoreArgs, config: Option<&Config>) -> Location {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 /// The config from `--config`, or from the quick-form flags.
 fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(path) = &args.config {
@@ -147,7 +140,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
 }
 
 fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async move {
+    crate::runtime()?.block_on(async move {
         let options = StoreOptions {
             max_report_size: config.intake.max_decompressed,
             ..StoreOptions::default()
@@ -184,7 +177,7 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
 
 /// `reports list`.
 pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
-    let reports = runtime()?.block_on(async {
+    let reports = crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let filter = ReportFilter {
             domain: args.domain.clone(),
@@ -271,7 +264,7 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
 
 /// `reports show ID`.
 pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
-    let stored = runtime()?.block_on(async {
+    let stored = crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         anyhow::Ok(store.get_report(ReportKey(args.id)).await?)
     })?;

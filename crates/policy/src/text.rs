@@ -46,6 +46,16 @@ impl Mode {
         }
     }
 
+    /// The `max_age` to publish in this mode: 1 week while `testing` (change course quickly),
+    /// 2 weeks in `enforce` (raise it once stable), 1 day for `none` (on the way out).
+    pub fn recommended_max_age(self) -> u32 {
+        match self {
+            Mode::Testing => *TESTING_MAX_AGE.start(),
+            Mode::Enforce => *TESTING_MAX_AGE.end(),
+            Mode::None => MIN_SAFE_MAX_AGE,
+        }
+    }
+
     /// Parses a mode value; values are case-sensitive.
     pub fn parse(value: &str) -> Option<Mode> {
         match value {
