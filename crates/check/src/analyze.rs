@@ -334,6 +334,7 @@ impl Analysis {
         if !has_record {
             self.push(
                 Finding::new("policy-without-record", Severity::Warning, Area::Policy, &url, "a policy is served, but without a valid _mta-sts record senders never fetch it")
+                    .evidence(format!("HTTP 200, {} bytes from {}", fetched.body.len(), fetched.peer))
                     .rfc(RFC_TXT)
                     .fix("publish the _mta-sts TXT record (mta-sts dns records)"),
             );
@@ -342,7 +343,7 @@ impl Analysis {
         if fetched.certificate.not_after - self.now < EXPIRY_WARNING {
             self.push(
                 Finding::new("policy-cert-expiring", Severity::Warning, Area::Policy, &url, format!("the policy host's certificate expires in {days_left} days"))
-                    .evidence(format!("valid until {} (issuer {})", fetched.certificate.not_after, fetched.certificate.issuer))
+                    .evidence(format!("valid until {} (issuer {})", mta_sts_net::utc(fetched.certificate.not_after), fetched.certificate.issuer))
                     .rfc(RFC_FETCH)
                     .fix("renew the certificate of mta-sts.<domain> (or automate it: mta-sts serve --acme-email)"),
             );
@@ -382,13 +383,15 @@ impl Analysis {
                     .rfc("RFC 5321 §5.1")
                     .fix("make the domain's name servers answer MX queries"),
             ),
-            Err(_) => self.push(
+            Err(err) => self.push(
                 Finding::new("implicit-mx", Severity::Warning, Area::Mx, &subject, "the domain has no MX records; senders deliver to the domain's own address (implicit MX)")
+                    .evidence(err.to_string())
                     .rfc("RFC 5321 §5.1")
                     .fix(format!("publish MX records; meanwhile the policy must list \"mx: {subject}\"")),
             ),
             Ok(records) if records.iter().any(|r| r.is_null()) => self.push(
                 Finding::new("null-mx", Severity::Info, Area::Mx, &subject, "the domain publishes a null MX: it receives no mail, so MTA-STS has nothing to protect")
+                    .evidence("MX 0 .")
                     .rfc("RFC 7505"),
             ),
             Ok(_) => {}

@@ -353,3 +353,57 @@ fn no_acknowledged_report_is_lost_on_sigkill() {
     drop(restarted);
     let _ = std::io::stderr().flush();
 }
+
+/// `kill -HUP` reloads the config file: the next fetch serves the changed policy.
+#[test]
+fn sighup_reloads_the_config_file() {
+    let ca = TestCa::new("serve-reload");
+    let s = setup("reload", &ca);
+    let addr = SocketAddr::new(s.ip, s.port);
+    let config = s.dir.join("mta-sts.toml");
+    let write_config = |mx: &str| {
+        let text = format!(
+            "[listen]\nhttps = [\"{addr}\"]\n[tls]\nmode = \"files\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[storage]\ndata_dir = \"data\"\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"{mx}\"]\n"
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write_config("mx1.example.com");
+    let child = bin()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Serve { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "mta-sts serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!(
+        "https://mta-sts.example.com:{}/.well-known/mta-sts.txt",
+        s.port
+    );
+    let fetch = || String::from_utf8_lossy(&curl(&s, &[&url]).stdout).into_owned();
+    assert!(fetch().contains("mx: mx1.example.com\r\n"));
+
+    write_config("mx2.example.com");
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = fetch();
+        if body.contains("mx: mx2.example.com\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "policy not reloaded: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

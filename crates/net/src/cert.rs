@@ -163,7 +163,7 @@ impl fmt::Display for CertProblem {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc(seconds: i64) -> String {
+pub fn utc(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm), valid for the whole proleptic calendar.

@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 
-pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo};
+pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo, utc};
 pub use config::{ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_TIMEOUT, NetConfig};
 pub use dns::{DnsError, DnsFailure, DnsResult, Mx, Resolver, TxtAnswer};
 pub use fetch::{FetchError, FetchedPolicy, POLICY_PATH, TlsFailure};
