@@ -227,7 +227,7 @@ pub struct LintPolicyArgs {
 pub struct LintRecordArgs {
     /// The record text (quote it in the shell).
     #[arg(required = true, value_name = "TEXT")]
-    pub records: Vec<String>,
+    pub records: Vec<std::ffi::OsString>,
     /// Print {"valid", "diagnostics", "parsed"} as JSON.
     #[arg(long)]
     pub json: bool,

@@ -31,12 +31,13 @@ pub fn read_file(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
 
 /// The record a user typed: as is, or, when it starts with `"`, zone-file character-strings
 /// (`"v=STSv1; " "id=1"`) concatenated without spaces, as a resolver would hand them over.
-pub fn record_text(arg: &str) -> anyhow::Result<Vec<u8>> {
-    if !arg.trim_start().starts_with('"') {
-        return Ok(arg.as_bytes().to_vec());
+pub fn record_text(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    if !raw.trim_ascii_start().starts_with(b"\"") {
+        return Ok(raw.to_vec());
     }
+    let arg = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
-    let mut chars = arg.trim().bytes().peekable();
+    let mut chars = raw.trim_ascii().iter().copied().peekable();
     loop {
         while chars.next_if(|b| b.is_ascii_whitespace()).is_some() {}
         match chars.next() {
@@ -109,12 +110,12 @@ mod tests {
     #[test]
     fn zone_form_concatenates_without_spaces() {
         assert_eq!(
-            record_text(r#""v=STSv1; " "id=1""#).unwrap(),
+            record_text(br#""v=STSv1; " "id=1""#).unwrap(),
             b"v=STSv1; id=1"
         );
-        assert_eq!(record_text(r#""a\"b\\c\059""#).unwrap(), b"a\"b\\c;");
-        assert_eq!(record_text("v=STSv1; id=1").unwrap(), b"v=STSv1; id=1");
-        assert!(record_text(r#""open"#).is_err());
+        assert_eq!(record_text(br#""a\"b\\c\059""#).unwrap(), b"a\"b\\c;");
+        assert_eq!(record_text(b"v=STSv1; id=1").unwrap(), b"v=STSv1; id=1");
+        assert!(record_text(br#""open"#).is_err());
     }
 
     #[test]
@@ -124,6 +125,6 @@ mod tests {
         assert_eq!(strings.len(), 2);
         assert_eq!(strings[0].len(), 257);
         let joined = strings.join(" ");
-        assert_eq!(record_text(&joined).unwrap(), value.as_bytes());
+        assert_eq!(record_text(joined.as_bytes()).unwrap(), value.as_bytes());
     }
 }

@@ -89,7 +89,7 @@ fn lint_records<T>(
     let records = args
         .records
         .iter()
-        .map(|r| input::record_text(r))
+        .map(|r| input::record_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let lint = match records.as_slice() {
         [record] => one(record),

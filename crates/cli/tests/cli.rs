@@ -416,3 +416,16 @@ fn dns_records_refuses_invalid_policy_and_rua() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rua http://x.example.com/"));
 }
+
+#[test]
+fn record_arguments_that_are_not_utf8_get_a_diagnostic() {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"v=STSv1; id=\xff");
+    let out = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+        .args(["lint", "sts-record", "--json"])
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["diagnostics"][0]["code"], "non-ascii");
+}
