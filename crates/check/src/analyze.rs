@@ -38,6 +38,11 @@ pub enum SenderVerdict {
         /// MX hosts senders refuse.
         failing_mx: Vec<String>,
     },
+    /// The MX records cannot be looked up: senders defer mail until DNS answers.
+    MailDeferred {
+        /// The lookup failure.
+        reason: String,
+    },
     /// `testing`: senders deliver anyway and report failures.
     Testing {
         /// MX hosts that would fail under `enforce`.
@@ -74,6 +79,7 @@ impl SenderVerdict {
                 "not protected yet (testing); under enforce these MX would fail: {}",
                 would_fail_under_enforce.join(", ")
             ),
+            SenderVerdict::MailDeferred { reason } => format!("mail is deferred: {reason}"),
             SenderVerdict::NotProtected { reason } => format!("not protected: {reason}"),
         }
     }
@@ -179,6 +185,19 @@ fn sender_verdict(
     failing: &[String],
     findings: &[Finding],
 ) -> SenderVerdict {
+    match &e.mx {
+        Err(err) if !err.is_no_records() => {
+            return SenderVerdict::MailDeferred {
+                reason: format!("the MX records cannot be looked up ({err})"),
+            };
+        }
+        Ok(records) if records.iter().any(|r| r.is_null()) => {
+            return SenderVerdict::NotProtected {
+                reason: "the domain receives no mail (null MX)".into(),
+            };
+        }
+        _ => {}
+    }
     let Some(policy) = policy.filter(|_| has_record) else {
         let reason = if !has_record {
             "no usable _mta-sts record, so senders never fetch a policy"

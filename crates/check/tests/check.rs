@@ -388,10 +388,28 @@ async fn null_mx_and_implicit_mx() {
     assert_eq!(severity_of(&r, "null-mx"), Severity::Info);
     assert!(r.evidence.mx_hosts.is_empty());
 
+    assert!(
+        matches!(r.sender, SenderVerdict::NotProtected { .. }),
+        "{:?}",
+        r.sender
+    );
+
     let d = domain(policy(ENFORCE), vec![], records).await;
     let r = d.check().await;
     assert_eq!(severity_of(&r, "implicit-mx"), Severity::Warning);
     assert!(r.evidence.mx_hosts[0].implicit);
+}
+
+#[tokio::test]
+async fn mx_lookup_failure_defers_mail_instead_of_passing() {
+    let d = domain(policy(ENFORCE), vec![], |z| records(z).servfail("@")).await;
+    let r = d.check().await;
+    assert_eq!(severity_of(&r, "mx-lookup-failed"), Severity::Error);
+    assert!(
+        matches!(r.sender, SenderVerdict::MailDeferred { .. }),
+        "{:?}",
+        r.sender
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::Outcome;
 use crate::args::{CheckArgs, NetArgs, SuggestArgs};
 use crate::dns::{TxtRecord, build_records, policy_domain, report_uris};
-use crate::render::Style;
+use crate::render::{Style, clean};
 
 /// The network as the flags describe it.
 fn net(args: &NetArgs) -> anyhow::Result<Net> {
@@ -54,10 +54,10 @@ pub fn check(args: &CheckArgs, style: Style) -> anyhow::Result<Outcome> {
         futures_util::future::join_all(checks).await
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         for report in &reports {
-            print!("{}", render_report(report, style));
+            out!("{}", render_report(report, style));
         }
     }
     Ok(if reports.iter().any(|r| r.incomplete.is_some()) {
@@ -84,7 +84,7 @@ pub fn render_report(report: &Report, style: Style) -> String {
     if let Some(why) = &report.incomplete {
         let _ = writeln!(out, "  {} {why}", style.bad("check incomplete:"));
     }
-    let verdict = report.sender.summary();
+    let verdict = clean(&report.sender.summary()).into_owned();
     let verdict = match report.sender {
         SenderVerdict::Protected => style.good(&verdict),
         SenderVerdict::MailWouldBounce { .. } | SenderVerdict::Degraded { .. } => {
@@ -129,14 +129,14 @@ pub fn render_report(report: &Report, style: Style) -> String {
                 "    {}[{}] {}: {}",
                 severity_label(f.severity, style),
                 f.code,
-                f.subject,
-                f.message
+                clean(&f.subject),
+                clean(&f.message)
             );
             if !f.evidence.is_empty() {
-                let _ = writeln!(out, "        seen: {}", f.evidence);
+                let _ = writeln!(out, "        seen: {}", clean(&f.evidence));
             }
             if !f.fix.is_empty() {
-                let _ = writeln!(out, "        fix:  {}", f.fix);
+                let _ = writeln!(out, "        fix:  {}", clean(&f.fix));
             }
             if !f.rfc.is_empty() {
                 let _ = writeln!(out, "        see:  {}", f.rfc);
@@ -192,7 +192,7 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
             suggestion: &suggestion,
             records: &records,
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(Outcome::Ok);
     }
     let mut out = String::new();
@@ -206,7 +206,7 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
         "\nPolicy (serve at https://mta-sts.{domain}/.well-known/mta-sts.txt):\n"
     );
     for line in suggestion.policy_text.lines() {
-        let _ = writeln!(out, "    {line}");
+        let _ = writeln!(out, "    {}", clean(line));
     }
     let _ = writeln!(
         out,
@@ -247,6 +247,6 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
     for (i, step) in suggestion.steps.iter().enumerate() {
         let _ = writeln!(out, "  {}. {step}", i + 1);
     }
-    print!("{out}");
+    out!("{out}");
     Ok(Outcome::Ok)
 }

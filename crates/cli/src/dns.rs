@@ -142,20 +142,20 @@ fn records_of_config(path: &std::path::Path, args: &DnsRecordsArgs) -> anyhow::R
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         RecordFormat::Zone => {
-            println!(
+            outln!(
                 "; MTA-STS and TLS-RPT records for the domains of {}",
                 path.display()
             );
             for d in &domains {
-                println!("; {}: policy served at {}", d.domain, d.policy_url);
+                outln!("; {}: policy served at {}", d.domain, d.policy_url);
                 for (name, value) in [
                     (&d.sts.name, &d.sts.value),
                     (&d.tlsrpt.name, &d.tlsrpt.value),
                 ] {
-                    println!(
+                    outln!(
                         "{}",
                         TxtRecord::new(name.clone(), args.ttl, value.clone()).zone_line()
                     );
@@ -208,23 +208,21 @@ pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
                 policy_url: format!("https://mta-sts.{domain}/.well-known/mta-sts.txt"),
                 records: &records,
             };
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         RecordFormat::Zone => {
-            println!("; MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) records for {domain}");
-            println!(
-                "; Serve {name} unchanged at https://mta-sts.{domain}/.well-known/mta-sts.txt"
-            );
-            println!("; before publishing this id; it changes whenever the policy file does.");
+            outln!("; MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) records for {domain}");
+            outln!("; Serve {name} unchanged at https://mta-sts.{domain}/.well-known/mta-sts.txt");
+            outln!("; before publishing this id; it changes whenever the policy file does.");
             for record in &records {
-                println!("{}", record.zone_line());
+                outln!("{}", record.zone_line());
             }
             if args.rua.is_empty() {
-                println!(
+                outln!(
                     "; rua defaults to mailto:tlsrpt@{domain}: make sure that mailbox exists, or pass --rua"
                 );
             }
-            println!(
+            outln!(
                 "; mta-sts.{domain} also needs an A/AAAA (or CNAME) record for the policy host."
             );
         }

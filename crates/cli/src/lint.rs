@@ -33,18 +33,19 @@ fn print_human(
     diagnostics: &[Diagnostic],
     summary: &str,
     style: Style,
-) {
-    print!("{}", render::diagnostics(source, diagnostics, style));
+) -> anyhow::Result<()> {
+    out!("{}", render::diagnostics(source, diagnostics, style));
     let verdict = if valid {
         style.good(&format!("valid {what}"))
     } else {
         style.bad(&format!("invalid {what}"))
     };
-    println!(
+    outln!(
         "{}: {verdict} ({}){summary}",
         source.name,
         render::counts(diagnostics)
     );
+    Ok(())
 }
 
 /// `lint policy FILE|-`.
@@ -58,7 +59,7 @@ pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
             diagnostics: &lint.diagnostics,
             parsed: &lint.fields,
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         let text = String::from_utf8_lossy(&body);
         let summary = match &lint.policy() {
@@ -75,7 +76,7 @@ pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
             name: &name,
             text: Some(&text),
         };
-        print_human("policy", &source, valid, &lint.diagnostics, &summary, style);
+        print_human("policy", &source, valid, &lint.diagnostics, &summary, style)?;
     }
     Ok(outcome(valid))
 }
@@ -112,7 +113,7 @@ fn report_record<T: Serialize>(
             diagnostics: &lint.diagnostics,
             parsed: &lint.value,
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         // Point into the record when there is just one; an RRset's findings are about the set.
         let text = match records {
@@ -123,7 +124,7 @@ fn report_record<T: Serialize>(
             name: what,
             text: text.as_deref(),
         };
-        print_human("record", &source, valid, &lint.diagnostics, "", style);
+        print_human("record", &source, valid, &lint.diagnostics, "", style)?;
     }
     Ok(outcome(valid))
 }

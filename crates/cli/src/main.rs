@@ -3,6 +3,23 @@
 //! `main` parses the arguments and calls [`run`]; exit codes are decided here and only here:
 //! 0 when the subject is valid (warnings allowed), 1 when it is not, 2 for usage or I/O errors.
 
+/// `print!` that returns an error instead of panicking when standard output is closed (a
+/// pager or `head` that stopped reading); `main` then exits quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
+/// `println!` that returns an error instead of panicking; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod args;
 mod check;
 mod dns;
@@ -35,11 +52,21 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Ok(Outcome::Incomplete) => ExitCode::from(2),
+        // The reader went away (`| head`): what it wanted, it got.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mta-sts: error: {error:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The async runtime for commands that use the network or the store.

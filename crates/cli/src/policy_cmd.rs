@@ -68,7 +68,7 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
                 path.display()
             );
         }
-        None => print!("{body}"),
+        None => out!("{body}"),
     }
     Ok(Outcome::Ok)
 }
@@ -128,12 +128,12 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
             hosts: &hosts,
             diagnostics: &errors,
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         if policy.is_none() {
             let text = String::from_utf8_lossy(&body);
             let errors: Vec<_> = lint.errors().cloned().collect();
-            print!(
+            out!(
                 "{}",
                 render::diagnostics(
                     &Source {
@@ -144,7 +144,7 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
                     style
                 )
             );
-            println!(
+            outln!(
                 "{}: {}",
                 name,
                 style.bad("invalid policy: a sender would not apply it, so no host is covered")
@@ -156,17 +156,17 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
             .max()
             .unwrap_or(4)
             .max(4);
-        println!("{}", style.bold(&format!("{:width$}  PATTERN", "HOST")));
+        outln!("{}", style.bold(&format!("{:width$}  PATTERN", "HOST")));
         for h in &hosts {
             let result = match (&h.pattern, &h.error) {
                 (Some(p), _) => style.good(p),
                 (None, Some(e)) => style.bad(&format!("not covered ({e})")),
                 (None, None) => style.bad("not covered"),
             };
-            println!("{:width$}  {result}", h.host);
+            outln!("{:width$}  {result}", h.host);
         }
         if let Some(p) = policy.filter(|p| p.mode == Mode::None) {
-            println!(
+            outln!(
                 "note: mode is {}, so senders apply no policy at all",
                 p.mode
             );

@@ -88,7 +88,7 @@ pub fn diagnostics(source: &Source<'_>, diagnostics: &[Diagnostic], style: Style
             "{}{} {}",
             style.severity(d.severity),
             style.bold(&format!("[{}]:", d.code)),
-            d.message
+            clean(&d.message)
         );
         if d.line == 0 {
             let _ = writeln!(out, "  --> {}", source.name);
@@ -117,7 +117,7 @@ pub fn diagnostics(source: &Source<'_>, diagnostics: &[Diagnostic], style: Style
             let _ = writeln!(out, "   = {}", d.rfc);
         }
         if let Some(hint) = &d.hint {
-            let _ = writeln!(out, "   = hint: {hint}");
+            let _ = writeln!(out, "   = hint: {}", clean(hint));
         }
         out.push('\n');
     }
@@ -133,6 +133,23 @@ impl Style {
         };
         self.paint(code, "^")
     }
+}
+
+/// Text from the network or a file, safe for a terminal: control characters (escape sequences
+/// could recolour or retitle the user's terminal) are shown escaped, e.g. `\u{1b}`.
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Control characters shown as visible symbols, so a pointer lines up with what is printed.
@@ -169,6 +186,15 @@ pub fn counts(diagnostics: &[Diagnostic]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            clean("mode \u{1b}[31mEVIL\u{7}"),
+            "mode \\u{1b}[31mEVIL\\u{7}"
+        );
+        assert!(matches!(clean("plain"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn caret_points_at_the_column() {

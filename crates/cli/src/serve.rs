@@ -13,7 +13,7 @@ use mta_sts_store::{Ingested, Location, ReportFilter, ReportKey, Source, Store, 
 
 use crate::Outcome;
 use crate::args::{ReportsListArgs, ReportsShowArgs, ServeArgs, StoreArgs};
-use crate::render::Style;
+use crate::render::{Style, clean};
 
 /// The store as the intake's sink: the raw bytes commit (in a group commit) before the answer.
 struct StoreSink(Store);
@@ -205,11 +205,11 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(Outcome::Ok);
     }
     if reports.is_empty() {
-        println!("no reports");
+        outln!("no reports");
         return Ok(Outcome::Ok);
     }
     let mut out = String::new();
@@ -222,7 +222,7 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
         ))
     );
     for r in &reports {
-        let first = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        let first = |s: &str, n: usize| clean(s).chars().take(n).collect::<String>();
         for (i, p) in r.policies.iter().enumerate() {
             let (id, org, start, rid) = if i == 0 {
                 (
@@ -258,7 +258,7 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
             );
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(Outcome::Ok)
 }
 
@@ -285,7 +285,7 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
             "report": report,
             "warnings": warnings,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(Outcome::Ok);
     }
     let mut out = String::new();
@@ -304,7 +304,7 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
         r.date_range.start, r.date_range.end
     );
     if let Some(contact) = &r.contact_info {
-        let _ = writeln!(out, "  contact:   {contact}");
+        let _ = writeln!(out, "  contact:   {}", clean(contact));
     }
     for p in &r.policies {
         let a = &p.policy;
@@ -317,7 +317,7 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
             p.summary.total_failure_session_count
         );
         if !a.mx_host.is_empty() {
-            let _ = writeln!(out, "    mx: {}", a.mx_host.join(", "));
+            let _ = writeln!(out, "    mx: {}", clean(&a.mx_host.join(", ")));
         }
         for f in &p.failure_details {
             let _ = writeln!(
@@ -336,8 +336,8 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
         }
     }
     for w in &stored.warnings {
-        let _ = writeln!(out, "  note: {}: {}", w.path, w.message);
+        let _ = writeln!(out, "  note: {}: {}", clean(&w.path), clean(&w.message));
     }
-    print!("{out}");
+    out!("{out}");
     Ok(Outcome::Ok)
 }

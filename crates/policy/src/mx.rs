@@ -124,6 +124,11 @@ impl MxPattern {
                 "write one MX host name, e.g. \"mx: mail.example.com\"",
             ));
         }
+        // Ports, literals and trailing dots are named on the text as written, before IDNA
+        // conversion could mangle them into a label.
+        if let Some(problem) = literal_problem(value) {
+            return Err(problem);
+        }
         let ascii;
         let name = if value.is_ascii() {
             value
@@ -143,9 +148,6 @@ impl MxPattern {
             ));
             &ascii
         };
-        if let Some(problem) = literal_problem(name) {
-            return Err(problem);
-        }
         let (wildcard, domain) = match name.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, name),
@@ -416,6 +418,9 @@ mod tests {
         assert_eq!(error("mail..example.com"), "invalid-mx");
         assert_eq!(error(&format!("{}.com", "a".repeat(64))), "invalid-mx");
         assert_eq!(error("xn--zz.example.com"), "invalid-mx");
+        let port = MxPattern::parse("例え.テスト:25").unwrap_err();
+        assert_eq!(port.code, "mx-port");
+        assert_eq!(port.hint, "remove the port: \"mx: 例え.テスト\"");
     }
 
     #[test]

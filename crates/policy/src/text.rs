@@ -413,25 +413,35 @@ impl Reader {
             }
             return;
         };
+        // The grammar has no whitespace before a key or before its ':', so senders that follow
+        // it (and parsers that split on ':' without trimming) do not see such a key at all.
         let key = raw_key.trim_start_matches(is_wsp);
+        let key_trimmed = key.trim_end_matches(is_wsp);
         if key.len() != raw_key.len() {
             self.push(
                 Severity::Warning,
                 "leading-whitespace",
                 line.at(0),
-                "line starts with whitespace; strict parsers do not see this key",
+                format!(
+                    "line starts with whitespace, so senders ignore it (it is not a \"{}\" line)",
+                    shorten(key_trimmed)
+                ),
                 "start the line with the key",
             );
+            return;
         }
-        let key_trimmed = key.trim_end_matches(is_wsp);
         if key_trimmed.len() != key.len() {
             self.push(
                 Severity::Warning,
                 "space-before-colon",
-                line.at(raw_key.len()),
-                format!("whitespace between \"{key_trimmed}\" and ':'; strict parsers do not see this key"),
+                line.at(key_trimmed.len()),
+                format!(
+                    "whitespace between \"{}\" and ':', so senders ignore this line",
+                    shorten(key_trimmed)
+                ),
                 "write the key directly followed by ':'",
             );
+            return;
         }
         let key = key_trimmed;
         let value_start = raw_value.trim_start_matches(is_wsp);

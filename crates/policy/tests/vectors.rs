@@ -147,6 +147,10 @@ fn policy_vectors() -> Vec<(String, bool)> {
         ("version: STSv1\rmode: enforce\rmx: mail.example.com\rmax_age: 604800\r", false),
         ("\u{feff}version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n", false),
         ("<html><body>Not Found</body></html>\n", false),
+        (" mode: enforce\nversion: STSv1\nmx: mail.example.com\nmax_age: 604800\n", false),
+        ("version: STSv1\nmode : enforce\nmx: mail.example.com\nmax_age: 604800\n", false),
+        ("version: STSv1\nmode: enforce\n\tmx: mail.example.com\nmax_age: 604800\n", false),
+        ("version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n x-note: y\n", true),
         ("", false),
     ]
     .iter()

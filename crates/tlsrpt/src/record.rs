@@ -398,14 +398,11 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
     let scheme = uri.get(..colon).unwrap_or_default();
     let rest = uri.get(colon + 1..).unwrap_or_default();
     if scheme.eq_ignore_ascii_case("mailto") {
-        // mailto:local@domain[?headers]: a local part, and a domain with a dot.
+        // mailto:local@domain[?headers]: a local part, and a domain of non-empty labels (or a
+        // [literal]).
         let end = query.unwrap_or(uri.len());
-        let valid = at_sign.is_some_and(|at| {
-            at > colon + 1
-                && uri
-                    .get(at + 1..end)
-                    .is_some_and(|domain| domain.bytes().any(|b| b == b'.'))
-        });
+        let valid = at_sign
+            .is_some_and(|at| at > colon + 1 && uri.get(at + 1..end).is_some_and(is_mail_domain));
         if valid {
             Ok(ReportUri::Mailto(uri.to_owned()))
         } else {
@@ -419,7 +416,7 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
     } else if scheme.eq_ignore_ascii_case("https") {
         // https://[userinfo@]host[:port][/path][?query][#fragment]
         let authority_start = colon + 3;
-        let host = rest
+        let (host_port, after) = rest
             .strip_prefix("//")
             .and_then(|r| {
                 let end = r
@@ -431,10 +428,23 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
                     Some(at) if at < authority_end => at + 1,
                     _ => authority_start,
                 };
-                uri.get(host_start..authority_end)
+                Some((
+                    uri.get(host_start..authority_end)?,
+                    uri.get(authority_end..)?,
+                ))
             })
             .unwrap_or_default();
-        if host.is_empty() || host.starts_with(':') {
+        let host_port =
+            split_host_port(host_port).filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+        let Some((host, _)) = host_port.filter(|_| !after.contains(['[', ']'])) else {
+            return Err(problem(
+                "rua-invalid-uri",
+                colon + 1,
+                format!("\"{uri}\" has an invalid host or port"),
+                "write https://HOST[:PORT]/PATH",
+            ));
+        };
+        if host.is_empty() {
             return Err(problem(
                 "rua-invalid-uri",
                 colon + 1,
@@ -456,6 +466,34 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
             hint,
         ))
     }
+}
+
+/// The domain of a mailto address: dot-separated non-empty labels, or a `[literal]`.
+fn is_mail_domain(domain: &str) -> bool {
+    match domain.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        Some(literal) => !literal.is_empty() && !literal.contains(['[', ']']),
+        None => {
+            !domain.is_empty()
+                && !domain.contains(['[', ']'])
+                && domain.split('.').all(|label| !label.is_empty())
+        }
+    }
+}
+
+/// Splits an authority's `host[:port]`, the host possibly an IPv6 `[literal]` ("[" and "]"
+/// delimit that and nothing else, RFC 3986 §3.2.2); `None` when malformed.
+fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
+    if let Some(literal) = host_port.strip_prefix('[') {
+        let (v6, rest) = literal.split_once(']')?;
+        let port = if rest.is_empty() {
+            ""
+        } else {
+            rest.strip_prefix(':')?
+        };
+        return (!v6.is_empty() && !v6.contains('[')).then_some((v6, port));
+    }
+    let (host, port) = host_port.split_once(':').unwrap_or((host_port, ""));
+    (!host.contains(['[', ']'])).then_some((host, port))
 }
 
 /// Characters RFC 3986 allows in a URI that need no further look: all but `%`, `:`, `@`, `?`
