@@ -9,11 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pg_bin=/usr/lib/postgresql/15/bin
-if [ ! -x "$pg_bin/pg_ctl" ]; then
+# The newest PostgreSQL Debian installed (15 on bookworm); installed when there is none.
+find_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_bin=$(find_pg_bin)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
     echo "== installing PostgreSQL (Debian package postgresql)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bin=$(find_pg_bin)
 fi
 
 # PostgreSQL refuses to run as root: as root, run it as the package's `postgres` user.

@@ -35,10 +35,16 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
     origin.push(format!("--max-age {max_age}"));
 
     let lint = Policy::lint(text.as_bytes());
+    // A missing-mx error only repeats what an invalid --mx already said.
+    let mx_rejected = lint
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && d.code.starts_with("mx-") || d.code == "invalid-mx");
     let shown: Vec<_> = lint
         .diagnostics
         .iter()
         .filter(|d| d.severity >= Severity::Warning)
+        .filter(|d| !(mx_rejected && d.code == "missing-mx"))
         .collect();
     for d in &shown {
         let from = origin

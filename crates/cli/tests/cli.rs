@@ -429,3 +429,61 @@ fn record_arguments_that_are_not_utf8_get_a_diagnostic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["diagnostics"][0]["code"], "non-ascii");
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let bad = b"version: STSv1\nmode: Enforce\nmx: a.example.com\nmax_age: 86400\n";
+    let out = with_stdin(&["--color", "always", "lint", "policy", "-"], bad);
+    assert!(stdout(&out).contains("\x1b[1;31merror"), "{}", stdout(&out));
+    let out = with_stdin(&["lint", "policy", "-"], bad);
+    assert!(!stdout(&out).contains('\x1b'), "piped output has no colour");
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // 6,000 unknown keys: a valid policy whose JSON (every key under "parsed") is far larger
+    // than a pipe's buffer, so the writer is still writing when the reader goes away.
+    let keys: String = (0..6_000).map(|i| format!("x{i:04}: y\n")).collect();
+    let body = format!("{GOOD}{keys}");
+    assert!(body.len() < 64 * 1024);
+    let path = temp_file("long.txt", body.as_bytes());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+        .args(["lint", "policy", "--json", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one chunk, then close the pipe, as `| head -c 10` does.
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn policy_new_reports_an_invalid_mx_once() {
+    let out = mta_sts(&[
+        "policy",
+        "new",
+        "--mode",
+        "enforce",
+        "--mx",
+        "mail.example.com:25",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mx-port") && !err.contains("missing-mx"),
+        "{err}"
+    );
+}
