@@ -114,13 +114,18 @@ pub fn render_report(report: &Report, style: Style) -> String {
         Area::TlsRpt,
     ] {
         let findings: Vec<_> = report.findings.iter().filter(|f| f.area == area).collect();
-        let mark = if findings.iter().any(|f| f.severity >= Severity::Warning) {
+        let incomplete = report.incomplete.is_some() && findings.is_empty();
+        let mark = if incomplete {
+            style.warn("?")
+        } else if findings.iter().any(|f| f.severity >= Severity::Warning) {
             style.bad("✗")
         } else {
             style.good("✓")
         };
         let _ = writeln!(out, "\n  {mark} {}", style.bold(area.title()));
-        if findings.is_empty() {
+        if incomplete {
+            let _ = writeln!(out, "      not checked");
+        } else if findings.is_empty() {
             let _ = writeln!(out, "      ok");
         }
         for f in findings {

@@ -147,7 +147,12 @@ async fn check_with_a_silent_resolver_exits_2() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("check incomplete"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("check incomplete"), "{text}");
+    assert!(
+        !text.contains("ok\n"),
+        "nothing is reported ok when nothing could be checked: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
