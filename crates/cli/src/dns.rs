@@ -178,19 +178,7 @@ pub fn records(args: &DnsRecordsArgs, style: Style) -> anyhow::Result<Outcome> {
     let (name, body) = input::read_file(policy)?;
     let lint = Policy::lint(&body);
     if !lint.is_valid() {
-        let text = String::from_utf8_lossy(&body);
-        let errors: Vec<_> = lint.errors().cloned().collect();
-        eprint!(
-            "{}",
-            render::diagnostics(
-                &Source {
-                    name: &name,
-                    text: Some(&text)
-                },
-                &errors,
-                style
-            )
-        );
+        eprint!("{}", render::policy_errors(&name, &body, &lint, style));
         eprintln!(
             "{}",
             style.bad("no records printed: the policy is invalid (see `mta-sts lint policy`)")

@@ -137,19 +137,7 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
         outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         if policy.is_none() {
-            let text = String::from_utf8_lossy(&body);
-            let errors: Vec<_> = lint.errors().cloned().collect();
-            out!(
-                "{}",
-                render::diagnostics(
-                    &Source {
-                        name: &name,
-                        text: Some(&text)
-                    },
-                    &errors,
-                    style
-                )
-            );
+            out!("{}", render::policy_errors(&name, &body, &lint, style));
             outln!(
                 "{}: {}",
                 name,

@@ -161,6 +161,22 @@ fn visible(c: char) -> char {
     }
 }
 
+/// The errors of an invalid policy file, pointing into its text.
+pub fn policy_errors(
+    name: &str,
+    body: &[u8],
+    lint: &mta_sts_policy::PolicyLint,
+    style: Style,
+) -> String {
+    let text = String::from_utf8_lossy(body);
+    let errors: Vec<_> = lint.errors().cloned().collect();
+    let source = Source {
+        name,
+        text: Some(&text),
+    };
+    diagnostics(&source, &errors, style)
+}
+
 /// "2 errors, 1 warning" style count.
 pub fn counts(diagnostics: &[Diagnostic]) -> String {
     let count = |s| diagnostics.iter().filter(|d| d.severity == s).count();

@@ -421,17 +421,7 @@ impl<S: AsyncRead + Unpin> ResponseReader<S> {
     async fn read_line(&mut self, limit: usize, what: &str) -> Result<Vec<u8>, FetchError> {
         let mut searched = 0;
         loop {
-            if let Some(position) = self
-                .buffer
-                .get(searched..)
-                .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
-            {
-                let end = searched + position;
-                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+            if let Some(line) = crate::tcp::take_line(&mut self.buffer, searched) {
                 return Ok(line);
             }
             searched = self.buffer.len();

@@ -56,3 +56,15 @@ pub(crate) async fn connect(
         }),
     }
 }
+
+/// Removes the first complete line from `buffer` (searching from byte `from`, before which
+/// there is no line feed) and returns it without its CRLF, or bare LF as lenient peers send.
+pub(crate) fn take_line(buffer: &mut Vec<u8>, from: usize) -> Option<Vec<u8>> {
+    let position = buffer.get(from..)?.iter().position(|b| *b == b'\n')?;
+    let mut line: Vec<u8> = buffer.drain(..=from + position).collect();
+    line.pop();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Some(line)
+}
