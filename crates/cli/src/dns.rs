@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::Outcome;
 use crate::args::{DnsRecordsArgs, RecordFormat};
 use crate::input;
-use crate::render::{self, Source, Style};
+use crate::render::{self, Style};
 
 /// One DNS record to publish.
 #[derive(Debug, Serialize)]
