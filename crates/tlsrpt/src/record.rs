@@ -294,6 +294,8 @@ struct UriScan {
     colon: Option<usize>,
     at_sign: Option<usize>,
     query: Option<usize>,
+    /// `[` or `]` occur (legal only around an IPv6 host or a mail domain literal).
+    brackets: bool,
 }
 
 /// Checks the characters of the URI at the start of `text`, stopping at `,`, `;`, space or tab.
@@ -305,6 +307,7 @@ fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
         colon: None,
         at_sign: None,
         query: None,
+        brackets: false,
     };
     let mut at = 0;
     loop {
@@ -339,6 +342,7 @@ fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
                 scan.query.get_or_insert(at);
             }
             b'@' => {}
+            b'[' | b']' => scan.brackets = true,
             _ => return Err(not_allowed(text, at, b)),
         }
         at += 1;
@@ -401,8 +405,12 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
         // mailto:local@domain[?headers]: a local part, and a domain of non-empty labels (or a
         // [literal]).
         let end = query.unwrap_or(uri.len());
-        let valid = at_sign
-            .is_some_and(|at| at > colon + 1 && uri.get(at + 1..end).is_some_and(is_mail_domain));
+        let valid = at_sign.is_some_and(|at| {
+            at > colon + 1
+                && uri
+                    .get(at + 1..end)
+                    .is_some_and(|domain| is_mail_domain(domain, scan.brackets))
+        });
         if valid {
             Ok(ReportUri::Mailto(uri.to_owned()))
         } else {
@@ -434,9 +442,10 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
                 ))
             })
             .unwrap_or_default();
-        let host_port =
-            split_host_port(host_port).filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
-        let Some((host, _)) = host_port.filter(|_| !after.contains(['[', ']'])) else {
+        let host_port = split_host_port(host_port, scan.brackets)
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+        let path_ok = !scan.brackets || !after.contains(['[', ']']);
+        let Some((host, _)) = host_port.filter(|_| path_ok) else {
             return Err(problem(
                 "rua-invalid-uri",
                 colon + 1,
@@ -468,36 +477,46 @@ fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
     }
 }
 
-/// The domain of a mailto address: dot-separated non-empty labels, or a `[literal]`.
-fn is_mail_domain(domain: &str) -> bool {
-    match domain.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-        Some(literal) => !literal.is_empty() && !literal.contains(['[', ']']),
-        None => {
-            !domain.is_empty()
-                && !domain.contains(['[', ']'])
-                && domain.split('.').all(|label| !label.is_empty())
+/// The domain of a mailto address: dot-separated non-empty labels, or (only when the URI has
+/// brackets at all) a `[literal]`.
+fn is_mail_domain(domain: &str, brackets: bool) -> bool {
+    if brackets {
+        if let Some(literal) = domain.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            return !literal.is_empty() && !literal.contains(['[', ']']);
+        }
+        if domain.contains(['[', ']']) {
+            return false;
         }
     }
+    let bytes = domain.as_bytes();
+    !bytes.is_empty()
+        && bytes.first() != Some(&b'.')
+        && bytes.last() != Some(&b'.')
+        && !bytes.windows(2).any(|pair| pair == b"..")
 }
 
 /// Splits an authority's `host[:port]`, the host possibly an IPv6 `[literal]` ("[" and "]"
 /// delimit that and nothing else, RFC 3986 §3.2.2); `None` when malformed.
-fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
-    if let Some(literal) = host_port.strip_prefix('[') {
-        let (v6, rest) = literal.split_once(']')?;
-        let port = if rest.is_empty() {
-            ""
-        } else {
-            rest.strip_prefix(':')?
-        };
-        return (!v6.is_empty() && !v6.contains('[')).then_some((v6, port));
+fn split_host_port(host_port: &str, brackets: bool) -> Option<(&str, &str)> {
+    if brackets {
+        if let Some(literal) = host_port.strip_prefix('[') {
+            let (v6, rest) = literal.split_once(']')?;
+            let port = if rest.is_empty() {
+                ""
+            } else {
+                rest.strip_prefix(':')?
+            };
+            return (!v6.is_empty() && !v6.contains('[')).then_some((v6, port));
+        }
+        if host_port.contains(['[', ']']) {
+            return None;
+        }
     }
-    let (host, port) = host_port.split_once(':').unwrap_or((host_port, ""));
-    (!host.contains(['[', ']'])).then_some((host, port))
+    Some(host_port.split_once(':').unwrap_or((host_port, "")))
 }
 
-/// Characters RFC 3986 allows in a URI that need no further look: all but `%`, `:`, `@`, `?`
-/// (which [`check_uri`] handles) and those it forbids.
+/// Characters RFC 3986 allows in a URI that need no further look: all but `%`, `:`, `@`, `?`,
+/// `[`, `]` (which [`scan_uri`] notes) and those it forbids.
 #[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
 const PLAIN_URI_CHARS: [bool; 256] = {
     let mut table = [false; 256];
@@ -512,8 +531,6 @@ const PLAIN_URI_CHARS: [bool; 256] = {
                     | b'~'
                     | b'/'
                     | b'#'
-                    | b'['
-                    | b']'
                     | b'$'
                     | b'&'
                     | b'\''
