@@ -130,22 +130,25 @@ fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
     let rest = skip_wsp(rest).strip_prefix(b"rua=")?;
     let text = std::str::from_utf8(rest).ok()?;
     let bytes = text.as_bytes();
-    // Allocate once, for as many destinations as the list can hold.
-    let mut rua = Vec::with_capacity(1 + bytes.iter().filter(|&&b| b == b',').count());
+    let mut rua = Vec::new();
     let mut at = 0;
     loop {
         // Each URI is scanned once; the scan stops at what ends it.
         let uri_text = text.get(at..)?;
         let scan = scan_uri(uri_text).ok()?;
         let uri = uri_text.get(..scan.len).filter(|u| !u.is_empty())?;
-        rua.push(classify_uri(uri, &scan).ok()?);
+        let scheme = uri_scheme(uri, &scan).ok()?;
         at += scan.len;
-        let after = at
-            + bytes
-                .get(at..)?
-                .iter()
-                .take_while(|&&b| b == b' ' || b == b'\t')
-                .count();
+        let after = at + skip_len(bytes.get(at..)?);
+        if rua.capacity() == 0 {
+            // Allocate once: for one destination, or a few when a list follows.
+            rua.reserve_exact(if bytes.get(after) == Some(&b',') {
+                4
+            } else {
+                1
+            });
+        }
+        rua.push(scheme.report_uri(uri));
         match bytes.get(after) {
             Some(b',') => at = after + 1 + skip_len(bytes.get(after + 1..)?),
             // Whitespace after the last field is only allowed before a ';'.
@@ -300,7 +303,9 @@ struct UriScan {
 
 /// Checks the characters of the URI at the start of `text`, stopping at `,`, `;`, space or tab.
 /// Plain URI characters are skipped by table; only the few that matter stop the scan.
-fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
+///
+/// The error is the offending byte's position; [`char_problem`] says what is wrong with it.
+fn scan_uri(text: &str) -> Result<UriScan, usize> {
     let bytes = text.as_bytes();
     let mut scan = UriScan {
         len: bytes.len(),
@@ -322,16 +327,10 @@ fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
                 scan.len = at;
                 break;
             }
-            b'!' => return Err(unencoded(text, at, b)),
             b'%' => {
                 let hex = bytes.get(at + 1..at + 3);
                 if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return Err(problem(
-                        "rua-invalid-uri",
-                        at,
-                        format!("'%' in URI \"{text}\" is not followed by two hex digits"),
-                        "percent-encode as %XX",
-                    ));
+                    return Err(at);
                 }
             }
             b':' => {
@@ -343,11 +342,26 @@ fn scan_uri(text: &str) -> Result<UriScan, UriProblem> {
             }
             b'@' => {}
             b'[' | b']' => scan.brackets = true,
-            _ => return Err(not_allowed(text, at, b)),
+            _ => return Err(at),
         }
         at += 1;
     }
     Ok(scan)
+}
+
+/// Why the byte at `at` of `uri` cannot stand there (found by [`scan_uri`], or a separator
+/// inside one URI).
+fn char_problem(uri: &str, at: usize) -> UriProblem {
+    match uri.as_bytes().get(at).copied().unwrap_or(0) {
+        b @ (b'!' | b',' | b';') => unencoded(uri, at, b),
+        b'%' => problem(
+            "rua-invalid-uri",
+            at,
+            format!("'%' in URI \"{uri}\" is not followed by two hex digits"),
+            "percent-encode as %XX",
+        ),
+        b => not_allowed(uri, at, b),
+    }
 }
 
 fn unencoded(uri: &str, at: usize, b: u8) -> UriProblem {
@@ -380,100 +394,149 @@ fn check_uri(uri: &str) -> Result<ReportUri, UriProblem> {
             "write one URI, or several separated by ','",
         ));
     }
-    let scan = scan_uri(uri)?;
-    match uri.as_bytes().get(scan.len) {
-        None => classify_uri(uri, &scan),
-        Some(&b) if b == b',' || b == b';' => Err(unencoded(uri, scan.len, b)),
-        Some(&b) => Err(not_allowed(uri, scan.len, b)),
+    let scan = scan_uri(uri).map_err(|at| char_problem(uri, at))?;
+    if scan.len < uri.len() {
+        return Err(char_problem(uri, scan.len));
     }
+    classify_uri(uri, &scan)
 }
 
 /// Checks the scheme and its parts of a URI whose characters [`scan_uri`] accepted.
 fn classify_uri(uri: &str, scan: &UriScan) -> Result<ReportUri, UriProblem> {
-    let (colon, at_sign, query) = (scan.colon, scan.at_sign, scan.query);
-    let Some(colon) = colon else {
-        return Err(problem(
-            "rua-invalid-uri",
-            0,
-            format!("\"{uri}\" has no scheme"),
-            "write mailto:ADDRESS or https://HOST/PATH",
-        ));
+    uri_scheme(uri, scan)
+        .map(|scheme| scheme.report_uri(uri))
+        .map_err(|fault| fault.problem(uri, scan))
+}
+
+/// A supported scheme whose URI has the parts it needs.
+#[derive(Clone, Copy)]
+enum Scheme {
+    Mailto,
+    Https,
+}
+
+impl Scheme {
+    fn report_uri(self, uri: &str) -> ReportUri {
+        match self {
+            Scheme::Mailto => ReportUri::Mailto(uri.to_owned()),
+            Scheme::Https => ReportUri::Https(uri.to_owned()),
+        }
+    }
+}
+
+/// What is wrong with a URI, small enough for the hot path; [`UriFault::problem`] says it in
+/// words.
+#[derive(Clone, Copy)]
+enum UriFault {
+    NoScheme,
+    NotMailAddress,
+    BadHostOrPort,
+    NoHost,
+    Unsupported,
+}
+
+impl UriFault {
+    fn problem(self, uri: &str, scan: &UriScan) -> UriProblem {
+        let after_scheme = scan.colon.map_or(0, |c| c + 1);
+        match self {
+            UriFault::NoScheme => problem(
+                "rua-invalid-uri",
+                0,
+                format!("\"{uri}\" has no scheme"),
+                "write mailto:ADDRESS or https://HOST/PATH",
+            ),
+            UriFault::NotMailAddress => problem(
+                "rua-invalid-uri",
+                after_scheme,
+                format!("\"{uri}\" is not a mail address"),
+                "write mailto:local@domain",
+            ),
+            UriFault::BadHostOrPort => problem(
+                "rua-invalid-uri",
+                after_scheme,
+                format!("\"{uri}\" has an invalid host or port"),
+                "write https://HOST[:PORT]/PATH",
+            ),
+            UriFault::NoHost => problem(
+                "rua-invalid-uri",
+                after_scheme,
+                format!("\"{uri}\" has no host"),
+                "write https://HOST/PATH",
+            ),
+            UriFault::Unsupported => {
+                let scheme = uri
+                    .get(..after_scheme.saturating_sub(1))
+                    .unwrap_or_default();
+                let hint = if scheme.eq_ignore_ascii_case("http") {
+                    "reports are only POSTed over https: use https://"
+                } else {
+                    "TLS-RPT supports mailto: and https: only"
+                };
+                problem(
+                    "rua-unsupported-scheme",
+                    0,
+                    format!("\"{uri}\" uses scheme \"{scheme}\", which TLS-RPT does not support"),
+                    hint,
+                )
+            }
+        }
+    }
+}
+
+/// The scheme of a URI whose characters [`scan_uri`] accepted, once its parts check out:
+/// `mailto:local@domain[?headers]`, or `https://[userinfo@]host[:port][/path][?query]`.
+fn uri_scheme(uri: &str, scan: &UriScan) -> Result<Scheme, UriFault> {
+    let Some(colon) = scan.colon else {
+        return Err(UriFault::NoScheme);
     };
     let scheme = uri.get(..colon).unwrap_or_default();
     let rest = uri.get(colon + 1..).unwrap_or_default();
     if scheme.eq_ignore_ascii_case("mailto") {
-        // mailto:local@domain[?headers]: a local part, and a domain of non-empty labels (or a
-        // [literal]).
-        let end = query.unwrap_or(uri.len());
-        let valid = at_sign.is_some_and(|at| {
+        let end = scan.query.unwrap_or(uri.len());
+        let valid = scan.at_sign.is_some_and(|at| {
             at > colon + 1
                 && uri
                     .get(at + 1..end)
                     .is_some_and(|domain| is_mail_domain(domain, scan.brackets))
         });
-        if valid {
-            Ok(ReportUri::Mailto(uri.to_owned()))
+        return if valid {
+            Ok(Scheme::Mailto)
         } else {
-            Err(problem(
-                "rua-invalid-uri",
-                colon + 1,
-                format!("\"{uri}\" is not a mail address"),
-                "write mailto:local@domain",
+            Err(UriFault::NotMailAddress)
+        };
+    }
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Err(UriFault::Unsupported);
+    }
+    let authority_start = colon + 3;
+    let (host_port, after) = rest
+        .strip_prefix("//")
+        .and_then(|r| {
+            let end = r
+                .bytes()
+                .position(|b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(r.len());
+            let authority_end = authority_start + end;
+            let host_start = match scan.at_sign {
+                Some(at) if at < authority_end => at + 1,
+                _ => authority_start,
+            };
+            Some((
+                uri.get(host_start..authority_end)?,
+                uri.get(authority_end..)?,
             ))
-        }
-    } else if scheme.eq_ignore_ascii_case("https") {
-        // https://[userinfo@]host[:port][/path][?query][#fragment]
-        let authority_start = colon + 3;
-        let (host_port, after) = rest
-            .strip_prefix("//")
-            .and_then(|r| {
-                let end = r
-                    .bytes()
-                    .position(|b| matches!(b, b'/' | b'?' | b'#'))
-                    .unwrap_or(r.len());
-                let authority_end = authority_start + end;
-                let host_start = match at_sign {
-                    Some(at) if at < authority_end => at + 1,
-                    _ => authority_start,
-                };
-                Some((
-                    uri.get(host_start..authority_end)?,
-                    uri.get(authority_end..)?,
-                ))
-            })
-            .unwrap_or_default();
-        let host_port = split_host_port(host_port, scan.brackets)
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
-        let path_ok = !scan.brackets || !after.contains(['[', ']']);
-        let Some((host, _)) = host_port.filter(|_| path_ok) else {
-            return Err(problem(
-                "rua-invalid-uri",
-                colon + 1,
-                format!("\"{uri}\" has an invalid host or port"),
-                "write https://HOST[:PORT]/PATH",
-            ));
-        };
-        if host.is_empty() {
-            return Err(problem(
-                "rua-invalid-uri",
-                colon + 1,
-                format!("\"{uri}\" has no host"),
-                "write https://HOST/PATH",
-            ));
-        }
-        Ok(ReportUri::Https(uri.to_owned()))
+        })
+        .unwrap_or_default();
+    let host_port = split_host_port(host_port, scan.brackets)
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+    let path_ok = !scan.brackets || !after.contains(['[', ']']);
+    let Some((host, _)) = host_port.filter(|_| path_ok) else {
+        return Err(UriFault::BadHostOrPort);
+    };
+    if host.is_empty() {
+        Err(UriFault::NoHost)
     } else {
-        let hint = if scheme.eq_ignore_ascii_case("http") {
-            "reports are only POSTed over https: use https://"
-        } else {
-            "TLS-RPT supports mailto: and https: only"
-        };
-        Err(problem(
-            "rua-unsupported-scheme",
-            0,
-            format!("\"{uri}\" uses scheme \"{scheme}\", which TLS-RPT does not support"),
-            hint,
-        ))
+        Ok(Scheme::Https)
     }
 }
 
@@ -488,11 +551,15 @@ fn is_mail_domain(domain: &str, brackets: bool) -> bool {
             return false;
         }
     }
-    let bytes = domain.as_bytes();
-    !bytes.is_empty()
-        && bytes.first() != Some(&b'.')
-        && bytes.last() != Some(&b'.')
-        && !bytes.windows(2).any(|pair| pair == b"..")
+    // Labels are non-empty: no leading, trailing or doubled dot.
+    let mut previous = b'.';
+    for &b in domain.as_bytes() {
+        if b == b'.' && previous == b'.' {
+            return false;
+        }
+        previous = b;
+    }
+    previous != b'.'
 }
 
 /// Splits an authority's `host[:port]`, the host possibly an IPv6 `[literal]` ("[" and "]"
