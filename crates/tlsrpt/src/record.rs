@@ -142,7 +142,7 @@ fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
         let after = at + skip_len(bytes.get(at..)?);
         if rua.capacity() == 0 {
             // Allocate once: for one destination, or a few when a list follows.
-            rua.reserve_exact(if bytes.get(after) == Some(&b',') {
+            rua = Vec::with_capacity(if bytes.get(after) == Some(&b',') {
                 4
             } else {
                 1
