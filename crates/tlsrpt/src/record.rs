@@ -551,15 +551,14 @@ fn is_mail_domain(domain: &str, brackets: bool) -> bool {
             return false;
         }
     }
-    // Labels are non-empty: no leading, trailing or doubled dot.
-    let mut previous = b'.';
-    for &b in domain.as_bytes() {
-        if b == b'.' && previous == b'.' {
-            return false;
-        }
-        previous = b;
-    }
-    previous != b'.'
+    // Labels are non-empty: no leading, trailing or doubled dot (checked without branches, so
+    // the loop stays cheap on the hot path).
+    let bytes = domain.as_bytes();
+    let doubled = bytes
+        .iter()
+        .zip(bytes.iter().skip(1))
+        .fold(false, |seen, (a, b)| seen | ((*a == b'.') & (*b == b'.')));
+    !doubled && bytes.first().is_some_and(|&b| b != b'.') && bytes.last() != Some(&b'.')
 }
 
 /// Splits an authority's `host[:port]`, the host possibly an IPv6 `[literal]` ("[" and "]"
