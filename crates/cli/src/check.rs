@@ -167,6 +167,8 @@ struct SuggestJson<'a> {
 /// `suggest DOMAIN`.
 pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
     let domain = policy_domain(&args.domain)?;
+    // Usage errors first, before any network work.
+    let rua = report_uris(&args.rua, &domain)?;
     let net = net(&args.net)?;
     let options = CheckOptions {
         no_smtp: true,
@@ -183,7 +185,6 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Problems);
     }
     let suggestion = mta_sts_check::suggest(&report, Mode::from(args.mode));
-    let rua = report_uris(&args.rua, &domain)?;
     let records = build_records(&domain, suggestion.policy_text.as_bytes(), &rua, 3600)?;
     if args.json {
         let json = SuggestJson {
