@@ -12,6 +12,12 @@ pub const STS_RECORD: RecordKind = RecordKind {
     rfc: "RFC 8461 §3.1",
 };
 
+const READER: taglist::RecordReader<StsRecord> = taglist::RecordReader {
+    kind: STS_RECORD,
+    plain: parse_plain,
+    read,
+};
+
 /// Longest policy id the RFC allows.
 pub const MAX_ID_LEN: usize = 32;
 
@@ -27,33 +33,18 @@ pub struct StsRecord {
 impl StsRecord {
     /// Parses one record (its character-strings already concatenated).
     pub fn parse(record: &[u8]) -> Result<StsRecord, Diagnostic> {
-        if let Some(plain) = parse_plain(record) {
-            return Ok(plain);
-        }
-        let lint = Self::lint(record);
-        match lint.value {
-            Some(r) => Ok(r),
-            None => Err(first_error(lint.diagnostics)),
-        }
+        READER.parse(record)
     }
 
     /// Parses one record and reports every finding.
     pub fn lint(record: &[u8]) -> Lint<StsRecord> {
-        if let Some(plain) = parse_plain(record) {
-            return Lint::new(Some(plain), DiagnosticList::default());
-        }
-        let mut diagnostics = DiagnosticList::default();
-        let value = read(record, &mut diagnostics);
-        Lint::new(value, diagnostics)
+        READER.lint(record)
     }
 
     /// Picks and parses the record a sender uses from all TXT records at `_mta-sts.<domain>`,
     /// each with its character-strings concatenated.
     pub fn lint_rrset<R: AsRef<[u8]>>(records: &[R]) -> Lint<StsRecord> {
-        let mut diagnostics = DiagnosticList::default();
-        let value = taglist::select_record(records, STS_RECORD, &mut diagnostics)
-            .and_then(|record| read(record, &mut diagnostics));
-        Lint::new(value, diagnostics)
+        READER.lint_rrset(records)
     }
 
     /// The record text, as published.

@@ -5,7 +5,7 @@
 //! (`ALPHA / DIGIT` first, then `ALPHA / DIGIT / "_" / "-" / "."`). This module splits a record
 //! into fields and picks the one record of an RRset; each record type validates its own values.
 
-use crate::diag::{Diagnostic, DiagnosticList, Severity};
+use crate::diag::{Diagnostic, DiagnosticList, Lint, Severity};
 
 /// The rules of one record type: its version tag and where the RFC states them.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +16,59 @@ pub struct RecordKind {
     pub label: &'static str,
     /// The RFC section with the record's grammar.
     pub rfc: &'static str,
+}
+
+/// How one record type is read: its grammar, a one-pass reader for the shape nearly everyone
+/// publishes (no diagnostics to give), and the full reader that explains everything else.
+#[derive(Debug)]
+pub struct RecordReader<T> {
+    /// The record's grammar.
+    pub kind: RecordKind,
+    /// The fast path: `Some` only for a clean record that the full reader would accept as is.
+    pub plain: fn(&[u8]) -> Option<T>,
+    /// The full reader: every finding goes to the list.
+    pub read: fn(&[u8], &mut DiagnosticList) -> Option<T>,
+}
+
+impl<T> RecordReader<T> {
+    /// Parses one record; the error is the first problem that makes it unusable.
+    pub fn parse(&self, record: &[u8]) -> Result<T, Diagnostic> {
+        if let Some(plain) = (self.plain)(record) {
+            return Ok(plain);
+        }
+        let lint = self.lint(record);
+        let error = lint.first_error().cloned();
+        lint.value.ok_or_else(|| {
+            error.unwrap_or_else(|| {
+                Diagnostic::new(
+                    Severity::Error,
+                    "invalid",
+                    (1, 1),
+                    self.kind.rfc,
+                    "invalid record",
+                )
+            })
+        })
+    }
+
+    /// Parses one record and reports every finding.
+    pub fn lint(&self, record: &[u8]) -> Lint<T> {
+        if let Some(plain) = (self.plain)(record) {
+            return Lint::new(Some(plain), DiagnosticList::default());
+        }
+        let mut diagnostics = DiagnosticList::default();
+        let value = (self.read)(record, &mut diagnostics);
+        Lint::new(value, diagnostics)
+    }
+
+    /// Picks and parses the record a sender uses from an RRset (each record with its
+    /// character-strings concatenated).
+    pub fn lint_rrset<R: AsRef<[u8]>>(&self, records: &[R]) -> Lint<T> {
+        let mut diagnostics = DiagnosticList::default();
+        let value = select_record(records, self.kind, &mut diagnostics)
+            .and_then(|record| (self.read)(record, &mut diagnostics));
+        Lint::new(value, diagnostics)
+    }
 }
 
 /// One `name=value` field of a record.

@@ -12,6 +12,12 @@ pub const TLSRPT_RECORD: RecordKind = RecordKind {
     rfc: "RFC 8460 §3",
 };
 
+const READER: taglist::RecordReader<TlsRptRecord> = taglist::RecordReader {
+    kind: TLSRPT_RECORD,
+    plain: parse_plain,
+    read,
+};
+
 /// Where reports go: one URI of the `rua` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "scheme", content = "uri", rename_all = "lowercase")]
@@ -67,44 +73,17 @@ pub struct TlsRptRecord {
 impl TlsRptRecord {
     /// Parses one record (its character-strings already concatenated).
     pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Diagnostic> {
-        if let Some(plain) = parse_plain(record) {
-            return Ok(plain);
-        }
-        let lint = Self::lint(record);
-        match lint.value {
-            Some(r) => Ok(r),
-            None => Err(lint
-                .diagnostics
-                .into_iter()
-                .find(Diagnostic::is_error)
-                .unwrap_or_else(|| {
-                    Diagnostic::new(
-                        Severity::Error,
-                        "invalid",
-                        (1, 1),
-                        TLSRPT_RECORD.rfc,
-                        "invalid record",
-                    )
-                })),
-        }
+        READER.parse(record)
     }
 
     /// Parses one record and reports every finding.
     pub fn lint(record: &[u8]) -> Lint<TlsRptRecord> {
-        if let Some(plain) = parse_plain(record) {
-            return Lint::new(Some(plain), DiagnosticList::default());
-        }
-        let mut diagnostics = DiagnosticList::default();
-        let value = read(record, &mut diagnostics);
-        Lint::new(value, diagnostics)
+        READER.lint(record)
     }
 
     /// Picks and parses the record a sender uses from all TXT records at `_smtp._tls.<domain>`.
     pub fn lint_rrset<R: AsRef<[u8]>>(records: &[R]) -> Lint<TlsRptRecord> {
-        let mut diagnostics = DiagnosticList::default();
-        let value = taglist::select_record(records, TLSRPT_RECORD, &mut diagnostics)
-            .and_then(|record| read(record, &mut diagnostics));
-        Lint::new(value, diagnostics)
+        READER.lint_rrset(records)
     }
 
     /// The record text, as published.
