@@ -75,10 +75,13 @@ pub fn report_uris(given: &[String], domain: &str) -> anyhow::Result<Vec<ReportU
 
 /// Checks a policy domain name and returns it in normalized form (lowercase A-labels).
 pub fn policy_domain(domain: &str) -> anyhow::Result<String> {
-    let normalized = normalize_host(domain).map_err(anyhow::Error::msg)?;
-    match MxPattern::parse(&normalized) {
-        Ok((p, _)) if !p.is_wildcard() && normalized.contains('.') => Ok(normalized),
-        _ => bail!("--domain {domain}: not a valid domain name"),
+    let valid = normalize_host(domain).ok().filter(|normalized| {
+        normalized.contains('.')
+            && MxPattern::parse(normalized).is_ok_and(|(p, _)| !p.is_wildcard())
+    });
+    match valid {
+        Some(normalized) => Ok(normalized),
+        None => bail!("\"{domain}\" is not a valid domain name (e.g. example.com)"),
     }
 }
 

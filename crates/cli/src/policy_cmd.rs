@@ -129,7 +129,7 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
         let errors: Vec<_> = lint.errors().cloned().collect();
         let json = MatchJson {
             policy_valid: policy.is_some(),
-            mode: policy.map(|p| p.mode),
+            mode: lint.fields.mode,
             all_covered,
             hosts: &hosts,
             diagnostics: &errors,
