@@ -225,7 +225,8 @@ pub struct LintPolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct LintRecordArgs {
-    /// The record text (quote it in the shell).
+    /// The record text (quote it in the shell), a zone-file line as `dns records` prints it,
+    /// or `-` to read one record per line from standard input.
     #[arg(required = true, value_name = "TEXT")]
     pub records: Vec<std::ffi::OsString>,
     /// Print {"valid", "diagnostics", "parsed"} as JSON.

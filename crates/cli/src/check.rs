@@ -73,7 +73,7 @@ fn severity_label(severity: Severity, style: Style) -> String {
     match severity {
         Severity::Error => style.bad("error"),
         Severity::Warning => style.warn("warning"),
-        Severity::Info => style.note("note"),
+        Severity::Info => style.note("info"),
     }
 }
 
@@ -220,13 +220,7 @@ pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
         policy_id(suggestion.policy_text.as_bytes())
     );
     for r in &records {
-        let _ = writeln!(
-            out,
-            "    {} {} IN TXT {}",
-            r.name,
-            r.ttl,
-            r.strings.join(" ")
-        );
+        let _ = writeln!(out, "    {}", r.zone_line());
     }
     match &suggestion.diff {
         Some(diff) if diff.is_empty() => {

@@ -22,14 +22,15 @@ pub struct TxtRecord {
     pub ttl: u32,
     /// The record value as senders read it (character-strings concatenated).
     pub value: String,
-    /// The value split into zone-file character-strings of at most 255 bytes.
+    /// The value split into DNS character-strings of at most 255 bytes each, as data (the
+    /// zone form quotes and escapes them).
     pub strings: Vec<String>,
 }
 
 impl TxtRecord {
     fn new(name: String, ttl: u32, value: String) -> Self {
         TxtRecord {
-            strings: input::zone_strings(&value),
+            strings: input::character_string_values(&value),
             name,
             kind: "TXT",
             ttl,
@@ -37,13 +38,10 @@ impl TxtRecord {
         }
     }
 
-    fn zone_line(&self) -> String {
-        format!(
-            "{} {} IN TXT {}",
-            self.name,
-            self.ttl,
-            self.strings.join(" ")
-        )
+    /// The record as a zone-file line.
+    pub fn zone_line(&self) -> String {
+        let strings: Vec<String> = self.strings.iter().map(|s| input::zone_quote(s)).collect();
+        format!("{} {} IN TXT {}", self.name, self.ttl, strings.join(" "))
     }
 }
 

@@ -29,15 +29,41 @@ pub fn read_file(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((name, bytes))
 }
 
-/// The record a user typed: as is, or, when it starts with `"`, zone-file character-strings
-/// (`"v=STSv1; " "id=1"`) concatenated without spaces, as a resolver would hand them over.
+/// The record a user typed: as is; or, when it starts with `"`, zone-file character-strings
+/// (`"v=STSv1; " "id=1"`) concatenated without spaces, as a resolver would hand them over; or
+/// a whole zone-file line as `dns records` prints it (`_mta-sts.example.com. 3600 IN TXT "…"`).
 pub fn record_text(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
-    if !raw.trim_ascii_start().starts_with(b"\"") {
-        return Ok(raw.to_vec());
+    let raw = raw.trim_ascii();
+    if raw.starts_with(b"\"") {
+        return character_strings(raw);
     }
+    if let Some(strings) = zone_line_strings(raw) {
+        return character_strings(strings);
+    }
+    Ok(raw.to_vec())
+}
+
+/// The character-strings of a zone-file line `OWNER [TTL] [CLASS] TXT "…" …`, when `line` is
+/// one.
+fn zone_line_strings(line: &[u8]) -> Option<&[u8]> {
+    let quote = line.iter().position(|&b| b == b'"')?;
+    let head: Vec<&[u8]> = line[..quote]
+        .split(u8::is_ascii_whitespace)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (last, fields) = head.split_last()?;
+    let is_txt = last.eq_ignore_ascii_case(b"TXT");
+    // OWNER, then at most a TTL and a class, in either order.
+    let known = |t: &&[u8]| t.iter().all(u8::is_ascii_digit) || t.eq_ignore_ascii_case(b"IN");
+    (is_txt && (1..=3).contains(&fields.len()) && fields[1..].iter().all(known))
+        .then_some(&line[quote..])
+}
+
+/// Zone-file character-strings, concatenated.
+fn character_strings(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
     let arg = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
-    let mut chars = raw.trim_ascii().iter().copied().peekable();
+    let mut chars = raw.iter().copied().peekable();
     loop {
         while chars.next_if(|b| b.is_ascii_whitespace()).is_some() {}
         match chars.next() {
@@ -78,29 +104,50 @@ pub fn record_text(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// A TXT record value in zone-file form: quoted character-strings of at most 255 bytes, with
-/// `"` and `\` escaped.
-pub fn zone_strings(value: &str) -> Vec<String> {
-    value
-        .as_bytes()
-        .chunks(255)
-        .map(|chunk| {
-            let mut s = String::with_capacity(chunk.len() + 2);
-            s.push('"');
-            for &b in chunk {
-                match b {
-                    b'"' | b'\\' => {
-                        s.push('\\');
-                        s.push(b as char);
-                    }
-                    0x20..=0x7e => s.push(b as char),
-                    _ => s.push_str(&format!("\\{b:03}")),
-                }
-            }
-            s.push('"');
-            s
-        })
+/// Records given on standard input (`-`): one per non-empty line.
+pub fn records_from_stdin() -> anyhow::Result<Vec<Vec<u8>>> {
+    let (_, bytes) = read_file(Path::new("-"))?;
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .map(record_text)
         .collect()
+}
+
+/// A TXT record value split into DNS character-strings of at most 255 bytes (at character
+/// boundaries), as data: no quotes, no escapes.
+pub fn character_string_values(value: &str) -> Vec<String> {
+    let mut strings = Vec::new();
+    let mut current = String::new();
+    for c in value.chars() {
+        if current.len() + c.len_utf8() > 255 {
+            strings.push(std::mem::take(&mut current));
+        }
+        current.push(c);
+    }
+    if !current.is_empty() || strings.is_empty() {
+        strings.push(current);
+    }
+    strings
+}
+
+/// One character-string in zone-file form: quoted, with `"` and `\` escaped and bytes outside
+/// printable ASCII written as `\DDD`.
+pub fn zone_quote(string: &str) -> String {
+    let mut s = String::with_capacity(string.len() + 2);
+    s.push('"');
+    for &b in string.as_bytes() {
+        match b {
+            b'"' | b'\\' => {
+                s.push('\\');
+                s.push(b as char);
+            }
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\{b:03}")),
+        }
+    }
+    s.push('"');
+    s
 }
 
 #[cfg(test)]
@@ -121,10 +168,32 @@ mod tests {
     #[test]
     fn long_values_are_split_into_255_byte_strings() {
         let value = "x".repeat(300);
-        let strings = zone_strings(&value);
+        let strings = character_string_values(&value);
         assert_eq!(strings.len(), 2);
-        assert_eq!(strings[0].len(), 257);
-        let joined = strings.join(" ");
-        assert_eq!(record_text(joined.as_bytes()).unwrap(), value.as_bytes());
+        assert_eq!(strings[0].len(), 255);
+        let joined: Vec<String> = strings.iter().map(|s| zone_quote(s)).collect();
+        assert_eq!(
+            record_text(joined.join(" ").as_bytes()).unwrap(),
+            value.as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_whole_zone_line_is_read_as_its_strings() {
+        for line in [
+            r#"_mta-sts.example.com. 3600 IN TXT "v=STSv1; id=1""#,
+            r#"_mta-sts.example.com. IN 3600 TXT "v=STSv1; " "id=1""#,
+            r#"_mta-sts TXT "v=STSv1; id=1""#,
+            "  _mta-sts.example.com. 300 in txt \"v=STSv1; id=1\"\n",
+        ] {
+            assert_eq!(
+                record_text(line.as_bytes()).unwrap(),
+                b"v=STSv1; id=1",
+                "{line}"
+            );
+        }
+        // Not a zone line: the text is the record, and the linter says what is wrong.
+        let odd = r#"v=STSv1; id=1 TXT "x""#;
+        assert_eq!(record_text(odd.as_bytes()).unwrap(), odd.as_bytes());
     }
 }

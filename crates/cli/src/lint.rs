@@ -17,6 +17,19 @@ struct LintJson<'a, T: Serialize> {
     parsed: T,
 }
 
+/// The JSON of a lint that could not read its input: the same shape, with the reason.
+#[derive(Serialize)]
+struct UnreadJson<'a> {
+    valid: bool,
+    error: &'a str,
+    diagnostics: [Diagnostic; 0],
+    parsed: Option<()>,
+}
+
+/// At most this many diagnostics are printed for people; a garbage file would otherwise fill
+/// the terminal with one finding per line. `--json` lists them all.
+const SHOWN_DIAGNOSTICS: usize = 20;
+
 fn outcome(valid: bool) -> Outcome {
     if valid {
         Outcome::Ok
@@ -34,7 +47,14 @@ fn print_human(
     summary: &str,
     style: Style,
 ) -> anyhow::Result<()> {
-    out!("{}", render::diagnostics(source, diagnostics, style));
+    let shown = &diagnostics[..diagnostics.len().min(SHOWN_DIAGNOSTICS)];
+    out!("{}", render::diagnostics(source, shown, style));
+    if diagnostics.len() > shown.len() {
+        outln!(
+            "… and {} more (--json lists them all)\n",
+            diagnostics.len() - shown.len()
+        );
+    }
     let verdict = if valid {
         style.good(&format!("valid {what}"))
     } else {
@@ -50,7 +70,11 @@ fn print_human(
 
 /// `lint policy FILE|-`.
 pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
-    let (name, body) = input::read_file(&args.file)?;
+    let (name, body) = match input::read_file(&args.file) {
+        Ok(read) => read,
+        Err(error) if args.json => return unread_json(&error),
+        Err(error) => return Err(error),
+    };
     let lint = Policy::lint(&body);
     let valid = lint.is_valid();
     if args.json {
@@ -81,22 +105,59 @@ pub fn policy(args: &LintPolicyArgs, style: Style) -> anyhow::Result<Outcome> {
     Ok(outcome(valid))
 }
 
+/// With `--json`, an input that cannot be read is still answered in JSON (exit 2).
+fn unread_json(error: &anyhow::Error) -> anyhow::Result<Outcome> {
+    let json = UnreadJson {
+        valid: false,
+        error: &format!("{error:#}"),
+        diagnostics: [],
+        parsed: None,
+    };
+    outln!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(Outcome::Incomplete)
+}
+
+/// The record arguments: each as given (a zone-file line is read as its strings), or, for a
+/// single `-`, one record per line of standard input.
+fn record_arguments(args: &LintRecordArgs) -> anyhow::Result<Vec<Vec<u8>>> {
+    use std::os::unix::ffi::OsStrExt as _;
+    match args.records.as_slice() {
+        [one] if one == "-" => {
+            let records = input::records_from_stdin()?;
+            if records.is_empty() {
+                anyhow::bail!("no record on standard input");
+            }
+            Ok(records)
+        }
+        records => records
+            .iter()
+            .map(|r| input::record_text(r.as_bytes()))
+            .collect(),
+    }
+}
+
+/// The records as read, and their lint.
+type Linted<T> = (Vec<Vec<u8>>, Lint<T>);
+
 /// Parses the record arguments: one record is linted alone, several as one RRset.
 fn lint_records<T>(
     args: &LintRecordArgs,
     one: fn(&[u8]) -> Lint<T>,
     rrset: fn(&[Vec<u8>]) -> Lint<T>,
-) -> anyhow::Result<(Vec<Vec<u8>>, Lint<T>)> {
-    let records = args
-        .records
-        .iter()
-        .map(|r| input::record_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+) -> anyhow::Result<Option<Linted<T>>> {
+    let records = match record_arguments(args) {
+        Ok(records) => records,
+        Err(error) if args.json => {
+            unread_json(&error)?;
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
     let lint = match records.as_slice() {
         [record] => one(record),
         _ => rrset(&records),
     };
-    Ok((records, lint))
+    Ok(Some((records, lint)))
 }
 
 fn report_record<T: Serialize>(
@@ -131,12 +192,17 @@ fn report_record<T: Serialize>(
 
 /// `lint sts-record TEXT...`.
 pub fn sts_record(args: &LintRecordArgs, style: Style) -> anyhow::Result<Outcome> {
-    let (records, lint) = lint_records(args, StsRecord::lint, StsRecord::lint_rrset)?;
+    let Some((records, lint)) = lint_records(args, StsRecord::lint, StsRecord::lint_rrset)? else {
+        return Ok(Outcome::Incomplete);
+    };
     report_record("_mta-sts", args, &records, &lint, style)
 }
 
 /// `lint tlsrpt-record TEXT...`.
 pub fn tlsrpt_record(args: &LintRecordArgs, style: Style) -> anyhow::Result<Outcome> {
-    let (records, lint) = lint_records(args, TlsRptRecord::lint, TlsRptRecord::lint_rrset)?;
+    let Some((records, lint)) = lint_records(args, TlsRptRecord::lint, TlsRptRecord::lint_rrset)?
+    else {
+        return Ok(Outcome::Incomplete);
+    };
     report_record("_smtp._tls", args, &records, &lint, style)
 }

@@ -55,7 +55,8 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): what it wanted, it got.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("mta-sts: error: {error:#}");
+            // Errors quote arguments and file contents: escaped, as all output.
+            eprintln!("mta-sts: error: {}", render::clean(&format!("{error:#}")));
             ExitCode::from(2)
         }
     }

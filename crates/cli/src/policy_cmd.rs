@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use mta_sts_policy::{Mode, Policy, Severity, normalize_host};
+use mta_sts_policy::{Diagnostic, Mode, Policy, Severity, normalize_host};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -19,6 +19,36 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
         .max_age
         .clone()
         .unwrap_or_else(|| mode.recommended_max_age().to_string());
+    // A line break in a value would write a line of its own ("mx: evil.example"): refuse any
+    // control character before a single line is built.
+    let values = args
+        .mx
+        .iter()
+        .map(|mx| ("--mx", mx.as_str()))
+        .chain(args.max_age.iter().map(|m| ("--max-age", m.as_str())));
+    let controls: Vec<_> = values
+        .filter(|(_, value)| value.chars().any(char::is_control))
+        .collect();
+    if !controls.is_empty() {
+        for (flag, value) in controls {
+            let d = Diagnostic::new(
+                Severity::Error,
+                "control-character",
+                (0, 0),
+                "RFC 8461 §3.2",
+                format!("{flag} \"{value}\" contains a control character"),
+            )
+            .hint("give one value per flag, without line breaks or tabs");
+            let origin = format!("{flag} {value}");
+            let source = Source {
+                name: &render::clean(&origin),
+                text: None,
+            };
+            eprint!("{}", render::diagnostics(&source, &[d], style));
+        }
+        eprintln!("{}", style.bad("policy not written: fix the errors above"));
+        return Ok(Outcome::Problems);
+    }
     // One line per argument, so a diagnostic's line names the argument it came from.
     let mut text = String::new();
     let mut origin = Vec::new();
@@ -28,11 +58,11 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
     let _ = writeln!(text, "mode: {mode}");
     origin.push(format!("--mode {mode}"));
     for mx in &args.mx {
-        let _ = writeln!(text, "mx: {mx}");
-        origin.push(format!("--mx {mx}"));
+        let _ = writeln!(text, "mx: {}", mx_as_written(mx));
+        origin.push(render::clean(&format!("--mx {mx}")).into_owned());
     }
     let _ = writeln!(text, "max_age: {max_age}");
-    origin.push(format!("--max-age {max_age}"));
+    origin.push(render::clean(&format!("--max-age {max_age}")).into_owned());
 
     let lint = Policy::lint(text.as_bytes());
     // A missing-mx error only repeats what an invalid --mx already said.
@@ -77,6 +107,28 @@ pub fn new(args: &PolicyNewArgs, style: Style) -> anyhow::Result<Outcome> {
         None => out!("{body}"),
     }
     Ok(Outcome::Ok)
+}
+
+/// An `--mx` value as the policy line gets it: the trailing dot of a fully qualified name
+/// removed (as a sender ignores it when matching) and internationalized labels written as the
+/// A-labels RFC 8461 requires. A value that cannot be converted is kept, so the linter names
+/// what is wrong with it.
+fn mx_as_written(mx: &str) -> String {
+    let name = match mx.strip_suffix('.') {
+        Some(name) if !name.is_empty() && !name.ends_with('.') && name != "*" => name,
+        _ => mx,
+    };
+    if name.is_ascii() {
+        return name.to_owned();
+    }
+    let (prefix, host) = match name.strip_prefix("*.") {
+        Some(host) => ("*.", host),
+        None => ("", name),
+    };
+    match normalize_host(host) {
+        Ok(ascii) if !ascii.contains('*') && !ascii.contains(':') => format!("{prefix}{ascii}"),
+        _ => name.to_owned(),
+    }
 }
 
 #[derive(Serialize)]
@@ -171,4 +223,23 @@ pub fn matches(args: &PolicyMatchArgs, style: Style) -> anyhow::Result<Outcome> 
     } else {
         Outcome::Problems
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mx_as_written;
+
+    #[test]
+    fn trailing_dot_is_removed_and_idns_become_a_labels() {
+        assert_eq!(mx_as_written("mail.example.com."), "mail.example.com");
+        assert_eq!(mx_as_written("bücher.example"), "xn--bcher-kva.example");
+        assert_eq!(
+            mx_as_written("*.bücher.example."),
+            "*.xn--bcher-kva.example"
+        );
+        // What the linter must still see as written.
+        assert_eq!(mx_as_written("mail.example.com.."), "mail.example.com..");
+        assert_eq!(mx_as_written("*."), "*.");
+        assert_eq!(mx_as_written("mail.example.com:25"), "mail.example.com:25");
+    }
 }

@@ -181,15 +181,16 @@ pub fn policy_errors(
 pub fn counts(diagnostics: &[Diagnostic]) -> String {
     let count = |s| diagnostics.iter().filter(|d| d.severity == s).count();
     let mut parts = Vec::new();
-    for (severity, name) in [
-        (Severity::Error, "error"),
-        (Severity::Warning, "warning"),
-        (Severity::Info, "note"),
+    // "info" is a mass noun: "2 info", as the diagnostics are labelled.
+    for (severity, one, many) in [
+        (Severity::Error, "error", "errors"),
+        (Severity::Warning, "warning", "warnings"),
+        (Severity::Info, "info", "info"),
     ] {
         match count(severity) {
             0 => {}
-            1 => parts.push(format!("1 {name}")),
-            n => parts.push(format!("{n} {name}s")),
+            1 => parts.push(format!("1 {one}")),
+            n => parts.push(format!("{n} {many}")),
         }
     }
     if parts.is_empty() {

@@ -1,49 +1,10 @@
 //! The `mta-sts` binary as a user runs it: exit codes, human and JSON output.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
 
-fn mta_sts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-        .args(args)
-        .output()
-        .expect("run mta-sts")
-}
+use std::process::{Command, Stdio};
 
-fn with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mta-sts");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // Write from another thread: the child may exit before reading everything.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
-fn temp_file(name: &str, body: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mta-sts-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, body).unwrap();
-    path
-}
+use support::{json, mta_sts, stdout, temp_file, with_stdin};
 
 const GOOD: &str =
     "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 604800\n";
