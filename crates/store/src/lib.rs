@@ -44,7 +44,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, decode};
+use mta_sts_tlsrpt::mail::decode_body;
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
@@ -228,7 +229,8 @@ impl Store {
             .await
     }
 
-    /// Reads a report body (gzip or JSON, whatever `content_type` says, decompressed up to
+    /// Reads a report body (a whole report mail when `content_type` is `message/rfc822`; else
+    /// zip, gzip or JSON by its bytes, whatever `content_type` says; decompressed up to
     /// [`StoreOptions::max_report_size`]) and stores it: the raw bytes, then the parsed report
     /// or, when it cannot be read, a quarantine entry with the reason. Returns once committed.
     ///
@@ -250,7 +252,7 @@ impl Store {
         let max_len = self.max_report_size;
         let write = if bytes.len() <= INLINE_READ_LIMIT {
             let raw = new_raw(source, content_type, bytes);
-            let verdict = read_body(&raw.bytes, max_len);
+            let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
             StoreIngest { raw, verdict }
         } else {
             // Hashing and reading a large body takes milliseconds: not on the async workers,
@@ -258,7 +260,7 @@ impl Store {
             let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
             tokio::task::spawn_blocking(move || {
                 let raw = new_raw(source, &content_type, &bytes);
-                let verdict = read_body(&raw.bytes, max_len);
+                let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
                 StoreIngest { raw, verdict }
             })
             .await
@@ -390,10 +392,13 @@ fn connection_url(location: &Location) -> Result<(Backend, String), StoreError> 
 /// thread. Real daily reports are a few kilobytes.
 const INLINE_READ_LIMIT: usize = 64 * 1024;
 
-/// Reads a body, turning a panic of the reader into [`Verdict::ReaderFailed`] so that the body
-/// is still stored.
-fn read_body(bytes: &[u8], max_len: usize) -> Verdict {
-    match catch_unwind(AssertUnwindSafe(|| decode(bytes, max_len))) {
+/// Reads a body (a mail when `content_type` is `message/rfc822`, else zip, gzip or JSON by its
+/// bytes), turning a panic of the reader into [`Verdict::ReaderFailed`] so that the body is
+/// still stored.
+fn read_body(content_type: &str, bytes: &[u8], max_len: usize) -> Verdict {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_body(content_type, bytes, max_len)
+    })) {
         Ok(Ok(read)) => Verdict::Read(read),
         Ok(Err(error)) => Verdict::Unreadable(error),
         Err(_) => Verdict::ReaderFailed,

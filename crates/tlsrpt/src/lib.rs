@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod mail;
 mod record;
 pub mod report;
 

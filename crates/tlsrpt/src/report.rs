@@ -27,7 +27,7 @@
 //! ```
 
 mod datetime;
-mod decode;
+pub(crate) mod decode;
 mod error;
 mod read;
 mod write;
@@ -38,6 +38,8 @@ pub use datetime::Timestamp;
 pub use decode::{DEFAULT_MAX_DECOMPRESSED, decode, decompress};
 pub use error::{ReportError, ReportWarning, ReportWarningKind, SkipReason};
 pub use read::MAX_WARNINGS;
+
+pub(crate) use error::excerpt;
 
 /// One aggregate TLS report (RFC 8460 §4.4).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,19 +31,31 @@ pub fn decompress(body: &[u8], max_len: usize) -> Result<Cow<'_, [u8]>, ReportEr
             Ok(Cow::Borrowed(body))
         };
     }
+    read_capped(MultiGzDecoder::new(body), max_len, |reason| {
+        ReportError::Gzip { reason }
+    })
+    .map(Cow::Owned)
+}
+
+/// Reads a decompressor to its end, but never more than `max_len` bytes, whatever the
+/// compressed data declares: [`ReportError::TooLarge`] past it, `error(reason)` when the data
+/// is broken.
+pub(crate) fn read_capped(
+    reader: impl Read,
+    max_len: usize,
+    error: impl FnOnce(String) -> ReportError,
+) -> Result<Vec<u8>, ReportError> {
     // Read one byte past the limit to tell "exactly at the limit" from "over it".
     let read_limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
-    let mut json = Vec::new();
-    MultiGzDecoder::new(body)
+    let mut bytes = Vec::new();
+    reader
         .take(read_limit)
-        .read_to_end(&mut json)
-        .map_err(|error| ReportError::Gzip {
-            reason: error.to_string(),
-        })?;
-    if json.len() > max_len {
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(e.to_string()))?;
+    if bytes.len() > max_len {
         return Err(ReportError::TooLarge { limit: max_len });
     }
-    Ok(Cow::Owned(json))
+    Ok(bytes)
 }
 
 /// Reads a report body as it arrived by HTTPS or as a mail attachment: [`decompress`], then

@@ -63,6 +63,16 @@ pub enum ReportError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The body is a zip archive that cannot be read.
+    Zip {
+        /// What the archive reader found.
+        reason: String,
+    },
+    /// The body was given as a mail, but no TLS report could be found in it.
+    NotReportMail {
+        /// What was found instead (the parts of the message).
+        reason: String,
+    },
 }
 
 impl fmt::Display for ReportError {
@@ -106,6 +116,15 @@ impl fmt::Display for ReportError {
                     f,
                     "TLS report is larger than {limit} bytes once decompressed"
                 )
+            }
+            Self::Zip { reason } => {
+                write!(
+                    f,
+                    "TLS report is a zip archive that cannot be read: {reason}"
+                )
+            }
+            Self::NotReportMail { reason } => {
+                write!(f, "mail is not a TLS report: {reason}")
             }
         }
     }
@@ -194,6 +213,20 @@ pub enum ReportWarningKind {
         /// How many warnings were left out.
         omitted: usize,
     },
+    /// A header of the report mail disagrees with the report's JSON; the JSON was kept.
+    MailHeaderMismatch {
+        /// The header: `TLS-Report-Domain` or `Report-ID` (of the Subject).
+        header: &'static str,
+        /// The header's value (cut after 64 characters).
+        value: String,
+        /// The report's value (cut after 64 characters).
+        report: String,
+    },
+    /// The mail had more parts that looked like reports; only the likeliest was read.
+    OtherReportParts {
+        /// How many parts were left unread.
+        count: usize,
+    },
 }
 
 /// Why an entry was left out, about the value at the warning's path.
@@ -270,12 +303,24 @@ impl fmt::Display for ReportWarningKind {
             Self::TooManyWarnings { omitted } => {
                 write!(f, "{omitted} more warnings left out")
             }
+            Self::MailHeaderMismatch {
+                header,
+                value,
+                report,
+            } => write!(
+                f,
+                "the mail's {header} is {value:?} but the report says {report:?}; the report's value is kept"
+            ),
+            Self::OtherReportParts { count } => write!(
+                f,
+                "{count} more parts of the mail looked like reports and were not read"
+            ),
         }
     }
 }
 
 /// `text`, cut after [`MAX_ECHOED_CHARS`] characters (marked with `…`).
-pub(super) fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(MAX_ECHOED_CHARS) {
         Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or_default()),
         None => text.to_owned(),
