@@ -26,6 +26,7 @@
 //! # Ok::<(), mta_sts_tlsrpt::report::ReportError>(())
 //! ```
 
+mod build;
 mod datetime;
 pub(crate) mod decode;
 mod error;
@@ -34,6 +35,7 @@ mod write;
 
 use std::fmt;
 
+pub use build::{ReportBuilder, UtcDay};
 pub use datetime::Timestamp;
 pub use decode::{DEFAULT_MAX_DECOMPRESSED, decode, decompress};
 pub use error::{ReportError, ReportWarning, ReportWarningKind, SkipReason};

@@ -36,6 +36,17 @@ impl Timestamp {
         Some(timestamp)
     }
 
+    /// The timestamp `unix_seconds` after the Unix epoch, clamped to the years 0000–9999.
+    pub(super) fn clamped(unix_seconds: i64) -> Self {
+        let unix_seconds = unix_seconds.clamp(MIN_UNIX_SECONDS, MAX_UNIX_SECONDS);
+        let mut timestamp = Self {
+            unix_seconds,
+            original: String::new(),
+        };
+        timestamp.original = timestamp.to_string();
+        timestamp
+    }
+
     /// Seconds since the Unix epoch, UTC.
     pub fn unix_seconds(&self) -> i64 {
         self.unix_seconds
