@@ -5,3 +5,5 @@
 //! RFC 8460 report builder and delivery (`tlsrpt`). Neither imports `check` or `server`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod tlsrpt;
