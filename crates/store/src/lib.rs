@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod collected;
 mod error;
 mod location;
 mod model;
@@ -52,6 +53,11 @@ use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::task::JoinHandle;
 
+pub use collected::{
+    CollectedFailure, CollectedInterval, CollectedPolicy, CollectedReport, CollectedSessions,
+    CollectorTotals, Delivery, DeliveryState, DeliveryUpdate, InvalidDatagram, NewOutgoingReport,
+    OutgoingKey, OutgoingReport, ReportScope,
+};
 pub use error::StoreError;
 pub use location::{Location, SQLITE_FILE_NAME};
 pub use model::{

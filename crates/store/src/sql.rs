@@ -35,16 +35,30 @@ pub(crate) enum Backend {
 /// the two files describe the same schema.
 pub(crate) fn migrator(backend: Backend) -> Migrator {
     let migrations: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "reports",
-            include_str!("../migrations/sqlite/0001_reports.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "reports",
-            include_str!("../migrations/postgres/0001_reports.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "reports",
+                include_str!("../migrations/sqlite/0001_reports.sql"),
+            ),
+            (
+                60,
+                "collected",
+                include_str!("../migrations/sqlite/0060_collected.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "reports",
+                include_str!("../migrations/postgres/0001_reports.sql"),
+            ),
+            (
+                60,
+                "collected",
+                include_str!("../migrations/postgres/0060_collected.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         migrations
@@ -465,7 +479,7 @@ pub(crate) async fn get_report(
 }
 
 /// A column of `row`, or [`StoreError::Corrupt`] when it has another type.
-fn get<T>(row: &sqlx::any::AnyRow, column: &'static str) -> Result<T, StoreError>
+pub(crate) fn get<T>(row: &sqlx::any::AnyRow, column: &'static str) -> Result<T, StoreError>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
@@ -482,24 +496,24 @@ fn timestamp(unix_seconds: i64, what: &'static str) -> Result<Timestamp, StoreEr
     })
 }
 
-fn strings(json: &str, what: &'static str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn strings(json: &str, what: &'static str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(json).map_err(|error| StoreError::Corrupt {
         what,
         reason: error.to_string(),
     })
 }
 
-fn json_strings(values: &[String]) -> String {
+pub(crate) fn json_strings(values: &[String]) -> String {
     serde_json::Value::from(values).to_string()
 }
 
 /// Counts are stored as `BIGINT`: a count past `i64::MAX` (only a hostile report sends one) is
 /// stored as `i64::MAX`, so sums stay positive.
-fn saturating_i64(count: u64) -> i64 {
+pub(crate) fn saturating_i64(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
-fn count(stored: i64) -> u64 {
+pub(crate) fn count(stored: i64) -> u64 {
     u64::try_from(stored).unwrap_or(0)
 }
 

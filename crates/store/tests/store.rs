@@ -4,11 +4,8 @@
 //! SKIPPED on the terminal; with `MTA_STS_REQUIRE_POSTGRES=1` it fails instead.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mta_sts_store::{
     IngestOutcome, Ingested, Location, RawId, ReportFilter, ReportKey, Source, Store, StoreOptions,
@@ -16,29 +13,10 @@ use mta_sts_store::{
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, Timestamp, decode};
 use sqlx::{Connection, Executor, PgConnection};
 
-// ---------------------------------------------------------------------------------------------
-// Running each case on each backend.
+#[macro_use]
+mod backends;
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::run(super::Backend::Sqlite, stringify!($case), super::$case).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::run(super::Backend::Postgres, stringify!($case), super::$case).await;
-                }
-            )*
-        }
-    };
-}
+use backends::{Backend, run};
 
 on_both_backends!(
     raw_body_is_stored_before_it_is_parsed,
@@ -59,109 +37,6 @@ on_both_backends!(
     list_filters_by_domain_since_and_limit,
     unknown_keys_are_none,
 );
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-const POSTGRES_URL_VARIABLE: &str = "MTA_STS_TEST_POSTGRES_URL";
-const REQUIRE_POSTGRES_VARIABLE: &str = "MTA_STS_REQUIRE_POSTGRES";
-
-/// Gives `case` a fresh, empty store location on `backend`, and removes it afterwards.
-async fn run<F, Fut>(backend: Backend, name: &str, case: F)
-where
-    F: FnOnce(Location) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            case(Location::DataDirectory(dir.path().join("data"))).await;
-        }
-        Backend::Postgres => {
-            let Some(server) = std::env::var(POSTGRES_URL_VARIABLE)
-                .ok()
-                .filter(|url| !url.is_empty())
-            else {
-                assert!(
-                    std::env::var_os(REQUIRE_POSTGRES_VARIABLE).is_none(),
-                    "{REQUIRE_POSTGRES_VARIABLE} is set but {POSTGRES_URL_VARIABLE} is not"
-                );
-                // Straight to the terminal: the test harness hides what passing tests print.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED postgres::{name}: {POSTGRES_URL_VARIABLE} is not set \
-                     (scripts/pg-test.sh runs this suite against a throwaway PostgreSQL)"
-                );
-                return;
-            };
-            let database = TestDatabase::create(&server, name).await;
-            case(Location::Postgres(database.url.clone())).await;
-            database.drop_database().await;
-        }
-    }
-}
-
-/// A database of its own for one case on the PostgreSQL server.
-struct TestDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create(server: &str, case: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let mut name = format!(
-            "mta_sts_{}_{}_{case}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        name.truncate(63);
-        let mut admin = PgConnection::connect(server)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {POSTGRES_URL_VARIABLE}: {error}"));
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .await
-            .expect("create test database");
-        let _ = admin.close().await;
-        let url = with_database(server, &name);
-        Self {
-            server: server.to_owned(),
-            name,
-            url,
-        }
-    }
-
-    async fn drop_database(self) {
-        let mut admin = PgConnection::connect(&self.server)
-            .await
-            .expect("reconnect to drop the test database");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE \"{}\" WITH (FORCE)",
-                self.name
-            )))
-            .await
-            .expect("drop test database");
-    }
-}
-
-/// `postgres://user@host:port/db?params` with `db` replaced by `database`.
-fn with_database(server: &str, database: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (server, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    format!("{}/{database}{query}", &base[..path_start])
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
@@ -816,19 +691,6 @@ async fn unknown_keys_are_none(location: Location) {
     );
     assert!(store.raw(RawId(99)).await.expect("raw").is_none());
     store.close().await;
-}
-
-#[test]
-fn postgres_url_gets_the_test_database() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-        "postgres://postgres@127.0.0.1:5432/t1"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
-        "postgres://u:p@h/t2?sslmode=disable"
-    );
-    assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
 }
 
 /// PostgreSQL only: a server restart or an administrator can end the store's connections.
