@@ -27,4 +27,4 @@ mod suggest;
 pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SenderVerdict, analyze};
 pub use evidence::{CheckOptions, Evidence, MxHost, gather};
 pub use finding::{Area, Finding};
-pub use suggest::{PolicyDiff, Suggestion, suggest};
+pub use suggest::{PolicyDiff, RuaSource, SuggestRequest, Suggestion, Warning, suggest};

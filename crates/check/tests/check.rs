@@ -460,7 +460,11 @@ async fn suggestion_covers_the_live_mx_set_and_diffs_the_published_policy() {
     )
     .await;
     let r = d.check().await;
-    let s = suggest(&r, Mode::Enforce);
+    let request = mta_sts_check::SuggestRequest {
+        mode: Some(Mode::Enforce),
+        rua: Vec::new(),
+    };
+    let s = suggest(&r, &request);
     assert_eq!(
         s.policy_text,
         "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: mx2.example.com\r\nmax_age: 1209600\r\n"
@@ -469,7 +473,12 @@ async fn suggestion_covers_the_live_mx_set_and_diffs_the_published_policy() {
     assert_eq!(diff.add_mx, ["mx2.example.com"]);
     assert_eq!(diff.remove_mx, ["old.example.com"]);
     assert_eq!(diff.mode, Some((Mode::Testing, Mode::Enforce)));
-    assert!(s.steps[0].contains("TLS-RPT"));
+    // The published TLS-RPT record is kept: the rollout starts with the changed policy.
+    assert!(
+        s.steps[0].starts_with("Publish the new policy first"),
+        "{:?}",
+        s.steps
+    );
 }
 
 #[tokio::test]

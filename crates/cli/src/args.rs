@@ -41,6 +41,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Suggest the policy and DNS records to publish for a domain, from its live MX hosts, with
     /// the rollout order and the change from what is published now.
+    ///
+    /// Exit status: 0 with a suggestion (warnings, e.g. a step backwards you asked for, are
+    /// shown), 1 when there is nothing safe to suggest (no MX records, no such domain), 2 when
+    /// the domain could not be looked at.
     Suggest(SuggestArgs),
     /// Host MTA-STS policies over HTTPS and receive TLS reports by HTTPS POST into the store.
     ///
@@ -189,10 +193,12 @@ pub struct SuggestArgs {
     /// The domain.
     #[arg(value_name = "DOMAIN")]
     pub domain: String,
-    /// The mode of the suggested policy.
-    #[arg(long, value_enum, default_value_t = ModeArg::Testing)]
-    pub mode: ModeArg,
-    /// Where TLS reports go (repeatable) [default: mailto:tlsrpt@DOMAIN].
+    /// The mode of the suggested policy [default: enforce for a domain that enforces now,
+    /// else testing]. Asking for less than the domain has now is warned about.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Where TLS reports go (repeatable): added to the published _smtp._tls destinations,
+    /// which are kept [default when none are published: mailto:tlsrpt@DOMAIN].
     #[arg(long, value_name = "URI")]
     pub rua: Vec<String>,
     /// Print the suggestion as JSON.

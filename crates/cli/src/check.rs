@@ -1,4 +1,4 @@
-//! `mta-sts check` and `mta-sts suggest`: the live check of domains, and what to publish.
+//! `mta-sts check`: the live check of domains.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -6,16 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 use mta_sts_check::{Area, CheckOptions, Report, SenderVerdict, analyze, gather};
 use mta_sts_net::{Net, NetConfig};
-use mta_sts_policy::{Mode, Severity, policy_id};
-use serde::Serialize;
+use mta_sts_policy::Severity;
 
 use crate::Outcome;
-use crate::args::{CheckArgs, NetArgs, SuggestArgs};
-use crate::dns::{TxtRecord, build_records, policy_domain, report_uris};
+use crate::args::{CheckArgs, NetArgs};
+use crate::dns::policy_domain;
 use crate::render::{Style, clean};
 
 /// The network as the flags describe it.
-fn net(args: &NetArgs) -> anyhow::Result<Net> {
+pub(crate) fn net(args: &NetArgs) -> anyhow::Result<Net> {
     let mut config = NetConfig {
         resolver: args.resolver,
         https_port: args.https_port,
@@ -154,99 +153,4 @@ pub fn render_report(report: &Report, style: Style) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-#[derive(Serialize)]
-struct SuggestJson<'a> {
-    domain: &'a str,
-    mx_hosts: Vec<&'a str>,
-    suggestion: &'a mta_sts_check::Suggestion,
-    records: &'a [TxtRecord],
-}
-
-/// `suggest DOMAIN`.
-pub fn suggest(args: &SuggestArgs, style: Style) -> anyhow::Result<Outcome> {
-    let domain = policy_domain(&args.domain)?;
-    // Usage errors first, before any network work.
-    let rua = report_uris(&args.rua, &domain)?;
-    let net = net(&args.net)?;
-    let options = CheckOptions {
-        no_smtp: true,
-        without_sni: false,
-    };
-    let report =
-        crate::runtime()?.block_on(async { analyze(gather(&net, &domain, options).await) });
-    if let Some(why) = &report.incomplete {
-        eprintln!("mta-sts: cannot suggest for {domain}: {why}");
-        return Ok(Outcome::Incomplete);
-    }
-    if report.evidence.mx_hosts.is_empty() {
-        eprintln!("mta-sts: {domain} has no MX host to cover (null MX, or MX lookup failed)");
-        return Ok(Outcome::Problems);
-    }
-    let suggestion = mta_sts_check::suggest(&report, Mode::from(args.mode));
-    let records = build_records(&domain, suggestion.policy_text.as_bytes(), &rua, 3600)?;
-    if args.json {
-        let json = SuggestJson {
-            domain: &domain,
-            mx_hosts: report
-                .evidence
-                .mx_hosts
-                .iter()
-                .map(|h| h.host.as_str())
-                .collect(),
-            suggestion: &suggestion,
-            records: &records,
-        };
-        outln!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(Outcome::Ok);
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}",
-        style.bold(&format!("Suggested MTA-STS setup for {domain}"))
-    );
-    let _ = writeln!(
-        out,
-        "\nPolicy (serve at https://mta-sts.{domain}/.well-known/mta-sts.txt):\n"
-    );
-    for line in suggestion.policy_text.lines() {
-        let _ = writeln!(out, "    {}", clean(line));
-    }
-    let _ = writeln!(
-        out,
-        "\nDNS records (policy id {}):\n",
-        policy_id(suggestion.policy_text.as_bytes())
-    );
-    for r in &records {
-        let _ = writeln!(out, "    {}", r.zone_line());
-    }
-    match &suggestion.diff {
-        Some(diff) if diff.is_empty() => {
-            let _ = writeln!(out, "\nThe published policy already matches.");
-        }
-        Some(diff) => {
-            let _ = writeln!(out, "\nChanges from the published policy:");
-            for mx in &diff.add_mx {
-                let _ = writeln!(out, "    {}", style.good(&format!("+ mx: {mx}")));
-            }
-            for mx in &diff.remove_mx {
-                let _ = writeln!(out, "    {}", style.bad(&format!("- mx: {mx}")));
-            }
-            if let Some((from, to)) = diff.mode {
-                let _ = writeln!(out, "    mode: {from} -> {to}");
-            }
-            if let Some((from, to)) = diff.max_age {
-                let _ = writeln!(out, "    max_age: {from} -> {to}");
-            }
-        }
-        None => {}
-    }
-    let _ = writeln!(out, "\nRollout:");
-    for (i, step) in suggestion.steps.iter().enumerate() {
-        let _ = writeln!(out, "  {}. {step}", i + 1);
-    }
-    out!("{out}");
-    Ok(Outcome::Ok)
 }

@@ -55,12 +55,14 @@ struct RecordsJson<'a> {
 
 /// The `--rua` URIs, checked; `mailto:tlsrpt@DOMAIN` when none are given.
 pub fn report_uris(given: &[String], domain: &str) -> anyhow::Result<Vec<ReportUri>> {
-    let default = [format!("mailto:tlsrpt@{domain}")];
-    let given = if given.is_empty() {
-        &default[..]
-    } else {
-        given
-    };
+    if given.is_empty() {
+        return parse_report_uris(&[format!("mailto:tlsrpt@{domain}")]);
+    }
+    parse_report_uris(given)
+}
+
+/// The `--rua` URIs, checked (none when none are given).
+pub fn parse_report_uris(given: &[String]) -> anyhow::Result<Vec<ReportUri>> {
     given
         .iter()
         .map(|uri| {

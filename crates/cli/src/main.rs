@@ -28,6 +28,7 @@ mod lint;
 mod policy_cmd;
 mod render;
 mod serve;
+mod suggest_cmd;
 
 use std::process::ExitCode;
 
@@ -83,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let style = render::Style::detect(cli.color);
     match cli.command {
         Command::Check(a) => check::check(&a, style),
-        Command::Suggest(a) => check::suggest(&a, style),
+        Command::Suggest(a) => suggest_cmd::suggest(&a, style),
         Command::Serve(a) => serve::serve(&a),
         Command::Reports(ReportsCommand::List(a)) => serve::list(&a, style),
         Command::Reports(ReportsCommand::Show(a)) => serve::show(&a, style),

@@ -187,7 +187,8 @@ async fn suggest_prints_policy_records_diff_and_rollout() {
         "{text}"
     );
     assert!(
-        text.contains("1. Publish the TLS-RPT record first"),
+        // The published TLS-RPT record is kept; the changed policy goes before its id.
+        text.contains("1. Publish the new policy first") && !text.contains("TLS-RPT record first"),
         "{text}"
     );
 }
