@@ -1,6 +1,8 @@
 //! `mta-sts check` and `mta-sts suggest` as a user runs them, against the loopback lab.
 
-use std::process::{Command, Output};
+mod support;
+
+use support::run_beside_lab as run;
 
 use mta_sts_testnet::{
     DnsHandle, HttpsHandle, Lab, SilentDnsServer, Site, SmtpBehaviour, SmtpHandle, Zone,
@@ -67,18 +69,6 @@ impl Domain {
             "3".into(),
         ]
     }
-}
-
-/// Runs the binary off the async runtime, so the lab keeps serving meanwhile.
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 const ENFORCE: &str = "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 1209600\n";

@@ -1,7 +1,11 @@
 //! `mta-sts suggest` as a user runs it on the loopback lab: warnings before a step backwards,
 //! and a non-zero exit when there is nothing safe to suggest.
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
+
+use support::run_beside_lab;
 
 use mta_sts_testnet::{DnsHandle, HttpsHandle, Lab, Site, Zone};
 
@@ -60,14 +64,7 @@ impl Domain {
             "3".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-                .args(&args)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
+        run_beside_lab(args).await
     }
 }
 

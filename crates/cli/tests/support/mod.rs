@@ -58,3 +58,16 @@ pub fn temp_file(name: &str, body: &[u8]) -> std::path::PathBuf {
     std::fs::write(&path, body).unwrap();
     path
 }
+
+/// Runs `mta-sts ARGS` off the async runtime, so a lab on this runtime keeps serving
+/// meanwhile.
+pub async fn run_beside_lab(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
