@@ -122,6 +122,26 @@ pub enum ReportsCommand {
     List(ReportsListArgs),
     /// Show one stored report with its failure details.
     Show(ReportsShowArgs),
+    /// Take TLS reports from files, directories, a mail on standard input (as an MDA),
+    /// Maildir or mbox into the store.
+    ///
+    /// Exit status: 0 when every body was kept (stored, duplicate, or quarantined with its
+    /// reason), 1 when a file or folder could not be read, 2 for usage errors, 75 (EX_TEMPFAIL)
+    /// when the store cannot be reached or refuses a write, so that an MTA retries.
+    Ingest(ReportsIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsIngestArgs {
+    /// What to read: FILE or DIR (.json, .json.gz, .gz, .zip, .eml; directories recursively),
+    /// `-` (one mail on standard input), maildir:PATH, mbox:PATH.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<std::ffi::OsString>,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

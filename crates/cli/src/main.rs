@@ -23,6 +23,7 @@ macro_rules! outln {
 mod args;
 mod check;
 mod dns;
+mod ingest_cmd;
 mod input;
 mod lint;
 mod policy_cmd;
@@ -45,6 +46,8 @@ pub enum Outcome {
     Problems,
     /// The check could not be completed: exit 2.
     Incomplete,
+    /// A status of its own, such as 75 (EX_TEMPFAIL) for an MTA: see the command's help.
+    Exit(u8),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Ok(Outcome::Incomplete) => ExitCode::from(2),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         // The reader went away (`| head`): what it wanted, it got.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
@@ -88,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(a) => serve::serve(&a),
         Command::Reports(ReportsCommand::List(a)) => serve::list(&a, style),
         Command::Reports(ReportsCommand::Show(a)) => serve::show(&a, style),
+        Command::Reports(ReportsCommand::Ingest(a)) => ingest_cmd::ingest(&a),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

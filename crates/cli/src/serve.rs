@@ -53,7 +53,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// Flags first, then the config file's `[storage]`, then the platform default.
-fn location(args: &StoreArgs, config: Option<&Config>) -> Location {
+pub(crate) fn location(args: &StoreArgs, config: Option<&Config>) -> Location {
     let storage = config.map(|c| &c.storage);
     if let Some(url) = &args.database {
         Location::parse(url)

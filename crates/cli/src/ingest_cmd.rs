@@ -1,0 +1,644 @@
+//! `mta-sts reports ingest SOURCE...`: report files, directories, one mail on standard input
+//! (as an MDA), Maildir and mbox into the store, every one through [`Store::ingest`].
+//!
+//! A mail's whole message is the raw body kept (`message/rfc822`); a file's bytes are. One
+//! body that cannot be read is quarantined with its reason and the run goes on. Bodies are
+//! ingested concurrently so that the store's writer commits them in groups, and sources are
+//! walked lazily, so memory does not grow with the number of files.
+
+use std::ffi::OsStr;
+use std::io::{IsTerminal, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mta_sts_store::{Ingested, Source, Store, StoreError};
+use mta_sts_tlsrpt::mail::MAX_MAIL_SIZE;
+use tokio::sync::Semaphore;
+
+use crate::Outcome;
+use crate::args::ReportsIngestArgs;
+use crate::render::clean;
+
+/// Bodies in flight at once: enough to fill the writer's group commits.
+const IN_FLIGHT: usize = 64;
+
+/// The content type kept with a mail's raw bytes; the store reads such a body as a mail.
+const MAIL_TYPE: &str = "message/rfc822";
+
+/// The Maildir++ folder that unreadable messages are moved to.
+const QUARANTINE_FOLDER: &str = ".Quarantine";
+
+/// The header added to a message moved to the quarantine folder.
+const QUARANTINE_HEADER: &str = "X-MTA-STS-Quarantine";
+
+/// The exit status that makes an MTA keep a message queued and try again (sysexits.h).
+const EX_TEMPFAIL: u8 = 75;
+
+/// `reports ingest`.
+pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
+    let sources: Vec<SourceArg> = args
+        .sources
+        .iter()
+        .map(SourceArg::parse)
+        .collect::<anyhow::Result<_>>()?;
+    let stdin_only = matches!(sources.as_slice(), [SourceArg::Stdin]);
+    if sources
+        .iter()
+        .filter(|s| matches!(s, SourceArg::Stdin))
+        .count()
+        > 1
+    {
+        anyhow::bail!("`-` (standard input) can be given once");
+    }
+    // An MDA reads the message before anything else, so that a store that is down costs the
+    // MTA a retry, not the message.
+    let stdin_message = if sources.iter().any(|s| matches!(s, SourceArg::Stdin)) {
+        Some(read_stdin()?)
+    } else {
+        None
+    };
+    let location = crate::serve::location(&args.store, None);
+    let runtime = crate::runtime()?;
+    runtime.block_on(async move {
+        let store = match Store::open(&location).await {
+            Ok(store) => Arc::new(store),
+            Err(error) => {
+                eprintln!(
+                    "mta-sts: error: cannot open the store at {}: {}",
+                    clean(&location.to_string()),
+                    clean(&error.to_string())
+                );
+                if stdin_message.is_some() {
+                    eprintln!("mta-sts: the message was not stored; exit 75 asks the MTA to retry");
+                }
+                return Ok(Outcome::Exit(EX_TEMPFAIL));
+            }
+        };
+        let run = Run::new(store.clone());
+        for source in &sources {
+            match source {
+                SourceArg::Stdin => {
+                    let bytes = stdin_message.clone().unwrap_or_default();
+                    let content_type = sniff_type(&bytes, true);
+                    run.submit(Item::new("-".to_owned(), Source::Mail, content_type, bytes))
+                        .await;
+                }
+                SourceArg::Path(path) => run.walk(path).await,
+                SourceArg::Maildir(path) => run.maildir(path).await,
+                SourceArg::Mbox(path) => run.mbox(path).await,
+            }
+        }
+        run.finish().await;
+        let totals = run.totals.snapshot();
+        if let Ok(store) = Arc::try_unwrap(store) {
+            store.close().await;
+        }
+        totals.print(args.json, stdin_only)?;
+        Ok(if totals.store_errors > 0 {
+            Outcome::Exit(EX_TEMPFAIL)
+        } else if totals.unreadable > 0 {
+            Outcome::Problems
+        } else {
+            Outcome::Ok
+        })
+    })
+}
+
+/// One `SOURCE` argument.
+enum SourceArg {
+    Stdin,
+    Path(PathBuf),
+    Maildir(PathBuf),
+    Mbox(PathBuf),
+}
+
+impl SourceArg {
+    fn parse(arg: &std::ffi::OsString) -> anyhow::Result<Self> {
+        if arg == "-" {
+            return Ok(Self::Stdin);
+        }
+        let text = arg.to_string_lossy();
+        if let Some(path) = text.strip_prefix("maildir:") {
+            return Ok(Self::Maildir(PathBuf::from(path)));
+        }
+        if let Some(path) = text.strip_prefix("mbox:") {
+            return Ok(Self::Mbox(PathBuf::from(path)));
+        }
+        if text.starts_with("imap://") || text.starts_with("imaps://") {
+            anyhow::bail!(
+                "{}: IMAP sources are not supported yet; fetch the mail into a Maildir \
+                 (e.g. with fetchmail or mbsync) and give maildir:PATH",
+                clean(&text)
+            );
+        }
+        Ok(Self::Path(PathBuf::from(arg)))
+    }
+}
+
+/// The message on standard input, up to [`MAX_MAIL_SIZE`].
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(MAX_MAIL_SIZE).unwrap_or(u64::MAX) + 1;
+    std::io::stdin()
+        .lock()
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .context("cannot read the message on standard input")?;
+    if bytes.len() > MAX_MAIL_SIZE {
+        anyhow::bail!(
+            "the message on standard input is larger than {MAX_MAIL_SIZE} bytes; no TLS report \
+             is that large"
+        );
+    }
+    Ok(bytes)
+}
+
+/// What a body is, from its name (when it has one) and its first bytes: a mail unless it is
+/// a report file (zip, gzip or JSON).
+fn sniff_type(bytes: &[u8], mail_expected: bool) -> &'static str {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let first = start.and_then(|at| bytes.get(at)).copied();
+    if bytes.starts_with(b"PK\x03\x04") {
+        "application/zip"
+    } else if bytes.starts_with(b"\x1f\x8b") {
+        "application/tlsrpt+gzip"
+    } else if first == Some(b'{') || bytes.starts_with(b"\xEF\xBB\xBF") {
+        "application/tlsrpt+json"
+    } else if mail_expected {
+        MAIL_TYPE
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// The content type of a file by its name; `None` for a file that is not a report, which a
+/// directory walk skips.
+fn type_by_name(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    if name.ends_with(".eml") || name.ends_with(".msg") {
+        Some(MAIL_TYPE)
+    } else if name.ends_with(".gz") {
+        Some("application/tlsrpt+gzip")
+    } else if name.ends_with(".json") {
+        Some("application/tlsrpt+json")
+    } else if name.ends_with(".zip") {
+        Some("application/zip")
+    } else {
+        None
+    }
+}
+
+/// A body to ingest, and what to do with its source once it is safe.
+struct Item {
+    label: String,
+    source: Source,
+    content_type: &'static str,
+    bytes: Vec<u8>,
+    after: After,
+}
+
+impl Item {
+    fn new(label: String, source: Source, content_type: &'static str, bytes: Vec<u8>) -> Self {
+        Self {
+            label,
+            source,
+            content_type,
+            bytes,
+            after: After::Nothing,
+        }
+    }
+}
+
+/// What happens to a Maildir message once its outcome is committed.
+enum After {
+    Nothing,
+    Maildir { root: PathBuf, path: PathBuf },
+}
+
+#[derive(Default)]
+struct Counters {
+    read: AtomicU64,
+    stored: AtomicU64,
+    duplicates: AtomicU64,
+    quarantined: AtomicU64,
+    skipped: AtomicU64,
+    unreadable: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Totals {
+    read: u64,
+    stored: u64,
+    duplicates: u64,
+    quarantined: u64,
+    skipped: u64,
+    unreadable: u64,
+    store_errors: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Totals {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Totals {
+            read: get(&self.read),
+            stored: get(&self.stored),
+            duplicates: get(&self.duplicates),
+            quarantined: get(&self.quarantined),
+            skipped: get(&self.skipped),
+            unreadable: get(&self.unreadable),
+            store_errors: get(&self.store_errors),
+        }
+    }
+}
+
+impl Totals {
+    fn print(self, json: bool, stdin_only: bool) -> anyhow::Result<()> {
+        if json {
+            let value = serde_json::json!({
+                "read": self.read,
+                "stored": self.stored,
+                "duplicates": self.duplicates,
+                "quarantined": self.quarantined,
+                "skipped": self.skipped,
+                "unreadable": self.unreadable,
+                "store_errors": self.store_errors,
+            });
+            outln!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(());
+        }
+        if stdin_only {
+            // An MDA's output goes to the MTA's log: one line.
+            let what = if self.stored > 0 {
+                "stored"
+            } else if self.duplicates > 0 {
+                "duplicate (stored before)"
+            } else if self.quarantined > 0 {
+                "quarantined (kept, see `mta-sts reports list`)"
+            } else {
+                "not stored"
+            };
+            outln!("message: {what}");
+            return Ok(());
+        }
+        outln!(
+            "{} read: {} stored, {} duplicates, {} quarantined, {} skipped, {} unreadable{}",
+            self.read,
+            self.stored,
+            self.duplicates,
+            self.quarantined,
+            self.skipped,
+            self.unreadable,
+            if self.store_errors > 0 {
+                format!(", {} not stored (store error)", self.store_errors)
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    }
+}
+
+/// One run of `ingest`: the store, the bodies in flight, the counts and the progress line.
+struct Run {
+    store: Arc<Store>,
+    slots: Arc<Semaphore>,
+    totals: Arc<Counters>,
+    progress: Option<Progress>,
+}
+
+struct Progress {
+    started: Instant,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Run {
+    fn new(store: Arc<Store>) -> Self {
+        let progress = std::io::stderr().is_terminal().then(|| Progress {
+            started: Instant::now(),
+            last: std::sync::Mutex::new(Instant::now()),
+        });
+        Self {
+            store,
+            slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+            totals: Arc::new(Counters::default()),
+            progress,
+        }
+    }
+
+    /// Ingests `item` on its own task once a slot is free.
+    async fn submit(&self, item: Item) {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        self.totals.read.fetch_add(1, Ordering::Relaxed);
+        let store = self.store.clone();
+        let totals = self.totals.clone();
+        tokio::spawn(async move {
+            let outcome = store
+                .ingest(item.source, item.content_type, &item.bytes)
+                .await;
+            record(&totals, &item, &outcome);
+            if let Ok(outcome) = &outcome {
+                settle(&item, outcome);
+            }
+            drop(permit);
+        });
+        self.show_progress();
+    }
+
+    /// Waits for every body in flight.
+    async fn finish(&self) {
+        let _ = self
+            .slots
+            .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(u32::MAX))
+            .await;
+        if self.progress.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn show_progress(&self) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        let Ok(mut last) = progress.last.lock() else {
+            return;
+        };
+        if last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        *last = Instant::now();
+        let t = self.totals.snapshot();
+        let rate = t.read as f64 / progress.started.elapsed().as_secs_f64().max(0.001);
+        eprint!(
+            "\r\x1b[2K{} files ({rate:.0}/s): {} stored, {} duplicates, {} rejected",
+            t.read,
+            t.stored,
+            t.duplicates,
+            t.quarantined + t.unreadable
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn unreadable(&self, what: &Path, error: &dyn std::fmt::Display) {
+        self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "mta-sts: cannot read {}: {}",
+            clean(&what.display().to_string()),
+            clean(&error.to_string())
+        );
+    }
+
+    /// A file, or every report file under a directory (recursively, in name order per
+    /// directory, without following symbolic links to directories).
+    async fn walk(&self, root: &Path) {
+        let metadata = match std::fs::metadata(root) {
+            Ok(metadata) => metadata,
+            Err(error) => return self.unreadable(root, &error),
+        };
+        if !metadata.is_dir() {
+            // A file named explicitly is read whatever its name: its bytes decide.
+            return self.file(root, None).await;
+        }
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            let mut entries: Vec<_> = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries.filter_map(Result::ok).collect(),
+                Err(error) => {
+                    self.unreadable(&dir, &error);
+                    continue;
+                }
+            };
+            entries.sort_by_key(std::fs::DirEntry::file_name);
+            // Directories are pushed in reverse so that they are visited in name order.
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    subdirs.push(path);
+                } else if kind.is_file() {
+                    match type_by_name(&path) {
+                        Some(content_type) => self.file(&path, Some(content_type)).await,
+                        None => {
+                            self.totals.skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+    }
+
+    async fn file(&self, path: &Path, content_type: Option<&'static str>) {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => return self.unreadable(path, &error),
+        };
+        let content_type = content_type.unwrap_or_else(|| sniff_type(&bytes, true));
+        let source = if content_type == MAIL_TYPE {
+            Source::Mail
+        } else {
+            Source::File
+        };
+        let label = path.display().to_string();
+        self.submit(Item::new(label, source, content_type, bytes))
+            .await;
+    }
+
+    /// Every message of a Maildir not yet marked seen: `new/`, then `cur/` without the `S`
+    /// flag. A stored (or duplicate) message is moved to `cur/` and marked seen; one that
+    /// cannot be read is moved to the `.Quarantine` folder with its reason in a header.
+    async fn maildir(&self, root: &Path) {
+        for sub in ["new", "cur"] {
+            let dir = root.join(sub);
+            let mut names: Vec<_> = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.file_name())
+                    .collect(),
+                Err(error) => {
+                    self.unreadable(&dir, &error);
+                    continue;
+                }
+            };
+            names.sort();
+            for name in names {
+                if name.to_string_lossy().starts_with('.') || is_seen(&name) {
+                    continue;
+                }
+                let path = dir.join(&name);
+                let bytes = match std::fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        self.unreadable(&path, &error);
+                        continue;
+                    }
+                };
+                let mut item =
+                    Item::new(path.display().to_string(), Source::Mail, MAIL_TYPE, bytes);
+                item.after = After::Maildir {
+                    root: root.to_owned(),
+                    path,
+                };
+                self.submit(item).await;
+            }
+        }
+    }
+
+    /// Every message of an mbox file. The file is not changed: the store keeps each message
+    /// once by its content, so a rerun finds them as duplicates.
+    async fn mbox(&self, path: &Path) {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(error) => return self.unreadable(path, &error),
+        };
+        let messages =
+            mail_parser::mailbox::mbox::MessageIterator::new(std::io::BufReader::new(file));
+        for (index, message) in messages.enumerate() {
+            let label = format!("{}#{}", path.display(), index + 1);
+            match message {
+                Ok(message) => {
+                    let bytes = message.unwrap_contents();
+                    self.submit(Item::new(label, Source::Mail, MAIL_TYPE, bytes))
+                        .await;
+                }
+                Err(error) => {
+                    // The file cannot be read past here.
+                    self.unreadable(Path::new(&label), &error);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn record(totals: &Counters, item: &Item, outcome: &Result<Ingested, StoreError>) {
+    let counter = match outcome {
+        Ok(Ingested::Stored { .. }) => &totals.stored,
+        Ok(Ingested::Duplicate { .. }) => &totals.duplicates,
+        Ok(Ingested::Quarantined { reason, .. }) => {
+            eprintln!(
+                "mta-sts: {}: quarantined: {}",
+                clean(&item.label),
+                clean(reason)
+            );
+            &totals.quarantined
+        }
+        Ok(Ingested::TooLarge { limit, .. }) => {
+            eprintln!(
+                "mta-sts: {}: quarantined: larger than {limit} bytes once decompressed",
+                clean(&item.label)
+            );
+            &totals.quarantined
+        }
+        Err(error) => {
+            eprintln!(
+                "mta-sts: {}: not stored: {}",
+                clean(&item.label),
+                clean(&error.to_string())
+            );
+            &totals.store_errors
+        }
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Moves a Maildir message once its outcome is committed.
+fn settle(item: &Item, outcome: &Ingested) {
+    let After::Maildir { root, path } = &item.after else {
+        return;
+    };
+    let result = match outcome {
+        Ingested::Stored { .. } | Ingested::Duplicate { .. } => mark_seen(root, path),
+        Ingested::Quarantined { reason, .. } => quarantine_message(root, path, &item.bytes, reason),
+        Ingested::TooLarge { limit, .. } => quarantine_message(
+            root,
+            path,
+            &item.bytes,
+            &format!("larger than {limit} bytes once decompressed"),
+        ),
+    };
+    if let Err(error) = result {
+        eprintln!(
+            "mta-sts: {}: stored, but cannot move the message: {}",
+            clean(&path.display().to_string()),
+            clean(&format!("{error:#}"))
+        );
+    }
+}
+
+/// Whether a Maildir file name carries the `S` (seen) flag: `unique:2,FLAGS`.
+fn is_seen(name: &OsStr) -> bool {
+    name.to_string_lossy()
+        .rsplit_once(":2,")
+        .is_some_and(|(_, flags)| flags.contains('S'))
+}
+
+/// `unique:2,FLAGS` with `S` added (flags in ASCII order, as the Maildir spec asks).
+fn seen_name(name: &OsStr) -> String {
+    let name = name.to_string_lossy();
+    let (unique, flags) = name.rsplit_once(":2,").unwrap_or((&name, ""));
+    let mut flags: Vec<char> = flags.chars().chain(['S']).collect();
+    flags.sort_unstable();
+    flags.dedup();
+    format!("{unique}:2,{}", flags.into_iter().collect::<String>())
+}
+
+fn mark_seen(root: &Path, path: &Path) -> anyhow::Result<()> {
+    let name = path.file_name().context("a message file has a name")?;
+    let target = root.join("cur").join(seen_name(name));
+    std::fs::rename(path, &target).with_context(|| format!("rename to {}", target.display()))
+}
+
+/// Moves a message to the `.Quarantine` Maildir++ folder, with the reason in a header at the
+/// top (the store keeps the message exactly as it arrived).
+fn quarantine_message(root: &Path, path: &Path, bytes: &[u8], reason: &str) -> anyhow::Result<()> {
+    let folder = root.join(QUARANTINE_FOLDER);
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(folder.join(sub))
+            .with_context(|| format!("create {}", folder.join(sub).display()))?;
+    }
+    let name = path.file_name().context("a message file has a name")?;
+    let seen = seen_name(name);
+    let tmp = folder.join("tmp").join(&seen);
+    let header: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut text = format!("{QUARANTINE_HEADER}: {header}\r\n").into_bytes();
+    text.extend_from_slice(bytes);
+    std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, folder.join("cur").join(&seen)).context("move into the folder")?;
+    std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_flag_is_added_in_order() {
+        assert_eq!(seen_name(OsStr::new("123.abc:2,RF")), "123.abc:2,FRS");
+        assert_eq!(seen_name(OsStr::new("123.abc")), "123.abc:2,S");
+        assert_eq!(seen_name(OsStr::new("1.x:2,S")), "1.x:2,S");
+        assert!(is_seen(OsStr::new("1.x:2,FS")));
+        assert!(!is_seen(OsStr::new("1.x:2,F")));
+        assert!(!is_seen(OsStr::new("1.S")));
+    }
+
+    #[test]
+    fn bytes_decide_what_a_body_is() {
+        assert_eq!(sniff_type(b"\x1f\x8b\x08", true), "application/tlsrpt+gzip");
+        assert_eq!(sniff_type(b"  {\"a\":1}", true), "application/tlsrpt+json");
+        assert_eq!(sniff_type(b"PK\x03\x04", true), "application/zip");
+        assert_eq!(sniff_type(b"From: a@b\r\n", true), MAIL_TYPE);
+    }
+}
