@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests use: pebble (ACME test server) and curl. PostgreSQL is installed by
+# Real peers the tests use: pebble (ACME test server), curl, and systemd-analyze (verifies the
+# unit files in dist/; the package starts nothing in a container). PostgreSQL is installed by
 # scripts/pg-test.sh below.
 missing=()
 command -v pebble >/dev/null || missing+=(pebble)
 command -v curl >/dev/null || missing+=(curl)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     apt-get update -qq

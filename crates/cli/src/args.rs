@@ -65,13 +65,31 @@ pub enum Command {
     /// Print the DNS records to publish.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Print a shell completion script: `mta-sts completions bash > /etc/bash_completion.d/mta-sts`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write mta-sts.1 and a page per subcommand (mta-sts-check.1, ...) into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Where reports are stored.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Keep the store (SQLite) in this directory [default: /var/lib/mta-sts as root,
-    /// else $XDG_DATA_HOME/mta-sts or ~/.local/share/mta-sts].
+    /// Keep the store (SQLite) in this directory [default: $STATE_DIRECTORY under systemd,
+    /// /var/lib/mta-sts as root, else $XDG_DATA_HOME/mta-sts or ~/.local/share/mta-sts].
     #[arg(long, value_name = "DIR", conflicts_with = "database")]
     pub data_dir: Option<PathBuf>,
     /// Use this PostgreSQL database instead (postgres://user@host/db).

@@ -23,6 +23,7 @@ macro_rules! outln {
 mod args;
 mod check;
 mod dns;
+mod docs_cmd;
 mod ingest_cmd;
 mod input;
 mod lint;
@@ -99,5 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Policy(PolicyCommand::New(a)) => policy_cmd::new(&a, style),
         Command::Policy(PolicyCommand::Match(a)) => policy_cmd::matches(&a, style),
         Command::Dns(DnsCommand::Records(a)) => dns::records(&a, style),
+        Command::Completions(a) => docs_cmd::completions(&a),
+        Command::Man(a) => docs_cmd::man(&a),
     }
 }

@@ -36,8 +36,16 @@ impl ReportSink for StoreSink {
     }
 }
 
-/// The platform's data directory for the store.
+/// The platform's data directory for the store: systemd's `StateDirectory=` when run as a
+/// service (dist/systemd), else /var/lib/mta-sts for root and the XDG data directory for users.
 fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // Several directories are separated by ':'; the unit names one.
+        let first = dir.to_string_lossy().split(':').next().map(PathBuf::from);
+        if let Some(first) = first {
+            return first;
+        }
+    }
     let root = std::env::var_os("USER").is_some_and(|u| u == "root")
         || std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
