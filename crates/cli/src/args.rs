@@ -69,6 +69,13 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
     Man(ManArgs),
+    /// Run the Postfix socketmap policy server (smtp_tls_policy_maps) that makes outgoing
+    /// mail honour other domains' MTA-STS policies; a drop-in for postfix-mta-sts-resolver.
+    ///
+    /// Quick form: `--listen ADDR|unix:PATH [--ca-file PEM] [--resolver IP:PORT]
+    /// [--https-port N]`; full form: `--config FILE` (TOML, see the README).
+    /// SIGTERM or Ctrl-C stops after open connections finish their requests.
+    Resolver(ResolverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +213,25 @@ pub struct NetArgs {
     /// Timeout of each network step, in seconds (the policy fetch gets up to 60).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolverArgs {
+    /// The config file (TOML: listen, zones, cache, network).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "resolver", "ca_file", "https_port"])]
+    pub config: Option<PathBuf>,
+    /// Listen on this address: IP:PORT or unix:PATH (repeatable) [default: 127.0.0.1:8461].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<mta_sts_sender::resolver::ListenAddr>,
+    /// Use this DNS server (IP:PORT) instead of the system resolver (/etc/resolv.conf).
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Trust the roots in this PEM file for policy hosts, besides the public ones.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Fetch policies from this port instead of 443.
+    #[arg(long, value_name = "N")]
+    pub https_port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ mod input;
 mod lint;
 mod policy_cmd;
 mod render;
+mod resolver_cmd;
 mod serve;
 mod suggest_cmd;
 
@@ -85,6 +86,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Logs of the long-running commands: standard error, `MTA_STS_LOG` filter (default `info`),
+/// colour only on a terminal.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MTA_STS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let style = render::Style::detect(cli.color);
     match cli.command {
@@ -102,5 +116,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Dns(DnsCommand::Records(a)) => dns::records(&a, style),
         Command::Completions(a) => docs_cmd::completions(&a),
         Command::Man(a) => docs_cmd::man(&a),
+        Command::Resolver(a) => resolver_cmd::resolver(&a),
     }
 }

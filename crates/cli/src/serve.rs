@@ -127,13 +127,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// `serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MTA_STS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::init_logging();
     let config = config(args)?;
     let location = location(&args.store, Some(&config));
     if config.storage.data_dir.is_none() {

@@ -1,0 +1,294 @@
+//! The resolver's decisions: what to answer for a domain from what is cached, when to ask DNS
+//! and HTTPS again, and what a lookup changes in the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use mta_sts_net::{DnsError, Net};
+use mta_sts_policy::{Mode, Policy, StsRecord};
+use tokio::sync::watch;
+
+use super::cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
+use super::config::{ResolverConfig, ZoneConfig};
+use super::reply;
+use super::request::{Key, Request};
+
+/// What the resolver answers for a domain in a zone, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The reply payload (before netstring framing).
+    pub reply: Vec<u8>,
+    /// Why, in words for the log and `query`.
+    pub reason: String,
+}
+
+/// The policy resolver: the cache, the network, the rules. Cheap to clone; clones share all.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    net: Net,
+    config: Arc<ResolverConfig>,
+    cache: MemoryCache,
+    clock: Clock,
+    /// Lookups under way, by domain: a second request for the same domain waits for the
+    /// first lookup instead of starting its own.
+    in_flight: Mutex<HashMap<String, watch::Receiver<Option<Arc<Entry>>>>>,
+}
+
+impl PolicyResolver {
+    /// A resolver with an empty cache.
+    pub fn new(net: Net, config: Arc<ResolverConfig>, clock: Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                net,
+                config,
+                cache: MemoryCache::default(),
+                clock,
+                in_flight: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResolverConfig {
+        &self.inner.config
+    }
+
+    /// The in-memory cache.
+    pub fn cache(&self) -> &MemoryCache {
+        &self.inner.cache
+    }
+
+    /// The clock the cache runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Answers one socketmap request payload (`<map-name> <key>`) with a reply payload.
+    pub async fn answer(&self, payload: &[u8]) -> Vec<u8> {
+        let request = Request::parse(payload);
+        match request.key {
+            Key::NotADomain(why) => {
+                tracing::debug!(key = %escape(payload), "NOTFOUND: {}", why.as_str());
+                reply::NOT_FOUND.to_vec()
+            }
+            Key::Domain(domain) => {
+                let zone = self.inner.config.zone(request.map);
+                self.decide(&domain, zone).await.reply
+            }
+        }
+    }
+
+    /// What the resolver answers for `domain` in `zone`, looking it up when the cache says so.
+    pub async fn decide(&self, domain: &str, zone: &ZoneConfig) -> Decision {
+        let now = self.inner.clock.now();
+        let cached = self.inner.cache.get(domain);
+        let entry = match cached {
+            Some(entry) if !self.lookup_due(&entry, now) => {
+                if self.recheck_due(&entry, now) {
+                    // Serve the valid policy now; confirm it with DNS in the background.
+                    drop(self.start_lookup(domain, Some(Arc::clone(&entry))));
+                }
+                let decision = self.decision(&entry, zone, now);
+                tracing::debug!(domain, reply = %escape(&decision.reply), "cached: {}", decision.reason);
+                return decision;
+            }
+            prior => self.lookup(domain, prior).await,
+        };
+        let decision = self.decision(&entry, zone, self.inner.clock.now());
+        tracing::info!(domain, reply = %escape(&decision.reply), "{}", decision.reason);
+        decision
+    }
+
+    /// The answer `entry` gives in `zone` at `now`.
+    pub fn decision(&self, entry: &Entry, zone: &ZoneConfig, now: UnixTime) -> Decision {
+        let max_stale = self.inner.config.cache.max_stale;
+        let Some(cached) = entry.usable_policy(now, max_stale) else {
+            let reason = entry.outcome.describe();
+            if zone.fail_closed && entry.outcome.policy_may_exist() {
+                return Decision {
+                    reply: reply::temp(&reason),
+                    reason: format!("{reason}; nothing cached; the zone fails closed"),
+                };
+            }
+            let reason = match (&entry.policy, &entry.outcome) {
+                (Some(_), _) => format!("{reason}; the cached policy has expired"),
+                (None, Outcome::NoRecord) => "no MTA-STS policy (no _mta-sts TXT record)".into(),
+                (None, _) => format!("{reason}; no policy cached"),
+            };
+            return Decision {
+                reply: reply::NOT_FOUND.to_vec(),
+                reason,
+            };
+        };
+        let source = if entry.outcome == Outcome::Valid {
+            format!("policy id {}", cached.id)
+        } else {
+            format!(
+                "cached policy id {} kept ({})",
+                cached.id,
+                entry.outcome.describe()
+            )
+        };
+        match cached.policy.mode {
+            Mode::Enforce => Decision {
+                reply: reply::secure(&entry.domain, &cached.policy, zone),
+                reason: format!("mode enforce, {source}"),
+            },
+            Mode::Testing if zone.strict_testing => Decision {
+                reply: reply::secure(&entry.domain, &cached.policy, zone),
+                reason: format!("mode testing treated as enforce (strict_testing), {source}"),
+            },
+            mode => Decision {
+                reply: reply::NOT_FOUND.to_vec(),
+                reason: format!("mode {mode}: TLS not required, {source}"),
+            },
+        }
+    }
+
+    /// True when the cache cannot answer for `entry` without a lookup first: no usable
+    /// policy, and the last answer (none, or a failure) is old enough to ask again.
+    fn lookup_due(&self, entry: &Entry, now: UnixTime) -> bool {
+        if entry
+            .usable_policy(now, self.inner.config.cache.max_stale)
+            .is_some()
+        {
+            return false;
+        }
+        now.saturating_sub(entry.checked_at) >= self.wait_after(entry)
+    }
+
+    /// True when a usable cached policy should be confirmed with DNS again.
+    fn recheck_due(&self, entry: &Entry, now: UnixTime) -> bool {
+        now.saturating_sub(entry.checked_at) >= self.wait_after(entry)
+    }
+
+    fn wait_after(&self, entry: &Entry) -> UnixTime {
+        let cache = &self.inner.config.cache;
+        let seconds = if entry.outcome.is_failure() {
+            cache.retry_after_failure
+        } else {
+            cache.check_interval
+        };
+        UnixTime::try_from(seconds).unwrap_or(UnixTime::MAX)
+    }
+
+    /// Looks `domain` up (once, however many ask at the same time), updates the cache, and
+    /// returns the new entry. `prior` is what was cached before.
+    pub async fn lookup(&self, domain: &str, prior: Option<Arc<Entry>>) -> Arc<Entry> {
+        let mut receiver = self.start_lookup(domain, prior.clone());
+        let found = receiver
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|entry| entry.clone());
+        match found {
+            Some(entry) => entry,
+            // The lookup task died: answer from what was there.
+            None => prior.unwrap_or_else(|| {
+                Arc::new(Entry {
+                    domain: domain.to_owned(),
+                    policy: None,
+                    checked_at: self.inner.clock.now(),
+                    outcome: Outcome::DnsFailed("the lookup was interrupted".into()),
+                })
+            }),
+        }
+    }
+
+    /// Starts a lookup of `domain` unless one is under way, and returns where its entry will
+    /// appear. The lookup runs in a task of its own, so a client that hangs up does not
+    /// cancel it.
+    fn start_lookup(
+        &self,
+        domain: &str,
+        prior: Option<Arc<Entry>>,
+    ) -> watch::Receiver<Option<Arc<Entry>>> {
+        let mut in_flight = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(receiver) = in_flight.get(domain) {
+            return receiver.clone();
+        }
+        let (sender, receiver) = watch::channel(None);
+        in_flight.insert(domain.to_owned(), receiver.clone());
+        let this = self.clone();
+        let domain = domain.to_owned();
+        tokio::spawn(async move {
+            let entry = Arc::new(this.fetch(&domain, prior.as_deref()).await);
+            this.inner.cache.put(Arc::clone(&entry));
+            this.inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&domain);
+            sender.send_replace(Some(entry));
+        });
+        receiver
+    }
+
+    /// One lookup by RFC 8461 §3 and §5.1: the TXT record, then the policy when its id is new.
+    /// A valid cached policy survives every failure, and a vanished TXT record.
+    async fn fetch(&self, domain: &str, prior: Option<&Entry>) -> Entry {
+        let now = self.inner.clock.now();
+        let max_stale = self.inner.config.cache.max_stale;
+        let kept = prior.and_then(|p| p.usable_policy(now, max_stale)).cloned();
+        let entry = |policy: Option<CachedPolicy>, outcome: Outcome| Entry {
+            domain: domain.to_owned(),
+            policy,
+            checked_at: now,
+            outcome,
+        };
+        let net = &self.inner.net;
+        let records = match net.resolver().txt(&format!("_mta-sts.{domain}")).await {
+            Ok(records) => records,
+            Err(error @ DnsError::NoRecords { .. }) => {
+                tracing::debug!(domain, %error, "no _mta-sts record");
+                return entry(kept, Outcome::NoRecord);
+            }
+            Err(error) => return entry(kept, Outcome::DnsFailed(error.to_string())),
+        };
+        let record = StsRecord::lint_rrset(&records);
+        let Some(record) = record.value else {
+            let reason = record
+                .diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map_or_else(|| "no v=STSv1 record".to_owned(), |d| d.message.clone());
+            return entry(kept, Outcome::InvalidRecord(reason));
+        };
+        if let Some(mut policy) = kept.clone().filter(|p| p.id == record.id) {
+            policy.confirmed_at = now;
+            return entry(Some(policy), Outcome::Valid);
+        }
+        let fetched = match net.fetch_policy(domain).await {
+            Ok(fetched) => fetched,
+            Err(error) => return entry(kept, Outcome::FetchFailed(error.to_string())),
+        };
+        let parsed = match Policy::parse(&fetched.body) {
+            Ok(policy) => policy,
+            Err(diagnostic) => {
+                return entry(kept, Outcome::InvalidPolicy(diagnostic.message.clone()));
+            }
+        };
+        let policy = CachedPolicy {
+            id: record.id,
+            body: String::from_utf8_lossy(&fetched.body).into_owned(),
+            policy: parsed,
+            fetched_at: now,
+            confirmed_at: now,
+        };
+        entry(Some(policy), Outcome::Valid)
+    }
+}
+
+/// Request and reply bytes for the log: printable ASCII as is, the rest escaped.
+pub(crate) fn escape(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}

@@ -1,0 +1,47 @@
+//! The Postfix socketmap MTA-STS policy server (`smtp_tls_policy_maps`), a drop-in replacement
+//! for postfix-mta-sts-resolver with the same replies.
+//!
+//! - [`netstring`]: the socketmap framing.
+//! - [`Request`] / [`Key`]: `<map-name> <key>` and the key's reduction to a domain.
+//! - [`PolicyResolver`]: the cache and the rules of RFC 8461 §3.3 and §5.1 — a cached policy
+//!   is served until its `max_age` runs out, whatever DNS or HTTPS say meanwhile; the TXT `id`
+//!   decides whether to fetch again; failures are retried after a pause.
+//! - [`serve`]: the listeners (TCP and unix), pipelining, limits, graceful shutdown.
+//! - [`ResolverConfig`] / [`ZoneConfig`]: what each map name answers.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mta_sts_net::{Net, NetConfig};
+//! use mta_sts_sender::resolver::{Clock, PolicyResolver, ResolverConfig, bind, serve};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Arc::new(ResolverConfig::default());
+//! let listeners = config
+//!     .listen
+//!     .iter()
+//!     .map(|addr| bind(addr, &config.unix_socket))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let resolver = PolicyResolver::new(Net::new(NetConfig::default())?, config, Clock::system());
+//! serve(resolver, listeners, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod cache;
+mod config;
+mod lookup;
+pub mod netstring;
+mod reply;
+mod request;
+mod server;
+
+pub use cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
+pub use config::{
+    CacheConfig, ConfigFileError, DEFAULT_PORT, Limits, ListenAddr, NetworkConfig, ResolverConfig,
+    UnixSocket, ZoneConfig,
+};
+pub use lookup::{Decision, PolicyResolver};
+pub use reply::NOT_FOUND;
+pub use request::{Key, NotADomain, Request, normalize_key};
+pub use server::{BindError, Listener, bind, serve};

@@ -1,0 +1,356 @@
+//! The socketmap server: TCP and unix listeners, one task per connection, pipelined requests
+//! answered in order, caps on connections, request size and idle time, and a shutdown that
+//! lets every connection finish the requests it has read.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::config::{ListenAddr, UnixSocket};
+use super::lookup::{PolicyResolver, escape};
+use super::netstring::{read_frame, write_frame};
+
+/// How long a started request may take to arrive in full, and a reply to be taken by the
+/// client: a peer that stalls mid-request or stops reading is cut off after this.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections waiting in the kernel for `accept`.
+const BACKLOG: u32 = 1024;
+
+/// A bound listener, ready for [`serve`].
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A unix socket listener and its path (removed at shutdown).
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Where it listens.
+    pub fn addr(&self) -> ListenAddr {
+        match self {
+            Self::Tcp(listener) => listener
+                .local_addr()
+                .map_or_else(|_| ListenAddr::Unix(PathBuf::new()), ListenAddr::Tcp),
+            Self::Unix(_, path) => ListenAddr::Unix(path.clone()),
+        }
+    }
+}
+
+/// A listener that could not be set up.
+#[derive(Debug)]
+pub struct BindError {
+    /// The address.
+    pub addr: ListenAddr,
+    /// What failed.
+    pub step: &'static str,
+    /// The system's error.
+    pub source: io::Error,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot {} {}: {}", self.step, self.addr, self.source)
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Binds `addr`. TCP sockets get `SO_REUSEPORT`, so a new instance can start listening
+/// before the old one stops (a restart that refuses no connection). A unix socket replaces a
+/// stale socket file and gets the owner, group and mode of `unix`.
+pub fn bind(addr: &ListenAddr, unix: &UnixSocket) -> Result<Listener, BindError> {
+    let error = |step| {
+        let addr = addr.clone();
+        move |source| BindError { addr, step, source }
+    };
+    match addr {
+        ListenAddr::Tcp(socket_addr) => {
+            let socket = if socket_addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(error("create a socket for"))?;
+            socket
+                .set_reuseaddr(true)
+                .map_err(error("set SO_REUSEADDR on"))?;
+            socket
+                .set_reuseport(true)
+                .map_err(error("set SO_REUSEPORT on"))?;
+            socket.bind(*socket_addr).map_err(error("bind"))?;
+            let listener = socket.listen(BACKLOG).map_err(error("listen on"))?;
+            Ok(Listener::Tcp(listener))
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path).map_err(error("remove the stale socket at"))?;
+            let listener = UnixListener::bind(path).map_err(error("bind"))?;
+            set_socket_access(path, unix).map_err(error("set owner and mode of"))?;
+            Ok(Listener::Unix(listener, path.clone()))
+        }
+    }
+}
+
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file that is not a socket is in the way",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_socket_access(path: &Path, unix: &UnixSocket) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(mode) = &unix.mode {
+        let bits = u32::from_str_radix(mode.trim_start_matches("0o"), 8).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("mode {mode:?} is not an octal number like \"0660\""),
+            )
+        })?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))?;
+    }
+    let uid = unix
+        .owner
+        .as_deref()
+        .map(|name| account_id("/etc/passwd", name))
+        .transpose()?;
+    let gid = unix
+        .group
+        .as_deref()
+        .map(|name| account_id("/etc/group", name))
+        .transpose()?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid)?;
+    }
+    Ok(())
+}
+
+/// A user or group id: the number itself, or looked up by name in `/etc/passwd` or
+/// `/etc/group` (the third field).
+fn account_id(file: &str, name: &str) -> io::Result<u32> {
+    if let Ok(id) = name.parse() {
+        return Ok(id);
+    }
+    let text = std::fs::read_to_string(file)?;
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let found = fields.next()? == name;
+            let id = fields.nth(1)?.parse().ok()?;
+            found.then_some(id)
+        })
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name:?} in {file}")))
+}
+
+/// Serves `listeners` until `shutdown` completes; then stops accepting, lets every open
+/// connection answer the requests it has read (for up to the configured shutdown timeout),
+/// and removes unix socket files.
+pub async fn serve(
+    resolver: PolicyResolver,
+    listeners: Vec<Listener>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(
+        resolver.config().limits.max_connections.max(1),
+    ));
+    let mut acceptors = JoinSet::new();
+    let mut paths = Vec::new();
+    for listener in listeners {
+        tracing::info!(listen = %listener.addr(), "socketmap server listening");
+        if let Listener::Unix(_, path) = &listener {
+            paths.push(path.clone());
+        }
+        acceptors.spawn(accept_loop(
+            listener,
+            resolver.clone(),
+            Arc::clone(&slots),
+            stop_rx.clone(),
+        ));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; open ones finish their requests");
+    let _ = stop_tx.send(true);
+    let grace = resolver.config().shutdown_grace();
+    let drained = tokio::time::timeout(grace, async {
+        while acceptors.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still open after the shutdown timeout; closing them");
+        acceptors.shutdown().await;
+    }
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Accepts connections until told to stop, then waits for its connections to end.
+async fn accept_loop(
+    listener: Listener,
+    resolver: PolicyResolver,
+    slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let accepted = tokio::select! {
+            accepted = accept(&listener) => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        match accepted {
+            Ok(Accepted::Tcp(stream)) => {
+                let _ = stream.set_nodelay(true);
+                let (resolver, stop) = (resolver.clone(), stop.clone());
+                connections.spawn(async move {
+                    connection(stream, &resolver, stop).await;
+                    drop(permit);
+                });
+            }
+            Ok(Accepted::Unix(stream)) => {
+                let (resolver, stop) = (resolver.clone(), stop.clone());
+                connections.spawn(async move {
+                    connection(stream, &resolver, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(listener) => listener.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Unix(listener, _) => listener.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client closed it, or the server is shutting down with nothing pending.
+    Done,
+    /// No request for the idle timeout.
+    Idle,
+    /// Bytes that are not a netstring, or a request over the size limit.
+    Malformed(super::netstring::NetstringError),
+    /// A read or write failed or timed out.
+    Io(io::Error),
+}
+
+/// Serves one connection: reads what has arrived, answers every complete request in order
+/// (pipelining), writes the replies in one go, and reads again.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    resolver: &PolicyResolver,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = &resolver.config().limits;
+    let idle = Duration::from_secs(limits.idle_timeout);
+    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut output: Vec<u8> = Vec::with_capacity(4096);
+    let end = loop {
+        let mut start = 0;
+        let mut malformed = None;
+        let mut answered = 0;
+        while answered < limits.max_pipelined.max(1) {
+            let rest = input.get(start..).unwrap_or_default();
+            match read_frame(rest, limits.max_request) {
+                Ok(Some(frame)) => {
+                    let payload = rest.get(frame.payload.clone()).unwrap_or_default();
+                    let reply = resolver.answer(payload).await;
+                    write_frame(&reply, &mut output);
+                    start += frame.consumed;
+                    answered += 1;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    malformed = Some(error);
+                    break;
+                }
+            }
+        }
+        input.drain(..start);
+        if !output.is_empty() {
+            match tokio::time::timeout(IO_TIMEOUT, stream.write_all(&output)).await {
+                Ok(Ok(())) => output.clear(),
+                Ok(Err(error)) => break End::Io(error),
+                Err(_) => break End::Io(io::ErrorKind::TimedOut.into()),
+            }
+        }
+        if let Some(error) = malformed {
+            break End::Malformed(error);
+        }
+        if answered == limits.max_pipelined.max(1) {
+            // More may be buffered already: answer it before reading.
+            continue;
+        }
+        let stopping = *stop.borrow();
+        if stopping && input.is_empty() {
+            break End::Done;
+        }
+        // A request under way must arrive within IO_TIMEOUT; between requests, wait longer.
+        let wait = if input.is_empty() { idle } else { IO_TIMEOUT };
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, stream.read_buf(&mut input)) => read,
+            _ = stop.wait_for(|stop| *stop), if !stopping => continue,
+        };
+        match read {
+            Ok(Ok(0)) => break End::Done,
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => break End::Io(error),
+            Err(_) if input.is_empty() => break End::Idle,
+            Err(_) => break End::Io(io::ErrorKind::TimedOut.into()),
+        }
+    };
+    match end {
+        End::Done | End::Idle => tracing::trace!(?end, "connection closed"),
+        End::Malformed(error) => tracing::warn!(
+            %error,
+            received = %escape(input.get(..input.len().min(64)).unwrap_or_default()),
+            "closing a connection that sent a bad request"
+        ),
+        End::Io(error) => tracing::debug!(%error, "connection ended"),
+    }
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,450 @@
+//! The socketmap resolver end to end on testnet: real DNS packets, real HTTPS policy fetches,
+//! real TCP and unix socket clients speaking netstrings.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mta_sts_net::{Net, NetConfig};
+use mta_sts_sender::resolver::{
+    Clock, ListenAddr, Listener, PolicyResolver, ResolverConfig, UnixSocket, ZoneConfig, bind,
+    serve,
+};
+use mta_sts_testnet::{DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, Zone};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+const ENFORCE: &str = "version: STSv1\nmode: enforce\nmx: mx1.enforce.example\nmx: *.mx.enforce.example\nmax_age: 86400\n";
+const TESTING: &str = "version: STSv1\nmode: testing\nmx: mx.testing.example\nmax_age: 86400\n";
+const START: i64 = 1_800_000_000;
+
+/// A lab with two policy domains, a domain without MTA-STS and one whose DNS fails, and a
+/// resolver on a loopback port.
+struct Setup {
+    _lab: Lab,
+    dns: DnsHandle,
+    web: HttpsHandle,
+    resolver: PolicyResolver,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+fn enforce_zone(id: &str, web: &HttpsHandle) -> Zone {
+    Zone::new("enforce.example")
+        .txt("_mta-sts", &[&format!("v=STSv1; id={id}")])
+        .address("mta-sts", web.ip())
+}
+
+async fn setup(config: ResolverConfig) -> Setup {
+    let lab = Lab::new();
+    let web = lab
+        .https([
+            Site::policy("mta-sts.enforce.example", ENFORCE),
+            Site::policy("mta-sts.testing.example", TESTING),
+        ])
+        .await
+        .unwrap();
+    let dns = lab
+        .dns([
+            enforce_zone("1", &web),
+            Zone::new("testing.example")
+                .txt("_mta-sts", &["v=STSv1; id=t1"])
+                .address("mta-sts", web.ip()),
+            Zone::new("plain.example").mx(10, "mx.plain.example"),
+            Zone::new("broken.example").servfail("_mta-sts"),
+        ])
+        .await
+        .unwrap();
+    let mut net = NetConfig {
+        resolver: Some(dns.addr()),
+        https_port: lab.https_port().unwrap(),
+        timeout: Duration::from_secs(2),
+        fetch_timeout: Duration::from_secs(5),
+        ..NetConfig::default()
+    };
+    net.extra_roots.push(lab.ca().root_der().clone());
+    let listener = bind(
+        &ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+        &UnixSocket::default(),
+    )
+    .unwrap();
+    let ListenAddr::Tcp(addr) = listener.addr() else {
+        unreachable!()
+    };
+    let resolver = PolicyResolver::new(
+        Net::new(net).unwrap(),
+        Arc::new(config),
+        Clock::manual(START),
+    );
+    let (stop, stopped) = oneshot::channel();
+    let server = tokio::spawn(serve(resolver.clone(), vec![listener], async {
+        let _ = stopped.await;
+    }));
+    Setup {
+        _lab: lab,
+        dns,
+        web,
+        resolver,
+        addr,
+        stop: Some(stop),
+        server,
+    }
+}
+
+fn netstring(payload: &str) -> Vec<u8> {
+    format!("{}:{payload},", payload.len()).into_bytes()
+}
+
+/// Reads one netstring reply.
+async fn read_reply(stream: &mut (impl AsyncReadExt + Unpin)) -> String {
+    let mut length = Vec::new();
+    loop {
+        let byte = stream.read_u8().await.unwrap();
+        if byte == b':' {
+            break;
+        }
+        length.push(byte);
+    }
+    let length: usize = String::from_utf8(length).unwrap().parse().unwrap();
+    let mut payload = vec![0; length + 1];
+    stream.read_exact(&mut payload).await.unwrap();
+    assert_eq!(payload.pop(), Some(b','));
+    String::from_utf8(payload).unwrap()
+}
+
+async fn ask(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&netstring(request)).await.unwrap();
+    read_reply(&mut stream).await
+}
+
+const ENFORCE_REPLY: &str =
+    "OK secure match=mx1.enforce.example:.mx.enforce.example servername=hostname";
+
+#[tokio::test]
+async fn enforce_policy_answers_secure_with_the_patterns() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+}
+
+#[tokio::test]
+async fn every_key_form_reaches_the_same_policy() {
+    let s = setup(ResolverConfig::default()).await;
+    for key in [
+        "enforce.example",
+        "[enforce.example]",
+        "[enforce.example]:25",
+        "enforce.example:25",
+        "Enforce.Example.",
+    ] {
+        assert_eq!(
+            ask(s.addr, &format!("postfix {key}")).await,
+            ENFORCE_REPLY,
+            "{key}"
+        );
+    }
+    // One lookup served them all.
+    assert_eq!(s.web.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn parent_domains_ip_literals_and_domains_without_policy_are_notfound() {
+    let s = setup(ResolverConfig::default()).await;
+    for key in [
+        ".enforce.example",
+        "[192.0.2.1]",
+        "plain.example",
+        "nonexistent.example",
+    ] {
+        assert_eq!(
+            ask(s.addr, &format!("postfix {key}")).await,
+            "NOTFOUND ",
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn testing_is_notfound_unless_the_zone_is_strict() {
+    let mut config = ResolverConfig::default();
+    config.zones.insert(
+        "strict".into(),
+        ZoneConfig {
+            strict_testing: true,
+            require_sni: false,
+            ..ZoneConfig::default()
+        },
+    );
+    let s = setup(config).await;
+    assert_eq!(ask(s.addr, "postfix testing.example").await, "NOTFOUND ");
+    assert_eq!(
+        ask(s.addr, "strict testing.example").await,
+        "OK secure match=mx.testing.example"
+    );
+}
+
+#[tokio::test]
+async fn dns_failure_is_notfound_or_temp_in_a_fail_closed_zone() {
+    let mut config = ResolverConfig::default();
+    config.zones.insert(
+        "closed".into(),
+        ZoneConfig {
+            fail_closed: true,
+            ..ZoneConfig::default()
+        },
+    );
+    let s = setup(config).await;
+    assert_eq!(ask(s.addr, "postfix broken.example").await, "NOTFOUND ");
+    let reply = ask(s.addr, "closed broken.example").await;
+    assert!(reply.starts_with("TEMP TXT lookup failed"), "{reply}");
+    // No TXT record is not a failure: no TEMP for it.
+    assert_eq!(ask(s.addr, "closed plain.example").await, "NOTFOUND ");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let s = setup(ResolverConfig::default()).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let keys = [
+        "enforce.example",
+        "plain.example",
+        "testing.example",
+        "enforce.example",
+    ];
+    let mut batch = Vec::new();
+    for key in keys {
+        batch.extend(netstring(&format!("postfix {key}")));
+    }
+    stream.write_all(&batch).await.unwrap();
+    let mut replies = Vec::new();
+    for _ in keys {
+        replies.push(read_reply(&mut stream).await);
+    }
+    assert_eq!(
+        replies,
+        [ENFORCE_REPLY, "NOTFOUND ", "NOTFOUND ", ENFORCE_REPLY]
+    );
+}
+
+#[tokio::test]
+async fn malformed_input_closes_only_that_connection() {
+    let s = setup(ResolverConfig::default()).await;
+    let mut good = TcpStream::connect(s.addr).await.unwrap();
+    good.write_all(&netstring("postfix plain.example"))
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut good).await, "NOTFOUND ");
+    for bad in [&b"abc:"[..], b"5:hello!", b"99999:"] {
+        let mut stream = TcpStream::connect(s.addr).await.unwrap();
+        // A good request before the bad bytes is still answered.
+        let mut bytes = netstring("postfix plain.example");
+        bytes.extend_from_slice(bad);
+        stream.write_all(&bytes).await.unwrap();
+        assert_eq!(read_reply(&mut stream).await, "NOTFOUND ");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection");
+        assert!(read.is_ok_and(|n| n == 0), "{bad:?}");
+    }
+    good.write_all(&netstring("postfix enforce.example"))
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut good).await, ENFORCE_REPLY);
+}
+
+#[tokio::test]
+async fn request_over_the_size_limit_closes_the_connection() {
+    let s = setup(ResolverConfig::default()).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(&netstring(&format!("postfix {}", "a".repeat(2000))))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = stream.read_to_end(&mut rest).await;
+    // Closed without an answer (a reset is as good as an end of stream here).
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
+async fn unix_socket_gets_its_mode_and_answers() {
+    let s = setup(ResolverConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("mta-sts-resolver-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("resolver.sock");
+    let listener = bind(
+        &ListenAddr::Unix(path.clone()),
+        &UnixSocket {
+            mode: Some("0660".into()),
+            ..UnixSocket::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(listener, Listener::Unix(..)));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o660);
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(s.resolver.clone(), vec![listener], async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    stream
+        .write_all(&netstring("postfix enforce.example"))
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut stream).await, ENFORCE_REPLY);
+    drop(stream);
+    let _ = stop.send(());
+    server.await.unwrap();
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_open_connection_finish_its_request() {
+    let mut s = setup(ResolverConfig::default()).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(&netstring("postfix plain.example"))
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut stream).await, "NOTFOUND ");
+    // Half a request, then the shutdown, then the rest: it is still answered.
+    let request = netstring("postfix enforce.example");
+    let (head, tail) = request.split_at(10);
+    stream.write_all(head).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = s.stop.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(s.addr).await.is_err(),
+        "no new connections once shutting down"
+    );
+    stream.write_all(tail).await.unwrap();
+    assert_eq!(read_reply(&mut stream).await, ENFORCE_REPLY);
+    // With nothing pending, the server closes the connection and stops.
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0);
+    tokio::time::timeout(Duration::from_secs(5), s.server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+// The cache, as RFC 8461 §3.3 and §5.1 ask.
+
+async fn settle() {
+    // Background re-checks run in their own tasks; give them time to land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn fetch_failure_keeps_the_cached_policy() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    s.web
+        .set_site(Site::new(
+            "mta-sts.enforce.example",
+            HttpBehaviour::Status(500),
+        ))
+        .unwrap();
+    // A new id forces a fetch, which fails.
+    s.dns.set_zone(enforce_zone("2", &s.web));
+    s.resolver.clock().advance(3600);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    settle().await;
+    assert_eq!(s.web.requests().len(), 2, "the new id was fetched");
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+}
+
+#[tokio::test]
+async fn txt_removal_keeps_the_cached_policy_until_it_expires() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    s.dns
+        .set_zone(Zone::new("enforce.example").address("mta-sts", s.web.ip()));
+    s.resolver.clock().advance(3600);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    settle().await;
+    s.resolver.clock().advance(3600);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    settle().await;
+    // max_age is 86400 from the last confirmation, made at the start.
+    s.resolver.clock().advance(86400 - 7200);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, "NOTFOUND ");
+}
+
+#[tokio::test]
+async fn changed_id_refetches_the_policy() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    s.web
+        .set_site(Site::policy(
+            "mta-sts.enforce.example",
+            "version: STSv1\nmode: enforce\nmx: new.enforce.example\nmax_age: 86400\n",
+        ))
+        .unwrap();
+    // Same id: the cached policy is kept, even past the check interval.
+    s.resolver.clock().advance(120);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    settle().await;
+    assert_eq!(s.web.requests().len(), 1);
+    s.dns.set_zone(enforce_zone("2", &s.web));
+    s.resolver.clock().advance(120);
+    ask(s.addr, "postfix enforce.example").await;
+    settle().await;
+    assert_eq!(
+        ask(s.addr, "postfix enforce.example").await,
+        "OK secure match=new.enforce.example servername=hostname"
+    );
+    assert_eq!(s.web.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn expired_policy_is_dropped_when_it_cannot_be_refreshed() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    s.dns
+        .set_zone(Zone::new("enforce.example").servfail("_mta-sts"));
+    s.resolver.clock().advance(86400);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, "NOTFOUND ");
+}
+
+#[tokio::test]
+async fn confirmed_id_extends_the_policy_past_its_first_max_age() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    s.resolver.clock().advance(80_000);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    settle().await;
+    s.resolver.clock().advance(80_000);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    assert_eq!(s.web.requests().len(), 1, "the unchanged id needs no fetch");
+}
+
+#[tokio::test]
+async fn failed_lookup_is_not_retried_within_five_minutes() {
+    let s = setup(ResolverConfig::default()).await;
+    let txt_queries = || {
+        s.dns
+            .queries()
+            .iter()
+            .filter(|(name, _)| name.to_string().starts_with("_mta-sts.broken"))
+            .count()
+    };
+    assert_eq!(ask(s.addr, "postfix broken.example").await, "NOTFOUND ");
+    let after_first = txt_queries();
+    assert!(after_first > 0);
+    s.resolver.clock().advance(299);
+    assert_eq!(ask(s.addr, "postfix broken.example").await, "NOTFOUND ");
+    assert_eq!(txt_queries(), after_first);
+    s.resolver.clock().advance(1);
+    assert_eq!(ask(s.addr, "postfix broken.example").await, "NOTFOUND ");
+    assert!(txt_queries() > after_first);
+}
