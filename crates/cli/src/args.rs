@@ -154,6 +154,122 @@ pub enum ReportsCommand {
     /// reason), 1 when a file or folder could not be read, 2 for usage errors, 75 (EX_TEMPFAIL)
     /// when the store cannot be reached or refuses a write, so that an MTA retries.
     Ingest(ReportsIngestArgs),
+    /// Sessions, successes, failures and failure types of the stored reports, grouped.
+    ///
+    /// Per report and domain, sessions reported under both an `sts` and a `tlsa` policy are
+    /// counted once; failure details that add up to more than the failure total are shown as
+    /// reported, and flagged.
+    Summary(ReportsSummaryArgs),
+    /// Every stored policy entry × failure detail as CSV, JSON or JSON lines.
+    Export(ReportsExportArgs),
+    /// May DOMAIN go from `testing` to `enforce`? A verdict from the stored reports.
+    ///
+    /// Exit status: 0 when ready, 1 when not yet or when there is not enough data, 2 on errors.
+    Readiness(ReportsReadinessArgs),
+}
+
+/// The period of the reports read.
+#[derive(Debug, Args)]
+pub struct TimeArgs {
+    /// Only reports ending after this: 30d (days ago), 2024-01-31 or 2024-01-31T12:00:00Z.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only reports starting before this (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+/// What `reports summary` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryBy {
+    /// Policy domain.
+    Domain,
+    /// UTC day the report period starts.
+    Day,
+    /// Reporting organization.
+    Org,
+    /// Failure result type (failure details only).
+    Result,
+    /// Receiving MX host (failure details only).
+    Mx,
+    /// Sending MTA address (failure details only).
+    SendingIp,
+    /// Receiving address (failure details only).
+    ReceivingIp,
+}
+
+impl SummaryBy {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Domain => "domain",
+            Self::Day => "day",
+            Self::Org => "org",
+            Self::Result => "result",
+            Self::Mx => "mx",
+            Self::SendingIp => "sending-ip",
+            Self::ReceivingIp => "receiving-ip",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsSummaryArgs {
+    /// Only this policy domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    /// Group by.
+    #[arg(long, value_enum, default_value_t = SummaryBy::Domain)]
+    pub by: SummaryBy,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Output format of `reports export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Only this policy domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsReadinessArgs {
+    /// The policy domain.
+    pub domain: String,
+    /// Reports from this period [default: --since 30d].
+    #[command(flatten)]
+    pub time: TimeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

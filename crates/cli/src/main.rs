@@ -29,6 +29,7 @@ mod input;
 mod lint;
 mod policy_cmd;
 mod render;
+mod reports_cmd;
 mod resolver_cmd;
 mod serve;
 mod suggest_cmd;
@@ -108,6 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Reports(ReportsCommand::List(a)) => serve::list(&a, style),
         Command::Reports(ReportsCommand::Show(a)) => serve::show(&a, style),
         Command::Reports(ReportsCommand::Ingest(a)) => ingest_cmd::ingest(&a),
+        Command::Reports(ReportsCommand::Summary(a)) => reports_cmd::summary(&a, style),
+        Command::Reports(ReportsCommand::Export(a)) => reports_cmd::export(&a),
+        Command::Reports(ReportsCommand::Readiness(a)) => reports_cmd::readiness(&a, style),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

@@ -162,7 +162,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let location = location(args, None);
     if let Location::DataDirectory(dir) = &location
         && !dir.join(mta_sts_store::SQLITE_FILE_NAME).exists()

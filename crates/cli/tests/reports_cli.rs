@@ -35,6 +35,13 @@ fn ingest_json(data: &Path, sources: &[&str]) -> std::process::Output {
     mta_sts(&args)
 }
 
+/// `reports COMMAND --data-dir DATA ARGS...`.
+fn reports(command: &str, data: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["reports", command, "--data-dir", s(data)];
+    all.extend_from_slice(args);
+    mta_sts(&all)
+}
+
 /// The counts of an `ingest --json` run.
 fn counts(out: &std::process::Output) -> [u64; 6] {
     let j = json(out);
@@ -76,7 +83,7 @@ fn a_folder_of_report_mails_and_files_is_ingested_and_poison_is_quarantined() {
     // Again: everything is a duplicate or already in quarantine; nothing new is stored.
     let again = ingest_json(&data, &[s(&public), s(&mail)]);
     assert_eq!(counts(&again), [31, 0, 27, 4, 3, 0]);
-    let list = mta_sts(&["reports", "list", "--data-dir", s(&data), "--json"]);
+    let list = reports("list", &data, &["--json"]);
     assert_eq!(json(&list).as_array().unwrap().len(), 18);
 }
 
@@ -110,7 +117,7 @@ fn as_an_mda_a_mail_is_stored_once_and_exit_is_0() {
     let second = with_stdin(&args, &mail);
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert_eq!(stdout(&second), "message: duplicate (stored before)\n");
-    let list = mta_sts(&["reports", "list", "--data-dir", s(&data), "--json"]);
+    let list = reports("list", &data, &["--json"]);
     assert_eq!(json(&list).as_array().unwrap().len(), 1);
 }
 
@@ -273,4 +280,240 @@ fn a_missing_file_is_named_and_the_rest_goes_on() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(counts(&out), [1, 1, 0, 0, 0, 1]);
     assert!(stderr(&out).contains("nope.json"), "{}", stderr(&out));
+}
+
+/// A daily report from `org` for example.org on day `day` (0 = 2024-03-01) with `ok`
+/// successful sessions and, when `failed` > 0, that many `certificate-expired` failures at
+/// mx2.example.org.
+fn daily_report(org: &str, day: u32, ok: u64, failed: u64) -> String {
+    let date = format!("2024-03-{:02}", day + 1);
+    let details = if failed > 0 {
+        format!(
+            r#", "failure-details": [{{"result-type": "certificate-expired",
+                "sending-mta-ip": "192.0.2.1", "receiving-mx-hostname": "mx2.example.org",
+                "receiving-ip": "198.51.100.2", "failed-session-count": {failed}}}]"#
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"organization-name": "{org}", "report-id": "{org}-{date}",
+          "date-range": {{"start-datetime": "{date}T00:00:00Z", "end-datetime": "{date}T23:59:59Z"}},
+          "contact-info": "tls@{org}",
+          "policies": [{{"policy": {{"policy-type": "sts", "policy-domain": "example.org",
+              "policy-string": ["version: STSv1", "mode: testing", "mx: *.example.org", "max_age: 86400"],
+              "mx-host": ["*.example.org"]}},
+            "summary": {{"total-successful-session-count": {ok}, "total-failure-session-count": {failed}}}
+            {details}}}]}}"#
+    )
+}
+
+/// A store with 14 days of reports from two reporters; `broken` adds failures at one MX.
+fn readiness_store(name: &str, broken: bool) -> PathBuf {
+    let dir = temp_dir(name);
+    let files = dir.join("reports");
+    std::fs::create_dir_all(&files).unwrap();
+    for day in 0..14 {
+        for org in ["a.example", "b.example"] {
+            let failed = if broken && org == "b.example" && day == 13 {
+                5
+            } else {
+                0
+            };
+            let json = daily_report(org, day, 100, failed);
+            std::fs::write(files.join(format!("{org}-{day}.json")), json).unwrap();
+        }
+    }
+    let data = dir.join("data");
+    let out = ingest_json(&data, &[s(&files)]);
+    assert_eq!(counts(&out), [28, 28, 0, 0, 0, 0], "{}", stderr(&out));
+    data
+}
+
+#[test]
+fn summary_counts_sts_and_tlsa_for_the_same_sessions_once_and_flags_excess_details() {
+    let dir = temp_dir("summary");
+    let data = dir.join("data");
+    let out = ingest_json(
+        &data,
+        &[
+            s(&fixtures("public").join("dmarc-report-viewer__microsoft.json")),
+            s(&fixtures("public").join("parsedmarc__mail.ru.json")),
+        ],
+    );
+    assert_eq!(counts(&out)[1], 2);
+    let summary = reports("summary", &data, &["--json"]);
+    assert_eq!(summary.status.code(), Some(0), "{}", stderr(&summary));
+    let groups = json(&summary)["groups"].clone();
+    // Microsoft: 2 sessions under sts and the same 2 under tlsa.
+    let random = &groups[1];
+    assert_eq!(random["key"], "random.net");
+    assert_eq!(random["sessions"], 2);
+    // Mail.ru: a failure total of 1, details adding up to 2: as reported, flagged.
+    let mailru = &groups[0];
+    assert_eq!(mailru["key"], "example.com");
+    assert_eq!(mailru["failed"], 1);
+    assert_eq!(mailru["failure_types"]["sts-policy-fetch-error"], 2);
+    assert_eq!(mailru["details_exceed_total"], 1);
+    let table = reports("summary", &data, &[]);
+    assert!(
+        stdout(&table)
+            .contains("[details exceed the failure total in 1 reports; shown as reported]"),
+        "{}",
+        stdout(&table)
+    );
+}
+
+#[test]
+fn summary_by_mx_and_by_day_over_a_period() {
+    let data = readiness_store("summary-by", true);
+    let by_mx = reports("summary", &data, &["--by", "mx", "--json"]);
+    let groups = json(&by_mx)["groups"].clone();
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+    assert_eq!(groups[0]["key"], "mx2.example.org");
+    assert_eq!(groups[0]["failed"], 5);
+    assert_eq!(groups[0]["successful"], serde_json::Value::Null);
+    let by_day = reports(
+        "summary",
+        &data,
+        &[
+            "--by",
+            "day",
+            "--since",
+            "2024-03-10",
+            "--until",
+            "2024-03-12",
+            "--json",
+        ],
+    );
+    let days: Vec<_> = json(&by_day)["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().to_owned(),
+                g["sessions"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2024-03-10".to_owned(), 200),
+            ("2024-03-11".to_owned(), 200)
+        ]
+    );
+    let bad = reports("summary", &data, &["--since", "last week"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("\"last week\" is not a time"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn export_has_one_row_per_policy_and_failure_detail() {
+    let data = readiness_store("export", true);
+    let csv = reports("export", &data, &["--format", "csv"]);
+    assert_eq!(csv.status.code(), Some(0), "{}", stderr(&csv));
+    let text = stdout(&csv);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 28);
+    assert!(lines[0].starts_with("report,organization_name,report_id,date_start"));
+    let failing: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("certificate-expired"))
+        .collect();
+    assert_eq!(failing.len(), 1);
+    assert!(
+        failing[0].contains(",mx2.example.org,198.51.100.2,5,"),
+        "{}",
+        failing[0]
+    );
+    let jsonl = reports("export", &data, &["--format", "jsonl"]);
+    assert_eq!(stdout(&jsonl).lines().count(), 28);
+    let array = reports("export", &data, &["--json"]);
+    assert_eq!(json(&array).as_array().unwrap().len(), 28);
+}
+
+#[test]
+fn readiness_is_ready_after_two_clean_weeks_from_two_reporters() {
+    let data = readiness_store("ready", false);
+    let out = reports(
+        "readiness",
+        &data,
+        &["example.org", "--since", "2024-01-01", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["verdict"], "ready");
+    assert_eq!(j["days"], 14);
+    assert_eq!(j["reporters"]["a.example"], 14);
+    assert_eq!(j["total"]["sessions"], 2800);
+}
+
+#[test]
+fn readiness_names_the_mx_to_fix_first() {
+    let data = readiness_store("not-yet", true);
+    let out = reports(
+        "readiness",
+        &data,
+        &["example.org", "--since", "2024-01-01"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "verdict: not yet: fix mx2.example.org: 5 failed sessions (certificate-expired); \
+             senders would refuse it under enforce first"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn readiness_without_enough_data_says_how_much_there_is() {
+    let dir = temp_dir("not-enough");
+    let data = dir.join("data");
+    let file = dir.join("one.json");
+    std::fs::write(&file, daily_report("a.example", 0, 10, 0)).unwrap();
+    ingest_json(&data, &[s(&file)]);
+    let out = reports(
+        "readiness",
+        &data,
+        &["example.org", "--since", "2024-01-01", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json(&out)["verdict_text"],
+        "not enough data: 1 days, 1 reporters"
+    );
+}
+
+#[test]
+fn a_reporter_that_stopped_sending_is_named() {
+    let dir = temp_dir("stopped");
+    let files = dir.join("reports");
+    std::fs::create_dir_all(&files).unwrap();
+    for day in 0..10 {
+        std::fs::write(
+            files.join(format!("a{day}.json")),
+            daily_report("a.example", day, 1, 0),
+        )
+        .unwrap();
+    }
+    std::fs::write(files.join("b.json"), daily_report("b.example", 2, 1, 0)).unwrap();
+    let data = dir.join("data");
+    ingest_json(&data, &[s(&files)]);
+    let out = reports(
+        "readiness",
+        &data,
+        &["example.org", "--since", "2024-01-01", "--json"],
+    );
+    assert_eq!(
+        json(&out)["stopped_reporters"],
+        serde_json::json!({"b.example": "2024-03-03"})
+    );
 }

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod analysis;
 mod collected;
 mod error;
 mod location;
@@ -307,6 +308,20 @@ impl Store {
             .await
             .map_err(error::database("end read"))?;
         Ok(report)
+    }
+
+    /// Every policy entry matching `filter`, oldest report first, with its failure details and
+    /// whether its sessions are counted (see [`analysis`]).
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn policy_rows(
+        &self,
+        filter: &analysis::AnalysisFilter,
+    ) -> Result<Vec<analysis::PolicyRow>, StoreError> {
+        let mut conn = self.reader().await?;
+        analysis::policy_rows(&mut conn, filter).await
     }
 
     /// Every body in quarantine, oldest first.

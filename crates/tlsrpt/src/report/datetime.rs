@@ -22,6 +22,12 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// Reads an RFC 3339 date-time as reports carry them (`2024-01-09T00:00:00Z`, with an
+    /// offset, or without a zone, read as UTC); `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        parse_date_time(text).map(|(timestamp, _)| timestamp)
+    }
+
     /// The timestamp `unix_seconds` after the Unix epoch; `None` outside the years 0000–9999,
     /// which RFC 3339 cannot write.
     pub fn from_unix_seconds(unix_seconds: i64) -> Option<Self> {
