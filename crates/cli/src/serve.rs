@@ -27,7 +27,8 @@ impl ReportSink for StoreSink {
             .ingest(Source::Https, content_type, &report.body)
             .await
         {
-            Ok(Ingested::Stored { .. }) => Ok(IngestOutcome::Stored),
+            // A different body with a stored identity is new to the store: kept and flagged.
+            Ok(Ingested::Stored { .. } | Ingested::Conflict { .. }) => Ok(IngestOutcome::Stored),
             Ok(Ingested::Duplicate { .. }) => Ok(IngestOutcome::Duplicate),
             Ok(Ingested::Quarantined { reason, .. }) => Ok(IngestOutcome::Quarantined { reason }),
             Ok(Ingested::TooLarge { limit, .. }) => Ok(IngestOutcome::TooLarge { limit }),
@@ -185,6 +186,7 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
             domain: args.domain.clone(),
             since: None,
             limit: args.limit,
+            include_uncounted: false,
         };
         anyhow::Ok(store.list_reports(&filter).await?)
     })?;
@@ -284,6 +286,8 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
         let json = serde_json::json!({
             "id": stored.key.0,
             "raw_id": stored.raw.0,
+            "counted": stored.counted,
+            "conflicting": stored.conflicting.iter().map(|key| key.0).collect::<Vec<_>>(),
             "report": report,
             "warnings": warnings,
         });
@@ -296,10 +300,11 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
         "{}",
         style.bold(&format!(
             "Report {} from {}",
-            stored.key.0, r.organization_name
+            stored.key.0,
+            clean(&r.organization_name)
         ))
     );
-    let _ = writeln!(out, "  report-id: {}", r.report_id);
+    let _ = writeln!(out, "  report-id: {}", clean(&r.report_id));
     let _ = writeln!(
         out,
         "  period:    {} to {}",
@@ -308,32 +313,51 @@ pub fn show(args: &ReportsShowArgs, style: Style) -> anyhow::Result<Outcome> {
     if let Some(contact) = &r.contact_info {
         let _ = writeln!(out, "  contact:   {}", clean(contact));
     }
+    if !stored.conflicting.is_empty() {
+        let others: Vec<String> = stored.conflicting.iter().map(|k| k.0.to_string()).collect();
+        let counted = if stored.counted {
+            "this one is counted"
+        } else {
+            "this one is not counted"
+        };
+        let _ = writeln!(
+            out,
+            "  {} other reports with this identity differ: {} ({counted}; one may be forged)",
+            style.bad("conflict:"),
+            others.join(", ")
+        );
+    }
     for p in &r.policies {
         let a = &p.policy;
         let _ = writeln!(
             out,
             "\n  {} policy for {}: {} successful, {} failed sessions",
-            a.policy_type,
-            a.policy_domain,
+            clean(a.policy_type.as_str()),
+            clean(&a.policy_domain),
             p.summary.total_successful_session_count,
             p.summary.total_failure_session_count
         );
         if !a.mx_host.is_empty() {
             let _ = writeln!(out, "    mx: {}", clean(&a.mx_host.join(", ")));
         }
+        for line in &a.policy_string {
+            let _ = writeln!(out, "    policy: {}", clean(line));
+        }
         for f in &p.failure_details {
             let _ = writeln!(
                 out,
                 "    {} x {}: {} -> {} [{}] {}",
                 style.bad(&f.failed_session_count.to_string()),
-                f.result_type,
-                f.sending_mta_ip.as_deref().unwrap_or("?"),
-                f.receiving_mx_hostname.as_deref().unwrap_or("?"),
-                f.receiving_ip.as_deref().unwrap_or("?"),
-                f.failure_reason_code
-                    .as_deref()
-                    .or(f.additional_information.as_deref())
-                    .unwrap_or("")
+                clean(f.result_type.as_str()),
+                clean(f.sending_mta_ip.as_deref().unwrap_or("?")),
+                clean(f.receiving_mx_hostname.as_deref().unwrap_or("?")),
+                clean(f.receiving_ip.as_deref().unwrap_or("?")),
+                clean(
+                    f.failure_reason_code
+                        .as_deref()
+                        .or(f.additional_information.as_deref())
+                        .unwrap_or("")
+                )
             );
         }
     }

@@ -48,7 +48,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::mail::decode_body;
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport};
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
@@ -62,8 +61,8 @@ pub use collected::{
 pub use error::StoreError;
 pub use location::{Location, SQLITE_FILE_NAME};
 pub use model::{
-    IngestOutcome, Ingested, PolicySummary, QuarantineEntry, RawId, RawReport, ReportFilter,
-    ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
+    IngestOutcome, Ingested, Origin, PolicySummary, QuarantineCode, QuarantineEntry, RawId,
+    RawReport, ReportFilter, ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
 pub use sql::MAX_INDEXED_LEN;
 pub use writer::WriterStats;
@@ -197,8 +196,10 @@ impl Store {
     }
 
     /// Stores a report read from the raw body `raw`, and returns once it is committed.
-    /// Idempotent: a report with the same identity (organization, report-id, date range) stored
-    /// before is left as it was, and its key returned as [`IngestOutcome::Duplicate`]. A report
+    /// Idempotent: the same report (identity and content) stored before is left as it was, and
+    /// its key returned as [`IngestOutcome::Duplicate`]; a different report with a stored
+    /// identity (organization, report-id, date range) is kept too, as
+    /// [`IngestOutcome::Conflict`]. The report counts as unauthenticated. A report
     /// whose organization-name, report-id or a policy-domain is longer than
     /// [`MAX_INDEXED_LEN`] bytes is put in quarantine instead.
     ///
@@ -214,6 +215,7 @@ impl Store {
         self.writer
             .submit(StoreParsed {
                 raw,
+                trust: Origin::from(Source::File).trust(),
                 report: report.clone(),
                 now: unix_now(),
             })
@@ -241,6 +243,13 @@ impl Store {
     /// [`StoreOptions::max_report_size`]) and stores it: the raw bytes, then the parsed report
     /// or, when it cannot be read, a quarantine entry with the reason. Returns once committed.
     ///
+    /// Every distinct body is kept: the same report again is an [`Ingested::Duplicate`]; a
+    /// different report with a stored identity is an [`Ingested::Conflict`], and of the
+    /// identity's bodies the one from the most trusted `origin` counts (DKIM-verified mail over
+    /// anything unsigned; the first stored of equally trusted ones). Should the database refuse
+    /// the parsed rows (a value it cannot hold), the body is kept in quarantine instead, and
+    /// the other reports committed with it are not affected.
+    ///
     /// The body is read before the write is queued, and the raw row and its outcome are
     /// committed in one transaction, raw row first: the bytes are never stored without their
     /// outcome, nor an outcome without its bytes, and a report costs one place in a group
@@ -252,15 +261,22 @@ impl Store {
     /// When the database refuses the write; nothing was stored.
     pub async fn ingest(
         &self,
-        source: Source,
+        origin: impl Into<Origin>,
         content_type: &str,
         bytes: &[u8],
     ) -> Result<Ingested, StoreError> {
+        let origin = origin.into();
+        let (source, trust) = (origin.source, origin.trust());
         let max_len = self.max_report_size;
         let write = if bytes.len() <= INLINE_READ_LIMIT {
             let raw = new_raw(source, content_type, bytes);
             let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
-            StoreIngest { raw, verdict }
+            StoreIngest {
+                raw,
+                trust,
+                verdict,
+                refused: None,
+            }
         } else {
             // Hashing and reading a large body takes milliseconds: not on the async workers,
             // where it would hold up every other request scheduled there.
@@ -268,7 +284,12 @@ impl Store {
             tokio::task::spawn_blocking(move || {
                 let raw = new_raw(source, &content_type, &bytes);
                 let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
-                StoreIngest { raw, verdict }
+                StoreIngest {
+                    raw,
+                    trust,
+                    verdict,
+                    refused: None,
+                }
             })
             .await
             // Only a runtime shutting down cancels the task (`read_body` catches panics).
@@ -427,13 +448,11 @@ fn read_body(content_type: &str, bytes: &[u8], max_len: usize) -> Verdict {
 }
 
 fn new_raw(source: Source, content_type: &str, bytes: &[u8]) -> NewRaw {
-    let digest = Sha256::digest(bytes);
-    let sha256 = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     NewRaw {
         received_at: unix_now(),
         source,
         content_type: content_type.to_owned(),
-        sha256,
+        sha256: sql::sha256_hex(bytes),
         bytes: bytes.to_vec(),
     }
 }

@@ -47,14 +47,104 @@ impl Source {
     }
 }
 
+/// Who sent a report body, as far as the store can tell: where it came from and whether the
+/// sender was authenticated. Decides which of two different bodies with one identity counts
+/// (see [`ReportSummary::counted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// Where the body came from.
+    pub source: Source,
+    /// The report mail carried a valid DKIM signature of the reporting domain.
+    pub dkim_verified: bool,
+}
+
+impl Origin {
+    /// How far the origin is trusted: DKIM-verified mail (1) over anything unsigned (0).
+    pub(crate) fn trust(self) -> i64 {
+        i64::from(self.dkim_verified)
+    }
+}
+
+impl From<Source> for Origin {
+    /// An unauthenticated origin: HTTPS, a file, or mail without a verified signature.
+    fn from(source: Source) -> Self {
+        Origin {
+            source,
+            dkim_verified: false,
+        }
+    }
+}
+
+/// Why a body is in quarantine, as a stable code (stored beside the reason's text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuarantineCode {
+    /// The body is not a readable report (not gzip, not JSON, no identity).
+    Unreadable,
+    /// The body decompresses to more than the size limit.
+    TooLarge,
+    /// The report has a field too long to index (see [`MAX_INDEXED_LEN`](crate::MAX_INDEXED_LEN)).
+    Unindexable,
+    /// The report reader failed (a bug in mta-sts).
+    ReaderFailed,
+    /// The database refused the parsed rows; the raw body is kept.
+    Refused,
+    /// Put there by [`Store::quarantine`](crate::Store::quarantine).
+    Manual,
+    /// A code written by another version of mta-sts, as stored.
+    Other(String),
+}
+
+impl QuarantineCode {
+    /// The name stored in `quarantine.code`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Unreadable => "unreadable",
+            Self::TooLarge => "too-large",
+            Self::Unindexable => "unindexable",
+            Self::ReaderFailed => "reader-failed",
+            Self::Refused => "refused",
+            Self::Manual => "manual",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// The code stored as `name`.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "unreadable" => Self::Unreadable,
+            "too-large" => Self::TooLarge,
+            "unindexable" => Self::Unindexable,
+            "reader-failed" => Self::ReaderFailed,
+            "refused" => Self::Refused,
+            "manual" => Self::Manual,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for QuarantineCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What [`Store::ingest_parsed`](crate::Store::ingest_parsed) did with a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// The report is new and was stored under this key.
     Stored(ReportKey),
     /// A report with the same identity (organization, report-id, date range) was already
-    /// stored, under this key; nothing changed.
+    /// stored, under this key, with the same content; nothing changed.
     Duplicate(ReportKey),
+    /// A report with the same identity but different content was stored before: this one is
+    /// kept too, under this key, and both are flagged as a conflict.
+    Conflict {
+        /// The new body's key.
+        report: ReportKey,
+        /// Whether the new body is the one that counts now (see [`ReportSummary::counted`]).
+        counted: bool,
+    },
     /// The report was put in quarantine instead: it cannot be stored as parsed rows.
     Quarantined {
         /// Why.
@@ -80,6 +170,16 @@ pub enum Ingested {
         /// The report stored before.
         report: ReportKey,
     },
+    /// The report was read, and a different report with the same identity had been stored
+    /// before: it is kept as well, and both are flagged as a conflict.
+    Conflict {
+        /// The raw body.
+        raw: RawId,
+        /// The new report.
+        report: ReportKey,
+        /// Whether the new report is the one that counts now.
+        counted: bool,
+    },
     /// The report could not be read; the body is kept in quarantine with the reason.
     Quarantined {
         /// The raw body.
@@ -103,6 +203,7 @@ impl Ingested {
         match self {
             Self::Stored { raw, .. }
             | Self::Duplicate { raw, .. }
+            | Self::Conflict { raw, .. }
             | Self::Quarantined { raw, .. }
             | Self::TooLarge { raw, .. } => *raw,
         }
@@ -118,6 +219,9 @@ pub struct ReportFilter {
     pub since: Option<Timestamp>,
     /// At most this many reports, newest period first.
     pub limit: u32,
+    /// Also the bodies that do not count (see [`ReportSummary::counted`]); by default only
+    /// the counted one of each identity is listed, so sums never count a report twice.
+    pub include_uncounted: bool,
 }
 
 impl Default for ReportFilter {
@@ -126,6 +230,7 @@ impl Default for ReportFilter {
             domain: None,
             since: None,
             limit: 100,
+            include_uncounted: false,
         }
     }
 }
@@ -143,6 +248,13 @@ pub struct ReportSummary {
     pub date_start: Timestamp,
     /// `date-range.end-datetime`.
     pub date_end: Timestamp,
+    /// Another body with the same identity (organization, report-id, date range) but different
+    /// content is stored too: one of them may be forged.
+    pub conflict: bool,
+    /// This is the body that counts for its identity. Of conflicting bodies, the most trusted
+    /// one counts (DKIM-verified mail over HTTPS, files and unsigned mail), and of equally
+    /// trusted ones the first stored; never more than one.
+    pub counted: bool,
     /// One entry per policy, in report order.
     pub policies: Vec<PolicySummary>,
 }
@@ -172,6 +284,13 @@ pub struct StoredReport {
     pub report: Report,
     /// What the reader tolerated to read it.
     pub warnings: Vec<StoredWarning>,
+    /// SHA-256 (hex) of the report as [`Report::to_json`] writes it; empty for reports stored
+    /// by an older version that have not been delivered again since.
+    pub content_sha256: String,
+    /// This is the body that counts for its identity (see [`ReportSummary::counted`]).
+    pub counted: bool,
+    /// The other bodies stored with the same identity, oldest first: a conflict when not empty.
+    pub conflicting: Vec<ReportKey>,
 }
 
 /// A reader warning as stored: the JSON path and the message.
@@ -188,6 +307,8 @@ pub struct StoredWarning {
 pub struct QuarantineEntry {
     /// The raw body.
     pub raw: RawId,
+    /// Why it is in quarantine, as a code.
+    pub code: QuarantineCode,
     /// Why it is in quarantine.
     pub reason: String,
     /// When it was put there.

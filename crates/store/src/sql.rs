@@ -9,13 +9,14 @@ use mta_sts_tlsrpt::report::{
     AppliedPolicy, DateRange, FailureDetail, PolicyResult, PolicyType, ReadReport, Report,
     ResultType, SessionSummary, Timestamp,
 };
+use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::error::StoreError;
 use crate::model::{
-    IngestOutcome, PolicySummary, QuarantineEntry, RawId, RawReport, ReportFilter, ReportKey,
-    ReportSummary, Source, StoredReport, StoredWarning,
+    IngestOutcome, PolicySummary, QuarantineCode, QuarantineEntry, RawId, RawReport, ReportFilter,
+    ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
 
 /// The longest `organization-name`, `report-id` or `policy-domain` the store indexes, in bytes.
@@ -42,6 +43,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 include_str!("../migrations/sqlite/0001_reports.sql"),
             ),
             (
+                2,
+                "distinct bodies",
+                include_str!("../migrations/sqlite/0002_distinct_bodies.sql"),
+            ),
+            (
                 60,
                 "collected",
                 include_str!("../migrations/sqlite/0060_collected.sql"),
@@ -52,6 +58,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 1,
                 "reports",
                 include_str!("../migrations/postgres/0001_reports.sql"),
+            ),
+            (
+                2,
+                "distinct bodies",
+                include_str!("../migrations/postgres/0002_distinct_bodies.sql"),
             ),
             (
                 60,
@@ -94,7 +105,7 @@ pub(crate) async fn insert_raw(conn: &mut AnyConnection, raw: &NewRaw) -> sqlx::
     )
     .bind(raw.received_at)
     .bind(raw.source.as_str())
-    .bind(raw.content_type.as_str())
+    .bind(text(&raw.content_type))
     .bind(raw.bytes.as_slice())
     .bind(raw.sha256.as_str())
     .bind(saturating_i64(raw.bytes.len() as u64))
@@ -110,19 +121,38 @@ pub(crate) async fn insert_raw(conn: &mut AnyConnection, raw: &NewRaw) -> sqlx::
     Ok(RawId(id))
 }
 
+/// Text as the database can hold it: PostgreSQL refuses NUL in `TEXT` (and fails the whole
+/// statement), so NUL becomes U+FFFD. The report reader has already replaced NUL in reports,
+/// with a warning; this covers everything else (content types, reasons, warnings' values).
+pub(crate) fn text(value: &str) -> String {
+    value.replace('\0', "\u{FFFD}")
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
 /// Puts a raw body in quarantine; a body already there keeps its first reason.
 pub(crate) async fn insert_quarantine(
     conn: &mut AnyConnection,
     raw: RawId,
+    code: &QuarantineCode,
     reason: &str,
     now: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO quarantine (raw_id, reason, created_at) VALUES ($1, $2, $3) \
+        "INSERT INTO quarantine (raw_id, code, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (raw_id) DO NOTHING",
     )
     .bind(raw.0)
-    .bind(reason)
+    .bind(code.as_str())
+    .bind(text(reason))
     .bind(now)
     .execute(conn)
     .await?;
@@ -152,60 +182,136 @@ fn unindexable(report: &Report) -> Option<String> {
         })
 }
 
-/// Stores a read report's rows for the raw body `raw`, unless a report with the same identity
-/// is stored already. A report whose indexed fields are too long goes to quarantine.
+/// Stores a read report's rows for the raw body `raw`, unless the same report (identity and
+/// content) is stored already. A different body with a stored identity is stored too, and the
+/// identity's bodies flagged as a conflict; the most trusted body counts (the first stored of
+/// equally trusted ones). A report whose indexed fields are too long goes to quarantine.
 pub(crate) async fn insert_parsed(
     conn: &mut AnyConnection,
     raw: RawId,
     read: &ReadReport,
+    trust: i64,
     now: i64,
 ) -> sqlx::Result<IngestOutcome> {
     let report = &read.report;
     if let Some(reason) = unindexable(report) {
-        insert_quarantine(conn, raw, &reason, now).await?;
+        insert_quarantine(conn, raw, &QuarantineCode::Unindexable, &reason, now).await?;
         return Ok(IngestOutcome::Quarantined { reason });
     }
+    let content = sha256_hex(report.to_json().as_bytes());
+    // The common case in one statement: a new identity. Both unique indexes (identity + content,
+    // and the one counted body per identity) turn anything else into no row.
+    if let Some(key) = insert_report(conn, raw, report, &content, trust, false, true).await? {
+        insert_children(conn, key, read).await?;
+        return Ok(IngestOutcome::Stored(ReportKey(key)));
+    }
     let identity = report.identity();
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO reports \
-         (raw_id, organization_name, report_id, date_start, date_end, contact_info) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (organization_name, report_id, date_start, date_end) DO NOTHING \
-         RETURNING id",
+    let rows = sqlx::query(
+        "SELECT id, content_sha256, trust, counted FROM reports \
+         WHERE organization_name = $1 AND report_id = $2 AND date_start = $3 \
+         AND date_end = $4 ORDER BY id",
     )
-    .bind(raw.0)
-    .bind(identity.organization_name.as_str())
-    .bind(identity.report_id.as_str())
+    .bind(text(&identity.organization_name))
+    .bind(text(&identity.report_id))
     .bind(identity.start_unix_seconds)
     .bind(identity.end_unix_seconds)
-    .bind(report.contact_info.as_deref())
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(report_key) = inserted else {
-        let existing = sqlx::query_scalar(
-            "SELECT id FROM reports WHERE organization_name = $1 AND report_id = $2 \
-             AND date_start = $3 AND date_end = $4",
-        )
-        .bind(identity.organization_name.as_str())
-        .bind(identity.report_id.as_str())
-        .bind(identity.start_unix_seconds)
-        .bind(identity.end_unix_seconds)
-        .fetch_one(&mut *conn)
-        .await?;
-        return Ok(IngestOutcome::Duplicate(ReportKey(existing)));
-    };
-    for policy in &report.policies {
-        insert_policy(conn, report_key, policy).await?;
+    let mut counted_body: Option<(i64, i64)> = None;
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let stored_content: String = row.try_get("content_sha256")?;
+        if stored_content == content {
+            return Ok(IngestOutcome::Duplicate(ReportKey(id)));
+        }
+        if stored_content.is_empty() {
+            // Stored before content hashes were kept: the identity was the whole key
+            // then, so it is this report; it gets its hash now.
+            sqlx::query("UPDATE reports SET content_sha256 = $1 WHERE id = $2")
+                .bind(content.as_str())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(IngestOutcome::Duplicate(ReportKey(id)));
+        }
+        if row.try_get::<i64, _>("counted")? == 1 {
+            counted_body = Some((id, row.try_get("trust")?));
+        }
     }
-    for warning in &read.warnings {
-        sqlx::query("INSERT INTO report_warnings (report, path, message) VALUES ($1, $2, $3)")
-            .bind(report_key)
-            .bind(warning.path.as_str())
-            .bind(warning.kind.to_string())
+    let counted = counted_body.is_none_or(|(_, counted_trust)| trust > counted_trust);
+    if let (true, Some((id, _))) = (counted, counted_body) {
+        sqlx::query("UPDATE reports SET counted = 0 WHERE id = $1")
+            .bind(id)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(IngestOutcome::Stored(ReportKey(report_key)))
+    sqlx::query(
+        "UPDATE reports SET conflict = 1 WHERE organization_name = $1 \
+         AND report_id = $2 AND date_start = $3 AND date_end = $4",
+    )
+    .bind(text(&identity.organization_name))
+    .bind(text(&identity.report_id))
+    .bind(identity.start_unix_seconds)
+    .bind(identity.end_unix_seconds)
+    .execute(&mut *conn)
+    .await?;
+    let key = insert_report(conn, raw, report, &content, trust, true, counted)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    insert_children(conn, key, read).await?;
+    Ok(IngestOutcome::Conflict {
+        report: ReportKey(key),
+        counted,
+    })
+}
+
+/// Inserts a `reports` row; `None` when a unique index refused it.
+async fn insert_report(
+    conn: &mut AnyConnection,
+    raw: RawId,
+    report: &Report,
+    content: &str,
+    trust: i64,
+    conflict: bool,
+    counted: bool,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "INSERT INTO reports (raw_id, organization_name, report_id, date_start, date_end, \
+         contact_info, content_sha256, trust, conflict, counted) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(raw.0)
+    .bind(text(&report.organization_name))
+    .bind(text(&report.report_id))
+    .bind(report.date_range.start.unix_seconds())
+    .bind(report.date_range.end.unix_seconds())
+    .bind(report.contact_info.as_deref().map(text))
+    .bind(content)
+    .bind(trust)
+    .bind(i64::from(conflict))
+    .bind(i64::from(counted))
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The policies, failure details and warnings of a report stored under `report`.
+async fn insert_children(
+    conn: &mut AnyConnection,
+    report: i64,
+    read: &ReadReport,
+) -> sqlx::Result<()> {
+    for policy in &read.report.policies {
+        insert_policy(conn, report, policy).await?;
+    }
+    for warning in &read.warnings {
+        sqlx::query("INSERT INTO report_warnings (report, path, message) VALUES ($1, $2, $3)")
+            .bind(report)
+            .bind(text(&warning.path))
+            .bind(text(&warning.kind.to_string()))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_policy(
@@ -220,8 +326,8 @@ async fn insert_policy(
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(report)
-    .bind(policy.policy_type.as_str())
-    .bind(policy.policy_domain.as_str())
+    .bind(text(policy.policy_type.as_str()))
+    .bind(text(&policy.policy_domain))
     .bind(json_strings(&policy.policy_string))
     .bind(json_strings(&policy.mx_host))
     .bind(saturating_i64(
@@ -238,14 +344,14 @@ async fn insert_policy(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(policy_id)
-        .bind(detail.result_type.as_str())
-        .bind(detail.sending_mta_ip.as_deref())
-        .bind(detail.receiving_mx_hostname.as_deref())
-        .bind(detail.receiving_mx_helo.as_deref())
-        .bind(detail.receiving_ip.as_deref())
+        .bind(text(detail.result_type.as_str()))
+        .bind(detail.sending_mta_ip.as_deref().map(text))
+        .bind(detail.receiving_mx_hostname.as_deref().map(text))
+        .bind(detail.receiving_mx_helo.as_deref().map(text))
+        .bind(detail.receiving_ip.as_deref().map(text))
         .bind(saturating_i64(detail.failed_session_count))
-        .bind(detail.additional_information.as_deref())
-        .bind(detail.failure_reason_code.as_deref())
+        .bind(detail.additional_information.as_deref().map(text))
+        .bind(detail.failure_reason_code.as_deref().map(text))
         .execute(&mut *conn)
         .await?;
     }
@@ -283,7 +389,7 @@ pub(crate) async fn list_quarantine(
     conn: &mut AnyConnection,
 ) -> Result<Vec<QuarantineEntry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT q.raw_id, q.reason, q.created_at, r.source, r.content_type, r.size \
+        "SELECT q.raw_id, q.code, q.reason, q.created_at, r.source, r.content_type, r.size \
          FROM quarantine q JOIN raw_reports r ON r.id = q.raw_id ORDER BY q.id",
     )
     .fetch_all(conn)
@@ -293,6 +399,7 @@ pub(crate) async fn list_quarantine(
         .map(|row| {
             Ok(QuarantineEntry {
                 raw: RawId(get(row, "raw_id")?),
+                code: QuarantineCode::from_name(&get::<String>(row, "code")?),
                 reason: get(row, "reason")?,
                 created_at: timestamp(get(row, "created_at")?, "quarantine.created_at")?,
                 source: get(row, "source")?,
@@ -312,10 +419,14 @@ pub(crate) async fn list_reports(
     // built from constant pieces only, and values are bound.
     let mut sql = String::from(
         "SELECT r.id, r.organization_name, r.report_id, r.date_start, r.date_end, \
+         r.conflict, r.counted, \
          p.policy_domain, p.policy_type, p.successful_sessions, p.failed_sessions \
-         FROM (SELECT id, organization_name, report_id, date_start, date_end FROM reports \
-         WHERE 1 = 1",
+         FROM (SELECT id, organization_name, report_id, date_start, date_end, conflict, \
+         counted FROM reports WHERE 1 = 1",
     );
+    if !filter.include_uncounted {
+        sql.push_str(" AND counted = 1");
+    }
     let mut placeholder = 0;
     let domain = filter.domain.as_deref().map(normalize_domain);
     if domain.is_some() {
@@ -360,6 +471,8 @@ pub(crate) async fn list_reports(
                 report_id: get(row, "report_id")?,
                 date_start: timestamp(get(row, "date_start")?, "reports.date_start")?,
                 date_end: timestamp(get(row, "date_end")?, "reports.date_end")?,
+                conflict: get::<i64>(row, "conflict")? != 0,
+                counted: get::<i64>(row, "counted")? != 0,
                 policies: Vec::new(),
             });
         }
@@ -385,8 +498,8 @@ pub(crate) async fn get_report(
     key: ReportKey,
 ) -> Result<Option<StoredReport>, StoreError> {
     let row = sqlx::query(
-        "SELECT id, raw_id, organization_name, report_id, date_start, date_end, contact_info \
-         FROM reports WHERE id = $1",
+        "SELECT id, raw_id, organization_name, report_id, date_start, date_end, contact_info, \
+         content_sha256, counted FROM reports WHERE id = $1",
     )
     .bind(key.0)
     .fetch_optional(&mut *conn)
@@ -419,6 +532,19 @@ pub(crate) async fn get_report(
             .fetch_all(&mut *conn)
             .await
             .map_err(crate::error::database("read report warnings"))?;
+
+    let conflicting = sqlx::query_scalar(
+        "SELECT o.id FROM reports r JOIN reports o ON o.organization_name = r.organization_name \
+         AND o.report_id = r.report_id AND o.date_start = r.date_start \
+         AND o.date_end = r.date_end AND o.id <> r.id WHERE r.id = $1 ORDER BY o.id",
+    )
+    .bind(key.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(crate::error::database("read conflicting reports"))?
+    .into_iter()
+    .map(ReportKey)
+    .collect();
 
     let mut policies = Vec::with_capacity(policy_rows.len());
     for row in &policy_rows {
@@ -475,6 +601,9 @@ pub(crate) async fn get_report(
             policies,
         },
         warnings,
+        content_sha256: get(&row, "content_sha256")?,
+        counted: get::<i64>(&row, "counted")? != 0,
+        conflicting,
     }))
 }
 
@@ -542,6 +671,64 @@ mod tests {
             sqlite,
             include_str!("../migrations/postgres/0001_reports.sql")
         );
+    }
+
+    /// A database written before migration 2 keeps every row, and its tables still refer to
+    /// each other (SQLite rebuilds them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn sqlite_rows_survive_the_distinct_bodies_migration() {
+        use sqlx::{Connection, Executor};
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        );
+        let mut conn = AnyConnection::connect(&url).await.expect("connect");
+        let full = migrator(Backend::Sqlite);
+        let mut first = migrator(Backend::Sqlite);
+        first.migrations = Cow::Owned(full.migrations[..1].to_vec());
+        first.run(&mut conn).await.expect("migration 1");
+        conn.execute(
+            "INSERT INTO raw_reports VALUES (1, 0, 'https', 'application/tlsrpt+json', x'00', 'h', 1);
+             INSERT INTO reports VALUES (1, 1, 'Org', 'r1', 0, 86399, NULL);
+             INSERT INTO report_policies VALUES (1, 1, 'sts', 'example.com', '[]', '[]', 5, 1);
+             INSERT INTO failure_details VALUES (1, 1, 'starttls-not-supported', NULL, NULL, NULL,
+                 NULL, 1, NULL, NULL);
+             INSERT INTO report_warnings VALUES (1, 1, 'contact-info', 'missing');
+             INSERT INTO raw_reports VALUES (2, 0, 'https', 'text/plain', x'01', 'i', 1);
+             INSERT INTO quarantine VALUES (1, 2, 'not JSON', 0);",
+        )
+        .await
+        .expect("rows of version 1");
+        full.run(&mut conn).await.expect("migration 2");
+        let counts: (i64, i64, i64, i64, String) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM reports WHERE counted = 1 AND content_sha256 = ''),
+                    (SELECT count(*) FROM report_policies), (SELECT count(*) FROM failure_details),
+                    (SELECT count(*) FROM report_warnings), (SELECT code FROM quarantine)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("counts");
+        assert_eq!(counts, (1, 1, 1, 1, "unreadable".to_owned()));
+        // The references point at the rebuilt tables: deleting the raw body cascades.
+        conn.execute("DELETE FROM raw_reports WHERE id = 1")
+            .await
+            .expect("delete");
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM reports) + (SELECT count(*) FROM report_policies)
+                  + (SELECT count(*) FROM failure_details) + (SELECT count(*) FROM report_warnings)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+        assert_eq!(left, 0);
+        let schema: Vec<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+                .fetch_all(&mut conn)
+                .await
+                .expect("schema");
+        assert!(schema.iter().all(|sql| !sql.contains("_new")), "{schema:?}");
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub(crate) trait Write: Send + 'static {
         conn: &'c mut AnyConnection,
     ) -> impl Future<Output = sqlx::Result<Self::Output>> + Send + 'c;
 
+    /// The database refused the write alone, on a working connection, with `error` (a value
+    /// it cannot hold, say): switches to a fallback that keeps what must be kept and returns
+    /// true, or returns false when there is none.
+    fn refused(&mut self, error: &sqlx::Error) -> bool {
+        let _ = error;
+        false
+    }
+
     /// What the store was doing, for errors.
     fn operation(&self) -> &'static str;
 }
@@ -45,6 +53,8 @@ trait Queued: Send {
         &'c mut self,
         conn: &'c mut AnyConnection,
     ) -> Pin<Box<dyn Future<Output = sqlx::Result<()>> + Send + 'c>>;
+    /// See [`Write::refused`].
+    fn refused(&mut self, error: &sqlx::Error) -> bool;
     /// Answers the waiter with the output of the last successful `apply`.
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, source: sqlx::Error);
@@ -65,6 +75,10 @@ impl<W: Write> Queued for Envelope<W> {
             self.output = Some(self.write.apply(conn).await?);
             Ok(())
         })
+    }
+
+    fn refused(&mut self, error: &sqlx::Error) -> bool {
+        self.write.refused(error)
     }
 
     fn succeed(self: Box<Self>) {
@@ -200,6 +214,12 @@ impl Task {
             let write = std::slice::from_mut(&mut queued);
             let mut result = self.commit(write).await;
             if result.is_err() && self.reconnect().await {
+                result = self.commit(write).await;
+            }
+            // Refused by the database itself (not a lost connection): the write's fallback.
+            if let Err(error @ sqlx::Error::Database(_)) = &result
+                && write[0].refused(error)
+            {
                 result = self.commit(write).await;
             }
             match result {

@@ -5,7 +5,7 @@ use std::future::Future;
 use mta_sts_tlsrpt::report::{ReadReport, ReportError};
 use sqlx::AnyConnection;
 
-use crate::model::{IngestOutcome, Ingested, RawId};
+use crate::model::{IngestOutcome, Ingested, QuarantineCode, RawId};
 use crate::sql::{self, NewRaw};
 use crate::writer::Write;
 
@@ -30,6 +30,7 @@ impl Write for StoreRaw {
 /// Stores a read report ([`Store::ingest_parsed`](crate::Store::ingest_parsed)).
 pub(crate) struct StoreParsed {
     pub(crate) raw: RawId,
+    pub(crate) trust: i64,
     pub(crate) report: ReadReport,
     pub(crate) now: i64,
 }
@@ -41,7 +42,7 @@ impl Write for StoreParsed {
         &'c self,
         conn: &'c mut AnyConnection,
     ) -> impl Future<Output = sqlx::Result<IngestOutcome>> + Send + 'c {
-        sql::insert_parsed(conn, self.raw, &self.report, self.now)
+        sql::insert_parsed(conn, self.raw, &self.report, self.trust, self.now)
     }
 
     fn operation(&self) -> &'static str {
@@ -63,7 +64,13 @@ impl Write for Quarantine {
         &'c self,
         conn: &'c mut AnyConnection,
     ) -> impl Future<Output = sqlx::Result<()>> + Send + 'c {
-        sql::insert_quarantine(conn, self.raw, &self.reason, self.now)
+        sql::insert_quarantine(
+            conn,
+            self.raw,
+            &QuarantineCode::Manual,
+            &self.reason,
+            self.now,
+        )
     }
 
     fn operation(&self) -> &'static str {
@@ -83,7 +90,12 @@ pub(crate) enum Verdict {
 /// parsed rows or the quarantine row ([`Store::ingest`](crate::Store::ingest)).
 pub(crate) struct StoreIngest {
     pub(crate) raw: NewRaw,
+    pub(crate) trust: i64,
     pub(crate) verdict: Verdict,
+    /// Set when the database refused the parsed rows (alone, on a working connection): the raw
+    /// body is then kept in quarantine with this reason, so no report is ever lost to a value
+    /// the database cannot hold.
+    pub(crate) refused: Option<String>,
 }
 
 impl Write for StoreIngest {
@@ -92,27 +104,48 @@ impl Write for StoreIngest {
     async fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> sqlx::Result<Ingested> {
         let now = self.raw.received_at;
         let raw = sql::insert_raw(conn, &self.raw).await?;
-        let reason = match &self.verdict {
-            Verdict::Read(report) => {
-                return Ok(match sql::insert_parsed(conn, raw, report, now).await? {
+        let (code, reason) = match (&self.refused, &self.verdict) {
+            (Some(reason), _) => (QuarantineCode::Refused, reason.clone()),
+            (None, Verdict::Read(report)) => {
+                let outcome = sql::insert_parsed(conn, raw, report, self.trust, now).await?;
+                return Ok(match outcome {
                     IngestOutcome::Stored(report) => Ingested::Stored { raw, report },
                     IngestOutcome::Duplicate(report) => Ingested::Duplicate { raw, report },
+                    IngestOutcome::Conflict { report, counted } => Ingested::Conflict {
+                        raw,
+                        report,
+                        counted,
+                    },
                     IngestOutcome::Quarantined { reason } => Ingested::Quarantined { raw, reason },
                 });
             }
-            Verdict::Unreadable(error) => error.to_string(),
-            Verdict::ReaderFailed => {
-                "the report reader failed on this body (a bug in mta-sts); the body is kept"
-                    .to_owned()
+            (None, Verdict::Unreadable(error @ ReportError::TooLarge { .. })) => {
+                (QuarantineCode::TooLarge, error.to_string())
             }
+            (None, Verdict::Unreadable(error)) => (QuarantineCode::Unreadable, error.to_string()),
+            (None, Verdict::ReaderFailed) => (
+                QuarantineCode::ReaderFailed,
+                "the report reader failed on this body (a bug in mta-sts); the body is kept"
+                    .to_owned(),
+            ),
         };
-        sql::insert_quarantine(conn, raw, &reason, now).await?;
-        Ok(match &self.verdict {
-            Verdict::Unreadable(ReportError::TooLarge { limit }) => {
+        sql::insert_quarantine(conn, raw, &code, &reason, now).await?;
+        Ok(match (&self.refused, &self.verdict) {
+            (None, Verdict::Unreadable(ReportError::TooLarge { limit })) => {
                 Ingested::TooLarge { raw, limit: *limit }
             }
             _ => Ingested::Quarantined { raw, reason },
         })
+    }
+
+    fn refused(&mut self, error: &sqlx::Error) -> bool {
+        if self.refused.is_some() || !matches!(self.verdict, Verdict::Read(_)) {
+            return false;
+        }
+        self.refused = Some(format!(
+            "the database refused the parsed report ({error}); the body is kept"
+        ));
+        true
     }
 
     fn operation(&self) -> &'static str {

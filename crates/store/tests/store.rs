@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mta_sts_store::{
-    IngestOutcome, Ingested, Location, RawId, ReportFilter, ReportKey, Source, Store, StoreOptions,
+    IngestOutcome, Ingested, Location, Origin, QuarantineCode, RawId, ReportFilter, ReportKey,
+    Source, Store, StoreOptions,
 };
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, Timestamp, decode};
 use sqlx::{Connection, Executor, PgConnection};
@@ -36,6 +37,13 @@ on_both_backends!(
     list_returns_every_report_with_its_policy_counts,
     list_filters_by_domain_since_and_limit,
     unknown_keys_are_none,
+    nul_characters_are_stored_replaced,
+    invalid_utf8_inside_a_json_string_is_quarantined_with_its_bytes,
+    huge_numbers_are_stored_saturated_or_quarantined,
+    a_refused_report_is_kept_in_quarantine_and_its_batch_commits,
+    a_different_body_with_a_stored_identity_is_kept_as_a_conflict,
+    dkim_verified_mail_beats_an_unsigned_body,
+    both_backends_have_the_same_columns,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -673,6 +681,7 @@ async fn list_filters_by_domain_since_and_limit(location: Location) {
             domain: Some("example.org".to_owned()),
             since: Some(Timestamp::from_unix_seconds(4_102_444_800).expect("2100")),
             limit: 10,
+            include_uncounted: true,
         })
         .await
         .expect("list both filters");
@@ -737,4 +746,453 @@ async fn postgres_writer_reconnects_after_its_connection_is_ended() {
         },
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Odd bodies: every one is kept, on both backends.
+
+/// The Google fixture with `edit` applied to its JSON.
+fn edited_google_report(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fixture("google-sts-enforce.json")).expect("fixture is JSON");
+    edit(&mut json);
+    json.to_string().into_bytes()
+}
+
+/// A raw connection to the store's database, for what the store's API does not do.
+async fn raw_connection(location: &Location) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    let url = match location {
+        Location::Postgres(url) => url.clone(),
+        Location::DataDirectory(dir) => format!(
+            "sqlite://{}",
+            dir.join(mta_sts_store::SQLITE_FILE_NAME).display()
+        ),
+    };
+    sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("raw connection")
+}
+
+async fn nul_characters_are_stored_replaced(location: Location) {
+    let store = open(&location).await;
+    let bytes = edited_google_report(|json| {
+        json["organization-name"] = "Google\u{0}Inc.".into();
+        json["policies"][0]["policy"]["policy-type"] = "sts\u{0}x".into();
+        json["policies"][0]["policy"]["mx-host"] = serde_json::json!(["mx\u{0}"]);
+    });
+    assert!(
+        bytes.windows(6).any(|w| w == b"\\u0000"),
+        "the JSON holds \\u0000"
+    );
+    let outcome = store
+        .ingest(Source::Https, "application/tlsrpt+json\u{0}", &bytes)
+        .await
+        .expect("a NUL never fails the write");
+    let stored = store
+        .get_report(stored_key(&outcome))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(stored.report.organization_name, "Google\u{FFFD}Inc.");
+    assert_eq!(
+        stored.report.policies[0].policy.policy_type.as_str(),
+        "sts\u{FFFD}x"
+    );
+    assert_eq!(stored.report.policies[0].policy.mx_host, ["mx\u{FFFD}"]);
+    assert!(
+        stored
+            .warnings
+            .iter()
+            .any(|w| w.path == "organization-name"),
+        "{:?}",
+        stored.warnings
+    );
+    let raw = store.raw(outcome.raw()).await.expect("raw").expect("kept");
+    assert_eq!(raw.bytes, bytes, "the raw bytes are kept exactly");
+    assert_eq!(raw.content_type, "application/tlsrpt+json\u{FFFD}");
+    store.close().await;
+}
+
+async fn invalid_utf8_inside_a_json_string_is_quarantined_with_its_bytes(location: Location) {
+    let store = open(&location).await;
+    let mut bytes = fixture("google-sts-enforce.json");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"Google")
+        .expect("the organization name");
+    bytes[at + 1] = 0xff;
+    let outcome = store
+        .ingest(Source::Https, "application/tlsrpt+json", &bytes)
+        .await
+        .expect("kept");
+    let Ingested::Quarantined { raw, reason } = &outcome else {
+        panic!("expected Quarantined, got {outcome:?}");
+    };
+    assert!(
+        reason.contains("not JSON") && reason.contains("unicode"),
+        "{reason}"
+    );
+    assert_eq!(
+        store.raw(*raw).await.expect("raw").expect("kept").bytes,
+        bytes
+    );
+    let quarantine = store.list_quarantine().await.expect("quarantine");
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0].code, QuarantineCode::Unreadable);
+    store.close().await;
+}
+
+async fn huge_numbers_are_stored_saturated_or_quarantined(location: Location) {
+    let store = open(&location).await;
+    // Past u64: read as 0 with a warning.
+    let past_u64 = edited_google_report(|json| {
+        json["report-id"] = "past-u64".into();
+    });
+    let past_u64 = String::from_utf8(past_u64).expect("UTF-8").replacen(
+        "\"total-successful-session-count\":",
+        "\"total-successful-session-count\":123456789012345678901234567890,\"x\":",
+        1,
+    );
+    // Past i64 but within u64: stored as i64::MAX.
+    let past_i64 = edited_google_report(|json| {
+        json["report-id"] = "past-i64".into();
+        json["policies"][0]["summary"]["total-failure-session-count"] = u64::MAX.into();
+    });
+    // Past f64: not JSON that serde reads; quarantined.
+    let past_f64 = String::from_utf8(edited_google_report(|json| {
+        json["report-id"] = "past-f64".into();
+    }))
+    .expect("UTF-8")
+    .replacen(
+        "\"total-successful-session-count\":",
+        "\"total-successful-session-count\":1e400,\"x\":",
+        1,
+    );
+    let first = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            past_u64.as_bytes(),
+        )
+        .await
+        .expect("past u64");
+    let stored = store
+        .get_report(stored_key(&first))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        stored.report.policies[0]
+            .summary
+            .total_successful_session_count,
+        0
+    );
+    let second = store
+        .ingest(Source::Https, "application/tlsrpt+json", &past_i64)
+        .await
+        .expect("past i64");
+    let stored = store
+        .get_report(stored_key(&second))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        stored.report.policies[0]
+            .summary
+            .total_failure_session_count,
+        i64::MAX as u64
+    );
+    let third = store
+        .ingest(
+            Source::Https,
+            "application/tlsrpt+json",
+            past_f64.as_bytes(),
+        )
+        .await
+        .expect("past f64");
+    assert!(matches!(third, Ingested::Quarantined { .. }), "{third:?}");
+    store.close().await;
+}
+
+async fn a_refused_report_is_kept_in_quarantine_and_its_batch_commits(location: Location) {
+    let store = Arc::new(open(&location).await);
+    // The database itself refuses one report's rows, as it would a value it cannot hold.
+    let mut conn = raw_connection(&location).await;
+    let trigger = match location {
+        Location::Postgres(_) => vec![
+            "CREATE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN \
+             IF NEW.report_id = 'refuse-me' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON reports FOR EACH ROW \
+             EXECUTE FUNCTION refuse_report()",
+        ],
+        Location::DataDirectory(_) => vec![
+            "CREATE TRIGGER refuse BEFORE INSERT ON reports WHEN NEW.report_id = 'refuse-me' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+    };
+    for statement in trigger {
+        conn.execute(statement).await.expect("create trigger");
+    }
+    let _ = conn.close().await;
+
+    let mut tasks = Vec::new();
+    for index in 0..40 {
+        let store = Arc::clone(&store);
+        let report_id = if index == 17 {
+            "refuse-me".to_owned()
+        } else {
+            format!("accepted-{index}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let outcome = store
+                .ingest(
+                    Source::Https,
+                    "application/tlsrpt+json",
+                    &google_report(&report_id),
+                )
+                .await;
+            (report_id, outcome)
+        }));
+    }
+    for task in tasks {
+        let (report_id, outcome) = task.await.expect("task");
+        let outcome = outcome.expect("every body is kept");
+        if report_id == "refuse-me" {
+            let Ingested::Quarantined { reason, .. } = &outcome else {
+                panic!("expected Quarantined, got {outcome:?}");
+            };
+            assert!(reason.contains("refused by the test"), "{reason}");
+        } else {
+            stored_key(&outcome);
+        }
+    }
+    assert_eq!(all_reports(&store).await.len(), 39);
+    let quarantine = store.list_quarantine().await.expect("quarantine");
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0].code, QuarantineCode::Refused);
+    let raw = store
+        .raw(quarantine[0].raw)
+        .await
+        .expect("raw")
+        .expect("kept");
+    assert_eq!(raw.bytes, google_report("refuse-me"));
+    Arc::into_inner(store)
+        .expect("last reference")
+        .close()
+        .await;
+}
+
+async fn a_different_body_with_a_stored_identity_is_kept_as_a_conflict(location: Location) {
+    let store = open(&location).await;
+    let real = fixture("google-sts-enforce.json");
+    let forged = edited_google_report(|json| {
+        json["policies"][0]["summary"]["total-failure-session-count"] = 999.into();
+    });
+    let first = store
+        .ingest(Source::Https, "application/tlsrpt+json", &real)
+        .await
+        .expect("real");
+    let real_key = stored_key(&first);
+    let second = store
+        .ingest(Source::Https, "application/tlsrpt+json", &forged)
+        .await
+        .expect("forged");
+    let Ingested::Conflict {
+        report: forged_key,
+        counted,
+        ..
+    } = second
+    else {
+        panic!("expected Conflict, got {second:?}");
+    };
+    assert!(!counted, "the first of two unsigned bodies counts");
+    // The same forged body again is a plain duplicate of itself.
+    let again = store
+        .ingest(Source::Https, "application/tlsrpt+json", &forged)
+        .await
+        .expect("forged again");
+    assert!(
+        matches!(again, Ingested::Duplicate { report, .. } if report == forged_key),
+        "{again:?}"
+    );
+
+    let counted_only = all_reports(&store).await;
+    assert_eq!(counted_only.len(), 1, "sums never count both");
+    assert_eq!(counted_only[0].key, real_key);
+    assert!(counted_only[0].conflict && counted_only[0].counted);
+    let everything = store
+        .list_reports(&ReportFilter {
+            include_uncounted: true,
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("list all");
+    assert_eq!(everything.len(), 2);
+    assert!(everything.iter().all(|r| r.conflict));
+    let forged_stored = store
+        .get_report(forged_key)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(!forged_stored.counted);
+    assert_eq!(forged_stored.conflicting, [real_key]);
+    assert_eq!(
+        forged_stored.report.policies[0]
+            .summary
+            .total_failure_session_count,
+        999
+    );
+    let real_stored = store
+        .get_report(real_key)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(real_stored.counted);
+    assert_eq!(real_stored.conflicting, [forged_key]);
+    assert_eq!(real_stored.content_sha256.len(), 64);
+    store.close().await;
+}
+
+async fn dkim_verified_mail_beats_an_unsigned_body(location: Location) {
+    let store = open(&location).await;
+    let forged = edited_google_report(|json| {
+        json["policies"][0]["summary"]["total-failure-session-count"] = 12_345.into();
+    });
+    let real = fixture("google-sts-enforce.json");
+    let forged_key = stored_key(
+        &store
+            .ingest(Source::Https, "application/tlsrpt+json", &forged)
+            .await
+            .expect("forged first"),
+    );
+    let verified = Origin {
+        source: Source::Mail,
+        dkim_verified: true,
+    };
+    let outcome = store
+        .ingest(verified, "application/tlsrpt+json", &real)
+        .await
+        .expect("signed mail");
+    let Ingested::Conflict {
+        report: real_key,
+        counted: true,
+        ..
+    } = outcome
+    else {
+        panic!("expected a counted Conflict, got {outcome:?}");
+    };
+    let listed = all_reports(&store).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, real_key);
+    // A later unsigned body does not take its place.
+    let later = edited_google_report(|json| {
+        json["policies"][0]["summary"]["total-failure-session-count"] = 5.into();
+    });
+    let later = store
+        .ingest(Source::Https, "application/tlsrpt+json", &later)
+        .await
+        .expect("later unsigned");
+    assert!(
+        matches!(later, Ingested::Conflict { counted: false, .. }),
+        "{later:?}"
+    );
+    assert_eq!(all_reports(&store).await[0].key, real_key);
+    let forged_stored = store
+        .get_report(forged_key)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(!forged_stored.counted);
+    assert_eq!(forged_stored.conflicting.len(), 2);
+    store.close().await;
+}
+
+/// The two backends' migrations end in the same report tables and columns.
+async fn both_backends_have_the_same_columns(location: Location) {
+    let store = open(&location).await;
+    let mut conn = raw_connection(&location).await;
+    let query = match location {
+        Location::Postgres(_) => {
+            "SELECT table_name || '.' || column_name AS name FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%' \
+             ORDER BY table_name, ordinal_position"
+        }
+        Location::DataDirectory(_) => {
+            "SELECT m.name || '.' || c.name AS name FROM sqlite_master m, \
+             pragma_table_info(m.name) c WHERE m.type = 'table' \
+             AND m.name NOT LIKE 'sqlite%' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' \
+             ORDER BY m.name, c.cid"
+        }
+    };
+    // The tables of received reports (other migrations add tables of their own).
+    let report_tables = [
+        "failure_details",
+        "quarantine",
+        "raw_reports",
+        "report_policies",
+        "report_warnings",
+        "reports",
+    ];
+    let columns: Vec<String> = sqlx::query_scalar::<_, String>(query)
+        .fetch_all(&mut conn)
+        .await
+        .expect("columns")
+        .into_iter()
+        .filter(|name| {
+            name.split_once('.')
+                .is_some_and(|(table, _)| report_tables.contains(&table))
+        })
+        .collect();
+    let expected = [
+        "failure_details.id",
+        "failure_details.policy",
+        "failure_details.result_type",
+        "failure_details.sending_mta_ip",
+        "failure_details.receiving_mx_hostname",
+        "failure_details.receiving_mx_helo",
+        "failure_details.receiving_ip",
+        "failure_details.failed_session_count",
+        "failure_details.additional_information",
+        "failure_details.failure_reason_code",
+        "quarantine.id",
+        "quarantine.raw_id",
+        "quarantine.reason",
+        "quarantine.created_at",
+        "quarantine.code",
+        "raw_reports.id",
+        "raw_reports.received_at",
+        "raw_reports.source",
+        "raw_reports.content_type",
+        "raw_reports.bytes",
+        "raw_reports.sha256",
+        "raw_reports.size",
+        "report_policies.id",
+        "report_policies.report",
+        "report_policies.policy_type",
+        "report_policies.policy_domain",
+        "report_policies.policy_string",
+        "report_policies.mx_host",
+        "report_policies.successful_sessions",
+        "report_policies.failed_sessions",
+        "report_warnings.id",
+        "report_warnings.report",
+        "report_warnings.path",
+        "report_warnings.message",
+        "reports.id",
+        "reports.raw_id",
+        "reports.organization_name",
+        "reports.report_id",
+        "reports.date_start",
+        "reports.date_end",
+        "reports.contact_info",
+        "reports.content_sha256",
+        "reports.trust",
+        "reports.conflict",
+        "reports.counted",
+    ];
+    assert_eq!(columns, expected);
+    let _ = conn.close().await;
+    store.close().await;
 }

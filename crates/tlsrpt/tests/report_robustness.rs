@@ -553,3 +553,38 @@ fn truncated_or_corrupt_gzip_is_a_gzip_error() {
         Err(ReportError::Gzip { .. })
     ));
 }
+
+#[test]
+fn nul_characters_are_replaced_with_a_warning_at_their_path() {
+    let mut report = minimal_report();
+    report["organization-name"] = json!("Example\u{0}Inc.");
+    report["policies"][0]["policy"]["policy-domain"] = json!("example.com\u{0}");
+    report["policies"][0]["failure-details"][0]["receiving-mx-hostname"] = json!("\u{0}mx");
+    let read = read_value(&report).expect("a NUL does not reject the report");
+    assert_eq!(read.report.organization_name, "Example\u{FFFD}Inc.");
+    assert_eq!(
+        read.report.policies[0].policy.policy_domain,
+        "example.com\u{FFFD}"
+    );
+    assert_eq!(
+        read.report.policies[0].failure_details[0]
+            .receiving_mx_hostname
+            .as_deref(),
+        Some("\u{FFFD}mx")
+    );
+    assert!(!read.report.to_json().contains("\\u0000"));
+    let nul_paths: Vec<&str> = read
+        .warnings
+        .iter()
+        .filter(|w| w.kind == ReportWarningKind::NulCharacter)
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        nul_paths,
+        [
+            "organization-name",
+            "policies[0].policy.policy-domain",
+            "policies[0].failure-details[0].receiving-mx-hostname"
+        ]
+    );
+}

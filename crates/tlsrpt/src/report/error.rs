@@ -187,6 +187,9 @@ pub enum ReportWarningKind {
     DateWithoutZone,
     /// `end-datetime` is before `start-datetime`; both were kept as sent.
     DateRangeReversed,
+    /// A string held NUL characters (`\u0000`), which mean nothing in a report and which
+    /// databases refuse in text; each was replaced with U+FFFD.
+    NulCharacter,
     /// `policy-type` is not one of RFC 8460's; it was kept as sent.
     UnknownPolicyType {
         /// The value sent.
@@ -290,6 +293,7 @@ impl fmt::Display for ReportWarningKind {
             Self::DateRangeReversed => {
                 f.write_str("end-datetime is before start-datetime; kept as sent")
             }
+            Self::NulCharacter => f.write_str("NUL characters replaced with U+FFFD"),
             Self::UnknownPolicyType { value } => {
                 write!(f, "unknown policy-type {value:?}; kept as sent")
             }

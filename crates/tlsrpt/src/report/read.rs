@@ -48,16 +48,30 @@ pub(super) fn read_report(bytes: &[u8]) -> Result<ReadReport, ReportError> {
         value => reader.optional_string(value, "contact-info"),
     };
     let policies = reader.policies(root.get("policies"));
+    let mut report = Report {
+        organization_name,
+        date_range,
+        contact_info,
+        report_id,
+        policies,
+    };
+    reader.replace_nul_characters(&mut report);
     Ok(ReadReport {
-        report: Report {
-            organization_name,
-            date_range,
-            contact_info,
-            report_id,
-            policies,
-        },
+        report,
         warnings: reader.finish(),
     })
+}
+
+/// What stands in for a NUL character in a string read from a report.
+const NUL_REPLACEMENT: &str = "\u{FFFD}";
+
+/// Replaces every NUL in `text` with U+FFFD; true if there was one.
+fn replace_nul(text: &mut String) -> bool {
+    if !text.contains('\0') {
+        return false;
+    }
+    *text = text.replace('\0', NUL_REPLACEMENT);
+    true
 }
 
 /// A string the report cannot be identified without.
@@ -88,6 +102,58 @@ impl Reader {
             self.warnings.push(ReportWarning { path, kind });
         } else {
             self.omitted_warnings += 1;
+        }
+    }
+
+    /// JSON allows `\u0000` in strings, but a NUL means nothing in a report and databases
+    /// refuse it in text (PostgreSQL rejects the whole statement): every string of the report
+    /// gets U+FFFD instead, with a warning at its path.
+    fn replace_nul_characters(&mut self, report: &mut Report) {
+        fn nul_at(reader: &mut Reader, text: &mut String, path: &dyn Fn() -> String) {
+            if replace_nul(text) {
+                reader.warn(path(), ReportWarningKind::NulCharacter);
+            }
+        }
+        nul_at(self, &mut report.organization_name, &|| {
+            "organization-name".to_owned()
+        });
+        nul_at(self, &mut report.report_id, &|| "report-id".to_owned());
+        if let Some(contact) = &mut report.contact_info {
+            nul_at(self, contact, &|| "contact-info".to_owned());
+        }
+        for (index, result) in report.policies.iter_mut().enumerate() {
+            let policy = &mut result.policy;
+            let at = |field: &str| format!("policies[{index}].policy.{field}");
+            if let PolicyType::Other(name) = &mut policy.policy_type {
+                nul_at(self, name, &|| at("policy-type"));
+            }
+            nul_at(self, &mut policy.policy_domain, &|| at("policy-domain"));
+            for (entry, text) in policy.policy_string.iter_mut().enumerate() {
+                nul_at(self, text, &|| at(&format!("policy-string[{entry}]")));
+            }
+            for (entry, text) in policy.mx_host.iter_mut().enumerate() {
+                nul_at(self, text, &|| at(&format!("mx-host[{entry}]")));
+            }
+            for (entry, detail) in result.failure_details.iter_mut().enumerate() {
+                let at =
+                    |field: &str| format!("policies[{index}].failure-details[{entry}].{field}");
+                if let ResultType::Other(name) = &mut detail.result_type {
+                    nul_at(self, name, &|| at("result-type"));
+                }
+                let optional = [
+                    ("sending-mta-ip", &mut detail.sending_mta_ip),
+                    ("receiving-mx-hostname", &mut detail.receiving_mx_hostname),
+                    ("receiving-mx-helo", &mut detail.receiving_mx_helo),
+                    ("receiving-ip", &mut detail.receiving_ip),
+                    ("additional-information", &mut detail.additional_information),
+                    ("failure-reason-code", &mut detail.failure_reason_code),
+                ];
+                for (field, value) in optional {
+                    if let Some(text) = value {
+                        nul_at(self, text, &|| at(field));
+                    }
+                }
+            }
         }
     }
 
