@@ -119,9 +119,12 @@ impl Write for StoreIngest {
                     IngestOutcome::Quarantined { reason } => Ingested::Quarantined { raw, reason },
                 });
             }
-            (None, Verdict::Unreadable(error @ ReportError::TooLarge { .. })) => {
-                (QuarantineCode::TooLarge, error.to_string())
-            }
+            (
+                None,
+                Verdict::Unreadable(
+                    error @ (ReportError::TooLarge { .. } | ReportError::TooComplex { .. }),
+                ),
+            ) => (QuarantineCode::TooLarge, error.to_string()),
             (None, Verdict::Unreadable(error)) => (QuarantineCode::Unreadable, error.to_string()),
             (None, Verdict::ReaderFailed) => (
                 QuarantineCode::ReaderFailed,

@@ -30,6 +30,7 @@ mod build;
 mod datetime;
 pub(crate) mod decode;
 mod error;
+mod measure;
 mod read;
 mod write;
 
@@ -39,6 +40,7 @@ pub use build::{ReportBuilder, UtcDay};
 pub use datetime::Timestamp;
 pub use decode::{DEFAULT_MAX_DECOMPRESSED, decode, decompress};
 pub use error::{ReportError, ReportWarning, ReportWarningKind, SkipReason};
+pub use measure::{BodyCost, MAX_TREE_BYTES, measure, tree_bytes};
 pub use read::MAX_WARNINGS;
 
 pub(crate) use error::excerpt;

@@ -390,15 +390,15 @@ fn policy_type_of_the_wrong_type_is_kept_empty_with_its_path() {
 }
 
 #[test]
-fn ten_megabyte_report_reads_with_capped_warnings() {
+fn megabyte_report_reads_with_capped_warnings() {
     let bad_policy = r#"{"policy":{"policy-type":"sts"},"summary":{}},"#;
-    let count = 10 * 1024 * 1024 / bad_policy.len();
+    let count = 1024 * 1024 / bad_policy.len();
     let mut json = String::from(
         r#"{"organization-name":"Flood","report-id":"f","date-range":{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"},"contact-info":"a@b.example","policies":["#,
     );
     json.push_str(&bad_policy.repeat(count));
     json.push_str(r#"{"policy":{"policy-type":"sts","policy-domain":"ok.example"}}]}"#);
-    assert!(json.len() >= 10 * 1024 * 1024);
+    assert!(json.len() >= 1024 * 1024);
     let read = Report::from_json(json.as_bytes()).expect("a large report reads");
     // Policies without a domain are kept (their sessions count), each with three warnings:
     // no domain, and no summary counts; the good one gave one (no summary).
@@ -586,5 +586,52 @@ fn nul_characters_are_replaced_with_a_warning_at_their_path() {
             "policies[0].policy.policy-domain",
             "policies[0].failure-details[0].receiving-mx-hostname"
         ]
+    );
+}
+
+#[test]
+fn ten_megabytes_of_objects_are_refused_before_the_tree_is_built() {
+    let object = r#"{"a":0},"#;
+    let mut json = String::from(
+        r#"{"organization-name":"Flood","report-id":"f","date-range":{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"},"policies":["#,
+    );
+    json.push_str(&object.repeat((10 * 1024 * 1024 - 1024) / object.len()));
+    json.push_str("{}]}");
+    let error = Report::from_json(json.as_bytes()).expect_err("refused");
+    assert_eq!(
+        error,
+        ReportError::TooComplex {
+            limit: mta_sts_tlsrpt::report::MAX_TREE_BYTES
+        }
+    );
+    assert!(
+        error.to_string().contains("too many JSON values"),
+        "{error}"
+    );
+    // measure() finds the same without decompressing into memory.
+    let cost = mta_sts_tlsrpt::report::measure(&gzip(json.as_bytes()), DEFAULT_MAX_DECOMPRESSED)
+        .expect("measured");
+    assert_eq!(cost.json_len, json.len());
+    assert!(cost.tree_bytes > mta_sts_tlsrpt::report::MAX_TREE_BYTES);
+    assert_eq!(cost.reading_bytes(), 2 * json.len());
+}
+
+#[test]
+fn a_whitespace_bomb_costs_its_length_only() {
+    let mut json = MINIMAL_REPORT.to_owned();
+    json.push_str(&" ".repeat(DEFAULT_MAX_DECOMPRESSED - json.len()));
+    let cost = mta_sts_tlsrpt::report::measure(&gzip(json.as_bytes()), DEFAULT_MAX_DECOMPRESSED)
+        .expect("measured");
+    assert_eq!(cost.json_len, DEFAULT_MAX_DECOMPRESSED);
+    assert!(
+        cost.tree_bytes < DEFAULT_MAX_DECOMPRESSED + 64 * 1024,
+        "{cost:?}"
+    );
+    let over = format!("{json} ");
+    assert_eq!(
+        mta_sts_tlsrpt::report::measure(&gzip(over.as_bytes()), DEFAULT_MAX_DECOMPRESSED),
+        Err(ReportError::TooLarge {
+            limit: DEFAULT_MAX_DECOMPRESSED
+        })
     );
 }

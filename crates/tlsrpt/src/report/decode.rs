@@ -12,7 +12,7 @@ use super::{ReadReport, Report, ReportError};
 pub const DEFAULT_MAX_DECOMPRESSED: usize = 10 * 1024 * 1024;
 
 /// Every gzip member starts with these bytes (RFC 1952 §2.3.1).
-const GZIP_MAGIC: &[u8] = b"\x1f\x8b";
+pub(super) const GZIP_MAGIC: &[u8] = b"\x1f\x8b";
 
 /// The JSON bytes of a report body: gunzipped when it starts with the gzip magic bytes, else
 /// the body itself. Senders label gzip as `application/tlsrpt+json` and JSON as

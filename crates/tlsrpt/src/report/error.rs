@@ -63,6 +63,13 @@ pub enum ReportError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The JSON has so many values that reading it would take more than `limit` bytes of
+    /// memory (see [`MAX_TREE_BYTES`](super::MAX_TREE_BYTES)); real reports are far smaller. An
+    /// HTTP intake answers 413.
+    TooComplex {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The body is a zip archive that cannot be read.
     Zip {
         /// What the archive reader found.
@@ -117,6 +124,11 @@ impl fmt::Display for ReportError {
                     "TLS report is larger than {limit} bytes once decompressed"
                 )
             }
+            Self::TooComplex { limit } => write!(
+                f,
+                "TLS report has too many JSON values: reading it would take more than {} MiB",
+                limit / (1024 * 1024)
+            ),
             Self::Zip { reason } => {
                 write!(
                     f,

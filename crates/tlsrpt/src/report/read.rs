@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use super::datetime::{Zone, parse_date_time};
 use super::error::excerpt;
+use super::measure::{MAX_TREE_BYTES, tree_bytes};
 use super::{
     AppliedPolicy, DateRange, FailureDetail, PolicyResult, PolicyType, ReadReport, Report,
     ReportError, ReportWarning, ReportWarningKind, ResultType, SessionSummary, SkipReason,
@@ -27,6 +28,11 @@ pub(super) fn read_report(bytes: &[u8]) -> Result<ReadReport, ReportError> {
         }
         None => bytes,
     };
+    if tree_bytes(bytes) > MAX_TREE_BYTES {
+        return Err(ReportError::TooComplex {
+            limit: MAX_TREE_BYTES,
+        });
+    }
     let document: Value = serde_json::from_slice(bytes).map_err(|error| ReportError::NotJson {
         line: error.line(),
         column: error.column(),
