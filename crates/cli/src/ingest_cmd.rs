@@ -523,6 +523,14 @@ impl Run {
 fn record(totals: &Counters, item: &Item, outcome: &Result<Ingested, StoreError>) {
     let counter = match outcome {
         Ok(Ingested::Stored { .. }) => &totals.stored,
+        Ok(Ingested::Conflict { report, .. }) => {
+            eprintln!(
+                "mta-sts: {}: stored as report {report}, which differs from a stored report \
+                 with the same identity (see `mta-sts reports show {report}`)",
+                clean(&item.label)
+            );
+            &totals.stored
+        }
         Ok(Ingested::Duplicate { .. }) => &totals.duplicates,
         Ok(Ingested::Quarantined { reason, .. }) => {
             eprintln!(
@@ -557,7 +565,9 @@ fn settle(item: &Item, outcome: &Ingested) {
         return;
     };
     let result = match outcome {
-        Ingested::Stored { .. } | Ingested::Duplicate { .. } => mark_seen(root, path),
+        Ingested::Stored { .. } | Ingested::Duplicate { .. } | Ingested::Conflict { .. } => {
+            mark_seen(root, path)
+        }
         Ingested::Quarantined { reason, .. } => quarantine_message(root, path, &item.bytes, reason),
         Ingested::TooLarge { limit, .. } => quarantine_message(
             root,
