@@ -96,8 +96,9 @@ pub(crate) async fn policy_rows(
          p.failed_sessions, f.result_type, f.sending_mta_ip, f.receiving_mx_hostname, \
          f.receiving_ip, f.failed_session_count, f.failure_reason_code \
          FROM reports r JOIN report_policies p ON p.report = r.id \
-         LEFT JOIN failure_details f ON f.policy = p.id WHERE 1 = 1",
+         LEFT JOIN failure_details f ON f.policy = p.id WHERE r.counted = 1",
     );
+    // `counted`: of several bodies with one identity (a conflict), exactly one counts.
     let mut placeholder = 0;
     let domain = filter.domain.as_deref().map(normalize_domain);
     if domain.is_some() {

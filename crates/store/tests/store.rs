@@ -1031,6 +1031,15 @@ async fn a_different_body_with_a_stored_identity_is_kept_as_a_conflict(location:
         .expect("list all");
     assert_eq!(everything.len(), 2);
     assert!(everything.iter().all(|r| r.conflict));
+    let analysed = store
+        .policy_rows(&mta_sts_store::analysis::AnalysisFilter::default())
+        .await
+        .expect("analysis rows");
+    assert!(!analysed.is_empty());
+    assert!(
+        analysed.iter().all(|row| row.report == real_key),
+        "sums read the counted body only"
+    );
     let forged_stored = store
         .get_report(forged_key)
         .await
