@@ -204,6 +204,8 @@ pub struct Delivery {
     pub last_attempt_at: Option<i64>,
     /// What went wrong the last time, if anything.
     pub last_error: Option<String>,
+    /// When the report was built, UTC seconds: retries end a day after.
+    pub created_at: i64,
 }
 
 /// The outcome of a delivery attempt, for [`Store::record_delivery`].
@@ -371,7 +373,7 @@ impl Store {
         let mut conn = self.reader().await?;
         let rows = sqlx::query(
             "SELECT d.report, r.day, r.domain, r.tlsrpt_record, r.report_id, d.destination, \
-             d.status, d.attempts, d.next_attempt_at, d.last_attempt_at, d.last_error \
+             d.status, d.attempts, d.next_attempt_at, d.last_attempt_at, d.last_error, r.created_at \
              FROM report_deliveries d JOIN outgoing_reports r ON r.id = d.report \
              WHERE ($1 = '' OR r.day = $1) \
              AND ($2 < 0 OR (d.status = 'pending' AND d.next_attempt_at <= $2)) \
@@ -395,6 +397,7 @@ impl Store {
                     next_attempt_at: get(row, "next_attempt_at")?,
                     last_attempt_at: get(row, "last_attempt_at")?,
                     last_error: get(row, "last_error")?,
+                    created_at: get(row, "created_at")?,
                 })
             })
             .collect()

@@ -1,0 +1,521 @@
+//! Delivery of the daily reports (RFC 8460 §5): `mailto:` through an SMTP relay with STARTTLS,
+//! `https:` as a POST of `application/tlsrpt+gzip`; retried with back-off for 24 hours, with a
+//! state per destination, a size limit and a suppression list.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use lettre::address::Envelope;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use mta_sts_store::{Delivery, DeliveryState, DeliveryUpdate, OutgoingReport, Store, StoreError};
+use mta_sts_tlsrpt::ReportUri;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+use super::daily::{Reporter, gzip};
+use super::mail::report_mail;
+
+/// How long a report is retried after it was built (RFC 8460 §5.3 lets a sender give up; a day
+/// is what receivers expect).
+pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest HTTPS response head or body read: a receiver only says whether it took the
+/// report.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// How reports are delivered.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Who sends the reports.
+    pub reporter: Reporter,
+    /// The envelope sender and `From:` of report mails.
+    pub mail_from: String,
+    /// The SMTP relay report mails go through (`host`, `port`), with STARTTLS required;
+    /// without one, `mailto:` destinations wait (their status says why).
+    pub smtp_relay: Option<(String, u16)>,
+    /// Certificates trusted besides the public roots (a private CA, or a test CA).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// The largest gzipped report mailed, in bytes; a larger one is suppressed for that
+    /// destination (RFC 8460 §5.3 leaves size limits to the parties).
+    pub max_mail_size: usize,
+    /// The largest gzipped report posted, in bytes.
+    pub max_https_size: usize,
+    /// Destinations never sent to: a `rua` URI exactly, or a domain, which suppresses every
+    /// destination at it or below it.
+    pub suppressed: Vec<String>,
+    /// Limit for each connection, handshake and reply.
+    pub timeout: Duration,
+    /// Addresses to connect to for `https:` hosts instead of looking them up (as curl's
+    /// `--resolve`): a receiver's staging address, or a test server.
+    pub resolve: Vec<(String, IpAddr)>,
+}
+
+impl DeliveryOptions {
+    /// Options with the defaults: no relay, public roots, 10 MB mails and posts, no suppression,
+    /// 30-second timeouts.
+    pub fn new(reporter: Reporter) -> Self {
+        let mail_from = if reporter.contact_info.contains('@') {
+            reporter
+                .contact_info
+                .trim_start_matches("mailto:")
+                .to_owned()
+        } else {
+            format!("tlsrpt-noreply@{}", reporter.submitter)
+        };
+        Self {
+            reporter,
+            mail_from,
+            smtp_relay: None,
+            extra_roots: Vec::new(),
+            max_mail_size: 10 * 1024 * 1024,
+            max_https_size: 10 * 1024 * 1024,
+            suppressed: Vec::new(),
+            timeout: Duration::from_secs(30),
+            resolve: Vec::new(),
+        }
+    }
+}
+
+/// What one delivery run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryRun {
+    /// Deliveries that succeeded.
+    pub sent: u64,
+    /// Deliveries that failed and will be tried again.
+    pub retrying: u64,
+    /// Deliveries given up.
+    pub failed: u64,
+    /// Deliveries not made on purpose (suppressed or too large).
+    pub suppressed: u64,
+}
+
+/// Why one attempt did not deliver.
+enum Refusal {
+    /// Worth trying again later.
+    Temporary(String),
+    /// Trying again would give the same answer.
+    Permanent(String),
+    /// Not sent on purpose.
+    Suppressed(String),
+}
+
+/// Tries every delivery due at `now` once, and records each outcome.
+///
+/// # Errors
+///
+/// When the store cannot be read or written; deliveries made before are recorded.
+pub async fn deliver_due(
+    store: &Store,
+    options: &DeliveryOptions,
+    now: i64,
+) -> Result<DeliveryRun, StoreError> {
+    let due = store.deliveries(None, Some(now)).await?;
+    let mut run = DeliveryRun::default();
+    let mut reports: Vec<OutgoingReport> = Vec::new();
+    let tls = https_client_config(&options.extra_roots).map(Arc::new);
+    for delivery in due {
+        if !reports.iter().any(|report| report.key == delivery.report) {
+            reports = store.outgoing_reports(delivery.scope.day).await?;
+        }
+        let Some(report) = reports.iter().find(|report| report.key == delivery.report) else {
+            continue;
+        };
+        let compressed = gzip(&report.json);
+        let outcome = attempt(
+            options,
+            &tls,
+            report,
+            &delivery.destination,
+            &compressed,
+            now,
+        )
+        .await;
+        let attempts = delivery.attempts + 1;
+        let update = match outcome {
+            Ok(()) => {
+                run.sent += 1;
+                DeliveryUpdate {
+                    state: DeliveryState::Sent,
+                    attempts,
+                    next_attempt_at: now,
+                    attempted_at: now,
+                    error: None,
+                }
+            }
+            Err(Refusal::Suppressed(reason)) => {
+                run.suppressed += 1;
+                DeliveryUpdate {
+                    state: DeliveryState::Suppressed,
+                    attempts: delivery.attempts,
+                    next_attempt_at: now,
+                    attempted_at: now,
+                    error: Some(reason),
+                }
+            }
+            Err(Refusal::Permanent(reason)) => {
+                run.failed += 1;
+                failed(attempts, now, reason)
+            }
+            Err(Refusal::Temporary(reason)) => {
+                let next = now.saturating_add(backoff(attempts));
+                if next > deadline(&delivery) {
+                    run.failed += 1;
+                    failed(
+                        attempts,
+                        now,
+                        format!("{reason} (gave up after {attempts} attempts)"),
+                    )
+                } else {
+                    run.retrying += 1;
+                    DeliveryUpdate {
+                        state: DeliveryState::Pending,
+                        attempts,
+                        next_attempt_at: next,
+                        attempted_at: now,
+                        error: Some(reason),
+                    }
+                }
+            }
+        };
+        store
+            .record_delivery(delivery.report, &delivery.destination, update)
+            .await?;
+    }
+    Ok(run)
+}
+
+fn failed(attempts: u64, now: i64, reason: String) -> DeliveryUpdate {
+    DeliveryUpdate {
+        state: DeliveryState::Failed,
+        attempts,
+        next_attempt_at: now,
+        attempted_at: now,
+        error: Some(reason),
+    }
+}
+
+/// Seconds to wait after the `attempts`-th failed attempt: 5 minutes, doubling, at most 4 hours.
+pub fn backoff(attempts: u64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).min(6)).unwrap_or(6);
+    (300_i64 << doublings).min(4 * 3600)
+}
+
+/// When a delivery is given up: [`RETRY_FOR`] after the report was built.
+fn deadline(delivery: &Delivery) -> i64 {
+    delivery
+        .created_at
+        .saturating_add(i64::try_from(RETRY_FOR.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether `destination` is on the suppression list.
+pub fn is_suppressed(suppressed: &[String], destination: &str) -> bool {
+    let host = destination_host(destination);
+    suppressed.iter().any(|entry| {
+        let entry = entry.trim_end_matches('.').to_ascii_lowercase();
+        destination.eq_ignore_ascii_case(&entry)
+            || host.as_deref().is_some_and(|host| {
+                host == entry
+                    || host
+                        .strip_suffix(entry.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            })
+    })
+}
+
+/// The domain a destination goes to: the mail domain of a `mailto:`, the host of an `https:`.
+fn destination_host(destination: &str) -> Option<String> {
+    let host = if let Some(address) = strip_scheme(destination, "mailto:") {
+        address.split('?').next()?.rsplit_once('@')?.1
+    } else {
+        let rest = strip_scheme(destination, "https://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        match authority.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next()?,
+            None => authority.split(':').next()?,
+        }
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn strip_scheme<'a>(uri: &'a str, scheme: &str) -> Option<&'a str> {
+    let head = uri.get(..scheme.len())?;
+    head.eq_ignore_ascii_case(scheme)
+        .then(|| uri.get(scheme.len()..))
+        .flatten()
+}
+
+async fn attempt(
+    options: &DeliveryOptions,
+    tls: &Result<Arc<ClientConfig>, String>,
+    report: &OutgoingReport,
+    destination: &str,
+    compressed: &[u8],
+    now: i64,
+) -> Result<(), Refusal> {
+    if is_suppressed(&options.suppressed, destination) {
+        return Err(Refusal::Suppressed("on the suppression list".into()));
+    }
+    let uri = ReportUri::parse(destination)
+        .map_err(|problem| Refusal::Permanent(format!("unusable rua URI: {}", problem.message)))?;
+    let limit = match uri {
+        ReportUri::Mailto(_) => options.max_mail_size,
+        ReportUri::Https(_) => options.max_https_size,
+    };
+    if compressed.len() > limit {
+        return Err(Refusal::Suppressed(format!(
+            "the gzipped report is {} bytes, over the {limit}-byte limit for this destination",
+            compressed.len()
+        )));
+    }
+    match uri {
+        ReportUri::Mailto(uri) => send_mail(options, report, &uri, compressed, now).await,
+        ReportUri::Https(uri) => match tls {
+            Ok(tls) => post(options, tls, &uri, compressed).await,
+            Err(error) => Err(Refusal::Permanent(error.clone())),
+        },
+    }
+}
+
+/// The recipient of a `mailto:` URI (its query, if any, dropped; percent-escapes decoded).
+pub fn mailto_address(uri: &str) -> Option<String> {
+    let address = strip_scheme(uri, "mailto:")?.split('?').next()?;
+    Some(percent_decode(address))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                index += 3;
+            }
+            _ => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn send_mail(
+    options: &DeliveryOptions,
+    report: &OutgoingReport,
+    uri: &str,
+    compressed: &[u8],
+    now: i64,
+) -> Result<(), Refusal> {
+    let Some((relay, port)) = &options.smtp_relay else {
+        return Err(Refusal::Temporary(
+            "no SMTP relay configured for mailto: destinations (--smtp-relay)".into(),
+        ));
+    };
+    let recipient =
+        mailto_address(uri).ok_or_else(|| Refusal::Permanent(format!("no address in {uri}")))?;
+    let to: Address = recipient
+        .parse()
+        .map_err(|error| Refusal::Permanent(format!("bad recipient {recipient:?}: {error}")))?;
+    let from: Address = options.mail_from.parse().map_err(|error| {
+        Refusal::Permanent(format!("bad sender {:?}: {error}", options.mail_from))
+    })?;
+    let envelope = Envelope::new(Some(from), vec![to])
+        .map_err(|error| Refusal::Permanent(error.to_string()))?;
+    let mut tls = TlsParameters::builder(relay.clone());
+    for root in &options.extra_roots {
+        tls = tls.add_root_certificate(Certificate::from_der(root.to_vec()).map_err(|error| {
+            Refusal::Permanent(format!("unusable extra root certificate: {error}"))
+        })?);
+    }
+    let tls = tls
+        .build_rustls()
+        .map_err(|error| Refusal::Permanent(format!("TLS set-up: {error}")))?;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.as_str())
+        .port(*port)
+        .tls(Tls::Required(tls))
+        .timeout(Some(options.timeout))
+        .build();
+    let mail = report_mail(
+        &options.reporter,
+        report,
+        compressed,
+        &options.mail_from,
+        &[recipient],
+        now,
+    );
+    match transport.send_raw(&envelope, &mail).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_permanent() => Err(Refusal::Permanent(format!(
+            "the relay refused the mail: {error}"
+        ))),
+        Err(error) => Err(Refusal::Temporary(format!(
+            "mail via {relay}:{port}: {error}"
+        ))),
+    }
+}
+
+/// The TLS client of HTTPS deliveries: public roots plus `extra_roots`, ALPN `http/1.1`.
+fn https_client_config(extra_roots: &[CertificateDer<'static>]) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for root in extra_roots {
+        roots
+            .add(root.clone())
+            .map_err(|error| format!("unusable extra root certificate: {error}"))?;
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("TLS set-up: {error}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// POSTs the gzipped report to `uri` (RFC 8460 §5.4): 200 or 201 is success; 408, 429 and 5xx
+/// are worth another try; any other status is a refusal.
+async fn post(
+    options: &DeliveryOptions,
+    tls: &Arc<ClientConfig>,
+    uri: &str,
+    compressed: &[u8],
+) -> Result<(), Refusal> {
+    let parsed: hyper::Uri = uri
+        .parse()
+        .map_err(|error| Refusal::Permanent(format!("bad URI {uri}: {error}")))?;
+    let host = parsed
+        .host()
+        .ok_or_else(|| Refusal::Permanent(format!("no host in {uri}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port_u16().unwrap_or(443);
+    let temporary = |what: &str, error: &dyn std::fmt::Display| {
+        Refusal::Temporary(format!("POST {uri}: {what}: {error}"))
+    };
+    let timeout = options.timeout;
+    let pinned = options
+        .resolve
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&host))
+        .map(|(_, addr)| *addr);
+    let connect = async {
+        match pinned {
+            Some(addr) => tokio::net::TcpStream::connect((addr, port)).await,
+            None => tokio::net::TcpStream::connect((host.as_str(), port)).await,
+        }
+    };
+    let tcp = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|error| temporary("connect", &error))?
+        .map_err(|error| temporary("connect", &error))?;
+    let name = ServerName::try_from(host.clone())
+        .map_err(|error| Refusal::Permanent(format!("bad host {host:?}: {error}")))?;
+    let stream = tokio::time::timeout(
+        timeout,
+        TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
+    )
+    .await
+    .map_err(|error| temporary("TLS handshake", &error))?
+    .map_err(|error| temporary("TLS handshake", &error))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| temporary("HTTP", &error))?;
+    let connection = tokio::spawn(connection);
+    let path = parsed
+        .path_and_query()
+        .map_or("/", |path| path.as_str())
+        .to_owned();
+    let authority = parsed
+        .authority()
+        .map_or(host.clone(), |authority| authority.as_str().to_owned());
+    let request = Request::post(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/tlsrpt+gzip")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("mta-sts/", env!("CARGO_PKG_VERSION"), " (TLS-RPT reporter)"),
+        )
+        .body(Full::new(Bytes::copy_from_slice(compressed)))
+        .map_err(|error| Refusal::Permanent(format!("request: {error}")))?;
+    let response = tokio::time::timeout(timeout, sender.send_request(request))
+        .await
+        .map_err(|error| temporary("response", &error))?
+        .map_err(|error| temporary("response", &error))?;
+    let status = response.status();
+    // The body says nothing we act on; read a little of it for the error message.
+    let body = tokio::time::timeout(
+        timeout,
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            response.into_body(),
+            MAX_RESPONSE,
+        )),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|collected| collected.to_bytes())
+    .unwrap_or_default();
+    connection.abort();
+    if status.is_success() {
+        return Ok(());
+    }
+    let excerpt: String = String::from_utf8_lossy(&body)
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let message = format!("POST {uri}: HTTP {status}: {excerpt}");
+    if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+        Err(Refusal::Temporary(message))
+    } else {
+        Err(Refusal::Permanent(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_minutes_up_to_four_hours() {
+        let waits: Vec<_> = (1..=8).map(backoff).collect();
+        assert_eq!(waits, [300, 600, 1200, 2400, 4800, 9600, 14400, 14400]);
+    }
+
+    #[test]
+    fn suppression_matches_a_uri_or_a_domain_and_below() {
+        let list = [
+            "example.net".to_owned(),
+            "https://r.example.org/x".to_owned(),
+        ];
+        assert!(is_suppressed(&list, "mailto:tls@example.net"));
+        assert!(is_suppressed(&list, "mailto:tls@mx.Example.NET"));
+        assert!(is_suppressed(&list, "https://r.example.org/x"));
+        assert!(is_suppressed(&list, "https://reports.example.net:8443/v1"));
+        assert!(!is_suppressed(&list, "https://r.example.org/y"));
+        assert!(!is_suppressed(&list, "mailto:tls@badexample.net"));
+    }
+
+    #[test]
+    fn mailto_address_drops_the_query_and_decodes() {
+        assert_eq!(
+            mailto_address("mailto:tls%2Breports@example.com?subject=x").as_deref(),
+            Some("tls+reports@example.com")
+        );
+    }
+}
