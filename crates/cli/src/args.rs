@@ -65,6 +65,10 @@ pub enum Command {
     /// Print the DNS records to publish.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Send TLS reports as a sending MTA: collect the MTA's TLS results (libtlsrpt
+    /// datagrams), build the daily RFC 8460 reports, deliver them, show their status.
+    #[command(subcommand)]
+    Tlsrpt(crate::tlsrpt_cmd::TlsrptCommand),
     /// Print a shell completion script: `mta-sts completions bash > /etc/bash_completion.d/mta-sts`.
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.

@@ -33,6 +33,7 @@ mod reports_cmd;
 mod resolver_cmd;
 mod serve;
 mod suggest_cmd;
+mod tlsrpt_cmd;
 
 use std::process::ExitCode;
 
@@ -121,5 +122,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completions(a) => docs_cmd::completions(&a),
         Command::Man(a) => docs_cmd::man(&a),
         Command::Resolver(a) => resolver_cmd::resolver(&a),
+        Command::Tlsrpt(c) => tlsrpt_cmd::run(&c, style),
     }
 }

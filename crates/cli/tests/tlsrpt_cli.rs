@@ -1,0 +1,363 @@
+//! `mta-sts tlsrpt` as processes, end to end: datagrams in → the day's reports → delivered to
+//! our own `mta-sts serve` intake over HTTPS and to an SMTP sink with STARTTLS → read back
+//! from the stores with identical counts. The day is injected (`collect --now`, `send --day`),
+//! never waited for.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mta_sts_store::{Location, ReportFilter, Source, Store};
+use mta_sts_testnet::{Lab, SmtpBehaviour, SmtpServer, next_loopback_ip};
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, decode};
+
+const DAY: &str = "2026-11-01";
+/// Noon on [`DAY`], UTC.
+const NOON: i64 = 1_793_491_200 + 12 * 3600;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mta-sts-tlsrpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_pem(path: &Path, label: &str, ders: &[&[u8]]) {
+    let text: String = ders
+        .iter()
+        .map(|der| pem::encode(&pem::Pem::new(label, der.to_vec())))
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A running `mta-sts serve`, killed on drop.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
+    std::fs::write(
+        dir.join("policy.txt"),
+        "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n",
+    )
+    .unwrap();
+    let identity = lab.ca().issue(&["mta-sts.example.com"]).unwrap();
+    let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
+    write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
+    write_pem(
+        &dir.join("key.pem"),
+        "PRIVATE KEY",
+        &[identity.private_key().secret_der()],
+    );
+    let child = bin()
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--domain",
+            "example.com",
+        ])
+        .arg("--policy")
+        .arg(dir.join("policy.txt"))
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--data-dir")
+        .arg(dir.join("received"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mta-sts serve did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serve(child)
+}
+
+/// Datagrams for two domains; returns them as lines and the expected (successful, failed)
+/// per domain.
+fn datagrams(record: &str) -> (String, [(&'static str, u64, u64); 2]) {
+    let sts = r#"{"policy-type":2,"policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"example.com","mx-host":["mx1.example.com"]"#;
+    let mut lines = String::new();
+    for index in 0..120 {
+        let failed = index % 10 == 0;
+        let details = if failed {
+            r#","failure-details":[{"c":204,"s":"192.0.2.1","r":"198.51.100.7","n":"mx1.example.com"}]"#
+        } else {
+            ""
+        };
+        lines.push_str(&format!(
+            r#"{{"dpv":"1","d":"example.com","pr":"{record}","policies":[{sts},"f":{},"t":{}{details}}}]}}"#,
+            u8::from(failed),
+            u8::from(failed)
+        ));
+        lines.push('\n');
+    }
+    for _ in 0..30 {
+        lines.push_str(&format!(
+            r#"{{"dpv":"1","d":"plain.example","pr":"{}","policies":[{{"policy-type":9,"policy-domain":"plain.example","f":0,"t":0}}]}}"#,
+            record.replace("mailto:tlsrpt@example.com", "mailto:tlsrpt@plain.example")
+        ));
+        lines.push('\n');
+    }
+    lines.push_str("this line is not a datagram\n");
+    (lines, [("example.com", 108, 12), ("plain.example", 30, 0)])
+}
+
+fn collect(data: &Path, lines: &str) {
+    let mut child = bin()
+        .args([
+            "tlsrpt",
+            "collect",
+            "--stdin",
+            "--now",
+            &NOON.to_string(),
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("151 datagrams (1 invalid)"), "{stderr}");
+}
+
+async fn counts(store: &Store) -> Vec<(String, u64, u64)> {
+    let mut counts = Vec::new();
+    for report in store.list_reports(&ReportFilter::default()).await.unwrap() {
+        for policy in report.policies {
+            counts.push((policy.domain, policy.successful, policy.failed));
+        }
+    }
+    counts.sort();
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_become_reports_delivered_over_https_and_smtp_with_identical_counts() {
+    let lab = Lab::new();
+    let dir = temp_dir("e2e");
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, lab.ca().root_pem()).unwrap();
+
+    let serve_ip = IpAddr::V4(next_loopback_ip());
+    let serve_port = std::net::TcpListener::bind((serve_ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _serve = start_serve(&dir, &lab, SocketAddr::new(serve_ip, serve_port));
+
+    let relay_ip = next_loopback_ip().to_string();
+    let relay_identity = lab.ca().issue(&[relay_ip.as_str()]).unwrap();
+    let listener = tokio::net::TcpListener::bind((relay_ip.as_str(), 0))
+        .await
+        .unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    let relay = SmtpServer::new("relay.test", SmtpBehaviour::starttls(relay_identity))
+        .start_on(listener)
+        .unwrap();
+
+    let record = format!(
+        "v=TLSRPTv1; rua=mailto:tlsrpt@example.com,https://mta-sts.example.com:{serve_port}/tlsrpt"
+    );
+    let (lines, expected) = datagrams(&record);
+    let data = dir.join("sender");
+    collect(&data, &lines);
+
+    let out = bin()
+        .args([
+            "tlsrpt",
+            "send",
+            "--day",
+            DAY,
+            "--json",
+            "--org",
+            "Example Sender",
+        ])
+        .args(["--contact", "tlsrpt@sender.example", "--smtp-relay"])
+        .arg(format!("{relay_ip}:{relay_port}"))
+        .arg("--ca-file")
+        .arg(&ca_pem)
+        .arg("--resolve")
+        .arg(format!("mta-sts.example.com:{serve_ip}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let status = |data: &Path| {
+        let out = bin()
+            .args(["tlsrpt", "status", "--json", "--data-dir"])
+            .arg(data)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{:#}", status(&data).1);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["reports"], 2);
+    assert_eq!(summary["sent"], 4, "{summary} {:#}", status(&data).1);
+
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(domain, ok, failed)| ((*domain).to_owned(), *ok, *failed))
+        .collect();
+    // The HTTPS intake of `mta-sts serve` stored both reports.
+    let received = Store::open(&Location::DataDirectory(dir.join("received")))
+        .await
+        .unwrap();
+    assert_eq!(counts(&received).await, expected);
+    received.close().await;
+    // The SMTP sink got both mails; the store reads them as report mails.
+    let mails: Vec<Vec<u8>> = relay
+        .sessions()
+        .into_iter()
+        .flat_map(|session| session.messages)
+        .map(|message| message.data)
+        .collect();
+    assert_eq!(mails.len(), 2);
+    let from_mail = Store::open(&Location::DataDirectory(dir.join("mail")))
+        .await
+        .unwrap();
+    for mail in &mails {
+        from_mail
+            .ingest(Source::Mail, "message/rfc822", mail)
+            .await
+            .unwrap();
+    }
+    assert_eq!(counts(&from_mail).await, expected);
+    from_mail.close().await;
+
+    let (code, status) = status(&data);
+    assert_eq!(code, Some(0));
+    assert_eq!(status["collected"]["datagrams"], 151);
+    assert_eq!(status["collected"]["invalid"], 1);
+    let deliveries = status["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 4);
+    assert!(deliveries.iter().all(|d| d["status"] == "sent"), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn send_out_writes_gzip_reports_and_mails_instead_of_delivering() {
+    let dir = temp_dir("out");
+    let (lines, expected) = datagrams("v=TLSRPTv1; rua=mailto:tlsrpt@example.com");
+    let data = dir.join("sender");
+    collect(&data, &lines);
+    let out_dir = dir.join("out");
+    let out = bin()
+        .args([
+            "tlsrpt",
+            "send",
+            "--day",
+            DAY,
+            "--contact",
+            "tlsrpt@sender.example",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    let start = NOON - 12 * 3600;
+    let report_name = names
+        .iter()
+        .find(|name| name.starts_with("sender.example!example.com!") && name.ends_with(".json.gz"))
+        .unwrap();
+    assert!(
+        report_name.contains(&format!("!{start}!{}!", start + 86_399)),
+        "{report_name}"
+    );
+    let report = decode(
+        &std::fs::read(out_dir.join(report_name)).unwrap(),
+        DEFAULT_MAX_DECOMPRESSED,
+    )
+    .unwrap()
+    .report;
+    let summary = report.policies[0].summary;
+    assert_eq!(
+        (
+            summary.total_successful_session_count,
+            summary.total_failure_session_count
+        ),
+        (expected[0].1, expected[0].2)
+    );
+    assert!(names.iter().any(|name| name.ends_with(".eml")));
+    // Nothing was delivered: both deliveries still wait.
+    let out = bin()
+        .args(["tlsrpt", "status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "pending")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn send_rejects_a_day_that_is_not_a_date() {
+    let dir = temp_dir("bad-day");
+    let out = bin()
+        .args(["tlsrpt", "send", "--day", "2026-02-30", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--day \"2026-02-30\" is not a date"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
