@@ -1,0 +1,393 @@
+//! `resolver-load`: the benchmark of `mta-sts resolver` against postfix-mta-sts-resolver
+//! (issue 12). `lab` serves a testnet lab of policy domains (DNS on port 53, HTTPS on 443, for
+//! a network namespace); `diff` sends a table of request keys to two resolvers and prints the
+//! replies that differ; `run` loads one resolver with cached lookups over many connections,
+//! pipelined or not, and prints queries/s and latency percentiles.
+//!
+//! ```text
+//! resolver-load lab --dir DIR --domains 200
+//! resolver-load diff --a 127.0.0.1:8461 --b 127.0.0.1:8462 --keys DIR/keys.txt
+//! resolver-load run --connect 127.0.0.1:8461 --keys DIR/bench-keys.txt --connections 64 --depth 1
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use mta_sts_testnet::{DnsServer, HttpBehaviour, HttpsServer, Site, TestCa, Zone};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+#[derive(Parser)]
+#[command(about = "Load generator and reply differ for Postfix socketmap MTA-STS resolvers")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the lab until killed: DNS on 127.0.0.1:53, policies on 127.0.0.2:443; writes
+    /// DIR/ca.pem, DIR/keys.txt (the reply table's keys), DIR/bench-keys.txt, DIR/ready.
+    Lab {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Enforce domains for the load run.
+        #[arg(long, default_value_t = 200)]
+        domains: usize,
+    },
+    /// Ask two resolvers every key in KEYS (one request payload a line) and print the
+    /// differences; exit 1 when there are any.
+    Diff {
+        #[arg(long)]
+        a: SocketAddr,
+        #[arg(long)]
+        b: SocketAddr,
+        #[arg(long)]
+        keys: PathBuf,
+    },
+    /// Load one resolver and print one line: queries/s, p50 and p99 in microseconds.
+    Run {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Requests in flight per connection (1: one at a time, as Postfix asks).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match args.command {
+            Command::Lab { dir, domains } => lab(dir, domains).await,
+            Command::Diff { a, b, keys } => diff(a, b, keys).await,
+            Command::Run {
+                connect,
+                keys,
+                connections,
+                depth,
+                seconds,
+            } => run(connect, keys, connections, depth.max(1), seconds).await,
+        }
+    })
+}
+
+const ORIGIN: &str = "lab.example";
+
+/// One lab domain: its label under `lab.example`, the TXT strings (if any) and the policy.
+struct Case {
+    label: &'static str,
+    txt: Option<&'static str>,
+    policy: Option<&'static str>,
+}
+
+/// The domains of the reply table, each a case where resolvers may differ.
+const CASES: &[Case] = &[
+    Case {
+        label: "enforce",
+        txt: Some("v=STSv1; id=e1"),
+        policy: Some(
+            "version: STSv1\nmode: enforce\nmx: mx1.enforce.lab.example\nmx: mx2.enforce.lab.example\nmax_age: 86400\n",
+        ),
+    },
+    Case {
+        label: "wildcard",
+        txt: Some("v=STSv1; id=w1"),
+        policy: Some("version: STSv1\nmode: enforce\nmx: *.wildcard.lab.example\nmax_age: 86400\n"),
+    },
+    Case {
+        label: "testing",
+        txt: Some("v=STSv1; id=t1"),
+        policy: Some("version: STSv1\nmode: testing\nmx: mx.testing.lab.example\nmax_age: 86400\n"),
+    },
+    Case {
+        label: "none",
+        txt: Some("v=STSv1; id=n1"),
+        policy: Some("version: STSv1\nmode: none\nmax_age: 86400\n"),
+    },
+    Case {
+        label: "crlf",
+        txt: Some("v=STSv1; id=c1"),
+        policy: Some(
+            "version: STSv1\r\nmode: enforce\r\nmx: mx.crlf.lab.example\r\nmax_age: 86400\r\n",
+        ),
+    },
+    Case {
+        label: "duplicate-mx",
+        txt: Some("v=STSv1; id=d1"),
+        policy: Some(
+            "version: STSv1\nmode: enforce\nmx: mx.lab.example\nmx: mx.lab.example\nmax_age: 86400\n",
+        ),
+    },
+    Case {
+        label: "upper-mx",
+        txt: Some("v=STSv1; id=u1"),
+        policy: Some(
+            "version: STSv1\nmode: enforce\nmx: MX.Upper-MX.lab.example\nmax_age: 86400\n",
+        ),
+    },
+    Case {
+        label: "bad-id",
+        txt: Some("v=STSv1; id=not-valid!"),
+        policy: Some("version: STSv1\nmode: enforce\nmx: mx.bad-id.lab.example\nmax_age: 86400\n"),
+    },
+    Case {
+        label: "plus-max-age",
+        txt: Some("v=STSv1; id=p1"),
+        policy: Some(
+            "version: STSv1\nmode: enforce\nmx: mx.plus-max-age.lab.example\nmax_age: +604800\n",
+        ),
+    },
+    Case {
+        label: "no-mx",
+        txt: Some("v=STSv1; id=m1"),
+        policy: Some("version: STSv1\nmode: enforce\nmax_age: 86400\n"),
+    },
+    Case {
+        label: "bad-mode",
+        txt: Some("v=STSv1; id=b1"),
+        policy: Some(
+            "version: STSv1\nmode: Enforce\nmx: mx.bad-mode.lab.example\nmax_age: 86400\n",
+        ),
+    },
+    Case {
+        label: "two-records",
+        txt: None,
+        policy: Some(
+            "version: STSv1\nmode: enforce\nmx: mx.two-records.lab.example\nmax_age: 86400\n",
+        ),
+    },
+    Case {
+        label: "no-policy-host",
+        txt: Some("v=STSv1; id=h1"),
+        policy: None,
+    },
+    Case {
+        label: "plain",
+        txt: None,
+        policy: None,
+    },
+];
+
+async fn lab(dir: PathBuf, domains: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir)?;
+    let ca = TestCa::new("Resolver bench CA");
+    std::fs::write(dir.join("ca.pem"), ca.root_pem())?;
+    let web_ip: std::net::IpAddr = "127.0.0.2".parse()?;
+    let mut zone = Zone::new(ORIGIN);
+    let mut sites = Vec::new();
+    let mut keys = Vec::new();
+    for case in CASES {
+        let domain = format!("{}.{ORIGIN}", case.label);
+        if let Some(txt) = case.txt {
+            zone = zone.txt(&format!("_mta-sts.{}", case.label), &[txt]);
+        }
+        if case.label == "two-records" {
+            zone = zone
+                .txt("_mta-sts.two-records", &["v=STSv1; id=a1"])
+                .txt("_mta-sts.two-records", &["v=STSv1; id=a2"]);
+        }
+        if let Some(policy) = case.policy {
+            zone = zone.address(&format!("mta-sts.{}", case.label), web_ip);
+            sites.push(Site::new(
+                &format!("mta-sts.{domain}"),
+                HttpBehaviour::policy(policy),
+            ));
+        }
+        for form in [
+            domain.clone(),
+            format!("[{domain}]"),
+            format!("[{domain}]:25"),
+            format!("{domain}:587"),
+            format!("{domain}."),
+            domain.to_ascii_uppercase(),
+            format!(".{domain}"),
+        ] {
+            keys.push(format!("postfix {form}"));
+        }
+    }
+    for key in [
+        "[192.0.2.1]",
+        "[ipv6:2001:db8::1]",
+        "192.0.2.1",
+        "127.1",
+        "nonexistent.lab.example",
+        "exa mple.com",
+    ] {
+        keys.push(format!("postfix {key}"));
+    }
+    let mut bench_keys = Vec::new();
+    for i in 0..domains {
+        let label = format!("d{i}");
+        zone = zone
+            .txt(
+                &format!("_mta-sts.{label}"),
+                &[&format!("v=STSv1; id=b{i}")],
+            )
+            .address(&format!("mta-sts.{label}"), web_ip);
+        let domain = format!("{label}.{ORIGIN}");
+        let policy = format!(
+            "version: STSv1\nmode: enforce\nmx: mx1.{domain}\nmx: *.mx.{domain}\nmax_age: 604800\n"
+        );
+        sites.push(Site::new(
+            &format!("mta-sts.{domain}"),
+            HttpBehaviour::policy(&policy),
+        ));
+        bench_keys.push(format!("postfix {domain}"));
+    }
+    std::fs::write(dir.join("keys.txt"), keys.join("\n") + "\n")?;
+    std::fs::write(dir.join("bench-keys.txt"), bench_keys.join("\n") + "\n")?;
+    let udp = UdpSocket::bind("127.0.0.1:53")
+        .await
+        .context("bind DNS on 127.0.0.1:53 (run inside a network namespace)")?;
+    let tcp = TcpListener::bind("127.0.0.1:53").await?;
+    let https = TcpListener::bind("127.0.0.2:443")
+        .await
+        .context("bind 127.0.0.2:443")?;
+    let _web = HttpsServer::new(&ca, sites)?.start_on(https)?;
+    let dns = tokio::spawn(DnsServer::new([zone]).run(udp, tcp, std::future::pending()));
+    std::fs::write(dir.join("ready"), "")?;
+    dns.await?;
+    Ok(())
+}
+
+fn read_keys(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn netstring(payload: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{}:", payload.len()).as_bytes());
+    out.extend_from_slice(payload.as_bytes());
+    out.push(b',');
+}
+
+async fn read_reply(stream: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
+    let mut length = 0usize;
+    loop {
+        let byte = stream.read_u8().await?;
+        match byte {
+            b'0'..=b'9' => length = length * 10 + usize::from(byte - b'0'),
+            b':' => break,
+            _ => bail!("bad netstring length byte {byte:#x}"),
+        }
+    }
+    let mut payload = vec![0; length + 1];
+    stream.read_exact(&mut payload).await?;
+    if payload.pop() != Some(b',') {
+        bail!("netstring without ','");
+    }
+    Ok(String::from_utf8_lossy(&payload).into_owned())
+}
+
+async fn ask(addr: SocketAddr, key: &str) -> String {
+    let attempt = async {
+        let mut stream = BufReader::new(TcpStream::connect(addr).await?);
+        let mut request = Vec::new();
+        netstring(key, &mut request);
+        stream.get_mut().write_all(&request).await?;
+        read_reply(&mut stream).await
+    };
+    match tokio::time::timeout(Duration::from_secs(20), attempt).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(error)) => format!("<error: {error}>"),
+        Err(_) => "<no reply in 20 s>".to_owned(),
+    }
+}
+
+async fn diff(a: SocketAddr, b: SocketAddr, keys: PathBuf) -> anyhow::Result<()> {
+    let keys = read_keys(&keys)?;
+    let mut differences = 0;
+    for key in &keys {
+        let (reply_a, reply_b) = tokio::join!(ask(a, key), ask(b, key));
+        if reply_a == reply_b {
+            println!("  same  {key:?} -> {reply_a:?}");
+        } else {
+            differences += 1;
+            println!("  DIFF  {key:?}\n          ours: {reply_a:?}\n          peer: {reply_b:?}");
+        }
+    }
+    println!("{differences} of {} replies differ", keys.len());
+    if differences > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(
+    addr: SocketAddr,
+    keys: PathBuf,
+    connections: usize,
+    depth: usize,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    let keys = std::sync::Arc::new(read_keys(&keys)?);
+    if keys.is_empty() {
+        bail!("no keys");
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let keys = std::sync::Arc::clone(&keys);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::new();
+            let mut stream = BufReader::new(TcpStream::connect(addr).await?);
+            stream.get_ref().set_nodelay(true)?;
+            let mut next = c * 7;
+            let mut batch = Vec::new();
+            while Instant::now() < deadline {
+                batch.clear();
+                for _ in 0..depth {
+                    netstring(&keys[next % keys.len()], &mut batch);
+                    next += 1;
+                }
+                let sent = Instant::now();
+                stream.get_mut().write_all(&batch).await?;
+                for _ in 0..depth {
+                    let reply = read_reply(&mut stream).await?;
+                    if !reply.starts_with("OK secure") {
+                        bail!("uncached or wrong reply {reply:?}");
+                    }
+                    latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(seconds);
+    all.sort_unstable();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "queries_per_s={:.0} p50_us={} p99_us={} queries={} connections={connections} depth={depth}",
+        all.len() as f64 / elapsed,
+        pick(0.50),
+        pick(0.99),
+        all.len()
+    );
+    Ok(())
+}
