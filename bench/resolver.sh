@@ -77,7 +77,7 @@ ip netns exec "$ns" "$bin/resolver-load" diff --a 127.0.0.1:8461 --b 127.0.0.1:8
 
 echo "== warming both caches with $domains domains"
 ip netns exec "$ns" "$bin/resolver-load" diff --a 127.0.0.1:8461 --b 127.0.0.1:8462 \
-    --keys "$work/bench-keys.txt" | tail -1
+    --keys "$work/bench-keys.txt" | tail -1 || true
 
 run() { ip netns exec "$ns" "$bin/resolver-load" run --connect "127.0.0.1:$1" \
     --keys "$work/bench-keys.txt" --connections "$connections" --depth "$2" --seconds "$seconds"; }
