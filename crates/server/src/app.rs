@@ -8,15 +8,17 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
+use mta_sts_tlsrpt::report::measure;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::config::{Config, Intake};
+use crate::config::{Config, Intake, Limits};
 use crate::intake::{IncomingReport, IngestOutcome, ReportSink};
 
 /// Where RFC 8461 §3.3 puts the policy.
@@ -33,6 +35,33 @@ pub struct AppState {
     policies: Arc<ArcSwap<HashMap<String, Bytes>>>,
     sink: Arc<dyn ReportSink>,
     intake: Arc<Intake>,
+    budget: Arc<MemoryBudget>,
+}
+
+/// The intake's memory budget (`limits.intake_memory`): bytes held by reports being read, all
+/// requests together. A request reserves what its body will take before reading it, and what
+/// reading the report will take (found by [`measure`], which allocates nothing) before handing
+/// it to the sink; what cannot be reserved is answered 503 with `Retry-After`.
+struct MemoryBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl MemoryBudget {
+    fn new(limits: &Limits) -> Self {
+        let total = limits.intake_memory.min(Semaphore::MAX_PERMITS);
+        MemoryBudget {
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Reserves `bytes` until the permit is dropped; `None` when the budget is spent. A request
+    /// larger than the whole budget gets all of it, so it runs alone rather than never.
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let wanted = u32::try_from(bytes.clamp(1, self.total)).unwrap_or(u32::MAX);
+        Arc::clone(&self.bytes).try_acquire_many_owned(wanted).ok()
+    }
 }
 
 impl AppState {
@@ -42,6 +71,7 @@ impl AppState {
             policies: Arc::new(ArcSwap::from_pointee(policy_table(config))),
             sink,
             intake: Arc::new(config.intake.clone()),
+            budget: Arc::new(MemoryBudget::new(&config.limits)),
         }
     }
 
@@ -174,19 +204,79 @@ fn method_not_allowed(allow: &'static str) -> Response {
         .into_response()
 }
 
+/// Bodies up to this size that are not gzip are measured on the async worker; others (a small
+/// gzip body can decompress to megabytes) on a blocking thread.
+const INLINE_MEASURE_LIMIT: usize = 64 * 1024;
+
+/// Copies of a body the intake and the sink hold at once (the request's, the sink's own, and one
+/// while it hashes or moves it to a blocking thread).
+const BODY_COPIES: usize = 3;
+
+fn intake_busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "30")],
+        "too many reports being read at once; retry later\n",
+    )
+        .into_response()
+}
+
 async fn receive_report(
     State(state): State<AppState>,
     peer: Option<axum::Extension<PeerAddr>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    let max_body = state.intake.max_body;
+    let max_decompressed = state.intake.max_decompressed;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max_body) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("report body larger than {max_body} bytes\n"),
+        )
+            .into_response();
+    }
+    // The body is held from here on, so its place in the budget comes first.
+    let body_bytes = declared.unwrap_or(max_body).saturating_mul(BODY_COPIES);
+    let Some(_body_permit) = state.budget.reserve(body_bytes) else {
+        return intake_busy();
+    };
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // The body limit layer turns a body past `max_body` into 413 here.
+    let body = match Bytes::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // What reading the report will take, found without allocating it. A body that cannot be
+    // measured still goes to the sink, which keeps it in quarantine with the reason.
+    let cost = if body.len() <= INLINE_MEASURE_LIMIT && !body.starts_with(b"\x1f\x8b") {
+        measure(&body, max_decompressed)
+    } else {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || measure(&body, max_decompressed))
+            .await
+            .unwrap_or(Err(mta_sts_tlsrpt::ReportError::TooLarge {
+                limit: max_decompressed,
+            }))
+    };
+    let reading = cost.map_or(max_decompressed.saturating_mul(2), |cost| {
+        cost.reading_bytes()
+    });
+    let Some(_reading_permit) = state.budget.reserve(reading) else {
+        return intake_busy();
+    };
     let report = IncomingReport {
         peer: peer.map(|axum::Extension(PeerAddr(addr))| addr),
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        content_type,
         body,
-        max_decompressed: state.intake.max_decompressed,
+        max_decompressed,
     };
     let peer = report.peer;
     match state.sink.ingest(report).await {

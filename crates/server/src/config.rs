@@ -44,6 +44,8 @@ pub struct Config {
     pub storage: Storage,
     /// Limits of the TLS-RPT HTTPS intake.
     pub intake: Intake,
+    /// Connection and memory limits that keep the server up under hostile clients.
+    pub limits: Limits,
     domains: Vec<Domain>,
 }
 
@@ -311,6 +313,8 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     intake: RawIntake,
+    #[serde(default)]
+    limits: RawLimits,
     #[serde(default)]
     domain: Vec<RawDomain>,
 }
@@ -663,6 +667,7 @@ impl Config {
                 database: raw.storage.database,
             },
             intake,
+            limits: limits(raw.limits)?,
             domains,
         })
     }
@@ -853,4 +858,88 @@ fn check_domain(
         cert,
         warnings,
     })
+}
+
+// --- [limits] ---------------------------------------------------------------------------------
+
+/// Default cap on open connections, all clients together: a small VPS keeps 1024 file
+/// descriptors per process by default, and an idle connection costs a few kilobytes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// Default cap on open connections from one IP address: a sending MTA needs a handful.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 32;
+/// Default time a client has to send a request's headers, and the longest a keep-alive
+/// connection stays open without a request.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default memory budget of the intake: bytes held by reports being read, all requests
+/// together (bodies, decompressed JSON and the parsed tree, estimated before reading).
+pub const DEFAULT_INTAKE_MEMORY: usize = 256 * 1024 * 1024;
+
+/// `[limits]`: what all clients together, or one of them, may hold of the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at once; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections at once from one IP address; past it new ones are closed at once.
+    pub max_connections_per_ip: usize,
+    /// Time to send a request's headers (from the connection's start, or the end of the last
+    /// answer on a keep-alive connection); past it the connection is closed. This is also the
+    /// idle timeout of keep-alive connections.
+    pub header_timeout: Duration,
+    /// Bytes the intake may hold for reports being read, all requests together; past it
+    /// reports are answered `503` with `Retry-After`.
+    pub intake_memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            intake_memory: DEFAULT_INTAKE_MEMORY,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    header_timeout_seconds: Option<u64>,
+    intake_memory: Option<usize>,
+}
+
+fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: raw.max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_ip: raw
+            .max_connections_per_ip
+            .unwrap_or(defaults.max_connections_per_ip),
+        header_timeout: raw
+            .header_timeout_seconds
+            .map_or(defaults.header_timeout, Duration::from_secs),
+        intake_memory: raw.intake_memory.unwrap_or(defaults.intake_memory),
+    };
+    for (name, value) in [
+        ("limits.max_connections", limits.max_connections),
+        (
+            "limits.max_connections_per_ip",
+            limits.max_connections_per_ip,
+        ),
+        ("limits.intake_memory", limits.intake_memory),
+        (
+            "limits.header_timeout_seconds",
+            usize::from(!limits.header_timeout.is_zero()),
+        ),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::Field {
+                field: name.to_owned(),
+                message: "must be greater than 0".into(),
+            });
+        }
+    }
+    Ok(limits)
 }

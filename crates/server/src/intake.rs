@@ -128,7 +128,13 @@ impl MemorySink {
 #[async_trait]
 impl ReportSink for MemorySink {
     async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
-        let classified = classify(&report);
+        // Reading a report can take milliseconds: not on the async workers.
+        let (report, classified) = tokio::task::spawn_blocking(move || {
+            let classified = classify(&report);
+            (report, classified)
+        })
+        .await
+        .map_err(|error| SinkError::new(format!("report reader failed: {error}")))?;
         let mut reports = self.lock();
         reports.content_types.push(report.content_type.clone());
         Ok(match classified {

@@ -1,23 +1,24 @@
 //! Running the application: listeners, TLS handshakes, graceful shutdown, reload.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::acme::Acme;
 use crate::app::{AppState, PeerAddr, app};
-use crate::config::{Config, ConfigError, Tls};
+use crate::config::{Config, ConfigError, Limits, Tls};
 use crate::intake::ReportSink;
 use crate::tls::{self, CertResolver, TlsError};
 
@@ -189,13 +190,20 @@ impl Server {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let router = self.router();
+        let connections = Arc::new(ConnectionLimits::new(&config.limits));
         let accept_loops: Vec<_> = listeners
             .https
             .into_iter()
             .map(|listener| (listener, Some(tls.clone())))
             .chain(listeners.http.into_iter().map(|listener| (listener, None)))
             .map(|(listener, tls)| {
-                tokio::spawn(accept_loop(listener, tls, router.clone(), stop_rx.clone()))
+                tokio::spawn(accept_loop(
+                    listener,
+                    tls,
+                    router.clone(),
+                    Arc::clone(&connections),
+                    stop_rx.clone(),
+                ))
             })
             .collect();
         let acme_task = acme.map(|acme| {
@@ -290,10 +298,71 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The caps on open connections, shared by every listener: all clients together, and each IP
+/// address. A connection past either is closed as soon as it is accepted, so slow or idle
+/// clients cannot use up file descriptors or tasks.
+struct ConnectionLimits {
+    open: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+    header_timeout: Duration,
+}
+
+/// One admitted connection; its places under both caps are given back on drop.
+struct Admitted {
+    _open: OwnedSemaphorePermit,
+    ip: IpAddr,
+    limits: Arc<ConnectionLimits>,
+}
+
+impl ConnectionLimits {
+    fn new(limits: &Limits) -> Self {
+        ConnectionLimits {
+            open: Arc::new(Semaphore::new(limits.max_connections)),
+            per_ip: Mutex::new(HashMap::new()),
+            max_per_ip: limits.max_connections_per_ip,
+            header_timeout: limits.header_timeout,
+        }
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let open = Arc::clone(&self.open).try_acquire_owned().ok()?;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(Admitted {
+            _open: open,
+            ip,
+            limits: Arc::clone(self),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .limits
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
+    limits: Arc<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
@@ -310,16 +379,28 @@ async fn accept_loop(
             },
             _ = stop.changed() => return graceful,
         };
+        let Some(admitted) = limits.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open connections");
+            drop(stream);
+            continue;
+        };
+        let header_timeout = limits.header_timeout;
         let watcher = graceful.watcher();
         let router = router.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _admitted = admitted;
             let service =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                     request.extensions_mut().insert(PeerAddr(peer));
                     router.clone().oneshot(request)
                 });
-            let builder = hyper::server::conn::http1::Builder::new();
+            // The header timeout runs from the start of every wait for a request, so it also
+            // closes keep-alive connections that stay idle.
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let result = match tls {
                 None => {
                     let connection = builder.serve_connection(TokioIo::new(stream), service);

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::mail::decode_body;
-use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport};
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, measure};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
@@ -268,7 +268,11 @@ impl Store {
         let origin = origin.into();
         let (source, trust) = (origin.source, origin.trust());
         let max_len = self.max_report_size;
-        let write = if bytes.len() <= INLINE_READ_LIMIT {
+        // The decompressed size decides, not the body's: a small gzip body can hold megabytes.
+        let small = bytes.len() <= INLINE_READ_LIMIT
+            && measure(bytes, INLINE_READ_LIMIT)
+                .is_ok_and(|cost| cost.json_len <= INLINE_READ_LIMIT);
+        let write = if small {
             let raw = new_raw(source, content_type, bytes);
             let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
             StoreIngest {
@@ -430,8 +434,8 @@ fn connection_url(location: &Location) -> Result<(Backend, String), StoreError> 
     }
 }
 
-/// Bodies up to this size are hashed and read on the calling task; larger ones on a blocking
-/// thread. Real daily reports are a few kilobytes.
+/// Bodies up to this size, decompressed, are hashed and read on the calling task; larger ones
+/// on a blocking thread. Real daily reports are a few kilobytes.
 const INLINE_READ_LIMIT: usize = 64 * 1024;
 
 /// Reads a body (a mail when `content_type` is `message/rfc822`, else zip, gzip or JSON by its
