@@ -9,14 +9,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The newest PostgreSQL Debian installed (15 on bookworm); installed when there is none.
-find_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# The newest PostgreSQL Debian installed (15 on bookworm), or nothing: a directory with pg_ctl,
+# initdb and postgres. PG_LIB_DIR (default /usr/lib/postgresql) is where Debian puts them.
+pg_lib_dir=${PG_LIB_DIR:-/usr/lib/postgresql}
+find_pg_bin() {
+    local bin found=
+    for bin in "$pg_lib_dir"/*/bin; do
+        if [ -x "$bin/pg_ctl" ] && [ -x "$bin/initdb" ] && [ -x "$bin/postgres" ]; then
+            found+="$bin"$'\n'
+        fi
+    done
+    printf '%s' "$found" | sort -V | tail -n 1
+}
 pg_bin=$(find_pg_bin)
-if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
-    echo "== installing PostgreSQL (Debian package postgresql)"
+if [ -z "$pg_bin" ]; then
+    echo "== installing PostgreSQL (Debian package postgresql): none under $pg_lib_dir"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     pg_bin=$(find_pg_bin)
+    if [ -z "$pg_bin" ]; then
+        echo "pg-test.sh: installed the postgresql package, but $pg_lib_dir/*/bin has no" \
+            "pg_ctl, initdb and postgres" >&2
+        exit 1
+    fi
 fi
 
 # PostgreSQL refuses to run as root: as root, run it as the package's `postgres` user.
