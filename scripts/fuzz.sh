@@ -1,28 +1,89 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 300), two at a time, seeded from the test fixtures.
+# Builds and runs every fuzz target (`cargo fuzz list`: a target added to fuzz/Cargo.toml is
+# run with no change here) for SECONDS each, two at a time, each corpus seeded from the
+# project's fixtures. Prints each target's executions and result; exits 1 when a target fails
+# to build, crashes, leaks, hangs or runs out of memory (the input is in fuzz/artifacts/TARGET/,
+# the log in fuzz/fuzz-TARGET.log).
+#
+#   bash scripts/fuzz.sh                  # every target, 300 s each
+#   bash scripts/fuzz.sh 20               # the CI smoke run
+#   bash scripts/fuzz.sh 600 policy       # some targets only
+#
 # Needs cargo-fuzz (installed here when missing); the toolchain is stable, hence RUSTC_BOOTSTRAP.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-300}
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+[ $# -eq 0 ] || shift
+case $seconds in
+    '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
+esac
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
+
+echo "== cargo fuzz build"
 cargo fuzz build
+if [ $# -gt 0 ]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(cargo fuzz list)
+fi
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz.sh: cargo fuzz list found no target" >&2; exit 1; }
 
-seed() { mkdir -p "corpus/$1"; shift; for f in "$@"; do cp -f "$f" "corpus/$(basename "$(dirname "$f")")" 2>/dev/null || true; done; }
-mkdir -p corpus/policy corpus/sts_record corpus/tlsrpt_record corpus/tlsrpt_report corpus/tlsrpt_mail corpus/netstring
-printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n' > corpus/policy/rfc
-printf 'mode: testing\nversion: STSv1\nmx: xn--bcher-kva.example\nmax_age: 86400\n\nx: y\n' > corpus/policy/quirks
-printf 'v=STSv1; id=20160831085700Z;' > corpus/sts_record/rfc
-printf 'v=STSv1 ;id=1; ext=a.b\0v=spf1 -all' > corpus/sts_record/rrset
-printf 'v=TLSRPTv1;rua=mailto:reports@example.com' > corpus/tlsrpt_record/mailto
-printf 'v=TLSRPTv1; rua=mailto:a@example.com , https://r.example.com/v1?x=%%2C; e=1' > corpus/tlsrpt_record/list
-printf '25:postfix [Example.COM.]:25,16:postfix .example,' > corpus/netstring/pipelined
-cp -f ../crates/tlsrpt/tests/fixtures/reports/* corpus/tlsrpt_report/ 2>/dev/null || true
-# Report mails, without the bombs (64 MiB each once inflated: slow seeds, nothing to learn).
-find ../crates/tlsrpt/tests/fixtures/public ../crates/tlsrpt/tests/fixtures/mail \( -name '*.eml' -o -name '*.zip' \) \
-    ! -name '*bomb*' -exec cp -f {} corpus/tlsrpt_mail/ \;
+# Seeds: fuzz/seeds/TARGET/* (small inputs written for the target), plus the project's fixtures
+# of the same kind of input, listed here.
+fixtures() {
+    case $1 in
+        tlsrpt_report) echo ../crates/tlsrpt/tests/fixtures/reports ../crates/tlsrpt/tests/fixtures/regressions ;;
+    esac
+}
+seed() {
+    local target=$1 dir
+    mkdir -p "corpus/$target"
+    for dir in "seeds/$target" $(fixtures "$target"); do
+        [ -d "$dir" ] || continue
+        find "$dir" -maxdepth 1 -type f ! -name README.md -exec cp -f {} "corpus/$target/" \;
+    done
+}
 
-run() { cargo fuzz run "$1" -- -max_total_time="$seconds" -print_final_stats=1 >"fuzz-$1.log" 2>&1; echo "$1: $(grep -E 'Done|stat::number_of_executed_units' "fuzz-$1.log" | tr '\n' ' ')"; }
-run policy & run sts_record & wait
-run tlsrpt_record & run tlsrpt_report & wait
-run tlsrpt_mail & run netstring & wait
+# One target: its executions and result from libFuzzer's final stats; the exit status is
+# cargo fuzz's (non-zero on a crash, leak, timeout or out-of-memory).
+run() {
+    local target=$1 log=fuzz-$1.log
+    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -timeout=30 \
+        -print_final_stats=1 >"$log" 2>&1
+}
+report() {
+    local target=$1 status=$2 log=fuzz-$1.log execs result
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    if [ "$status" = 0 ]; then
+        result=ok
+    else
+        result="FAILED (exit $status): $(grep -m 1 -E '^==[0-9]+==|^SUMMARY|panicked at|Test unit written' "$log" || echo "see fuzz/$log")"
+    fi
+    printf '%-24s %12s executions  %s\n' "$target" "${execs:-0}" "$result"
+    if [ "$status" != 0 ]; then
+        grep -E 'Test unit written|^Base64' "$log" | sed 's/^/    /' || true
+    fi
+}
+
+failed=0
+parallel=2
+for ((i = 0; i < ${#targets[@]}; i += parallel)); do
+    batch=("${targets[@]:i:parallel}")
+    pids=()
+    for target in "${batch[@]}"; do
+        seed "$target"
+        run "$target" &
+        pids+=($!)
+    done
+    for j in "${!batch[@]}"; do
+        status=0
+        wait "${pids[j]}" || status=$?
+        report "${batch[j]}" "$status"
+        [ "$status" = 0 ] || failed=1
+    done
+done
+if [ "$failed" != 0 ]; then
+    echo "fuzz.sh: a fuzz target failed (inputs in fuzz/artifacts/, logs in fuzz/fuzz-*.log)" >&2
+fi
+exit "$failed"
