@@ -1,29 +1,82 @@
 #!/usr/bin/env bash
-# The full test suite: formatting, lints, then every test in the workspace.
-# Installs what the tests need when it is missing (run as root on a fresh machine).
+# The full test suite: formatting, lints, every test in the workspace (PostgreSQL required),
+# the benchmarks' sanity checks and a short run of every fuzz target. Installs what the tests
+# need when it is missing (run as root on a fresh machine). Fails on the first failing step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests use: pebble (ACME test server), curl, and systemd-analyze (verifies the
-# unit files in dist/; the package starts nothing in a container). PostgreSQL is installed by
-# scripts/pg-test.sh below.
-missing=()
-command -v pebble >/dev/null || missing+=(pebble)
-command -v curl >/dev/null || missing+=(curl)
-command -v systemd-analyze >/dev/null || missing+=(systemd)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# ---------------------------------------------------------------------------------------------
+# What the tests need: one function per peer, each installing only when missing.
+
+apt_updated=
+apt_install() {
+    echo "== installing $* (Debian)"
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 
 # rustfmt and clippy come with the toolchain here; add them if this one lacks them.
-cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
-cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+need_toolchain() {
+    cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+    cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+}
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (with a throwaway PostgreSQL for the store's cases)"
-PG_TEST_COMMAND='cargo test --workspace --locked' bash scripts/pg-test.sh
+# pebble: the ACME test server (server's ACME tests).
+need_pebble() { command -v pebble >/dev/null || apt_install pebble; }
+
+# curl: a real HTTPS client (server's HTTPS tests).
+need_curl() { command -v curl >/dev/null || apt_install curl; }
+
+# systemd-analyze: verifies the unit files in dist/ (the package starts nothing in a container).
+need_systemd_analyze() { command -v systemd-analyze >/dev/null || apt_install systemd; }
+
+# cargo-fuzz: builds and runs the fuzz targets (scripts/fuzz.sh).
+need_cargo_fuzz() { command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz; }
+
+# PostgreSQL is installed by scripts/pg-test.sh when missing.
+
+# ---------------------------------------------------------------------------------------------
+# The steps, in order.
+
+fmt() { cargo fmt --all -- --check; }
+
+clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+
+# Every test, with a throwaway PostgreSQL for the store's cases (which then fail, not skip,
+# without it).
+tests() { PG_TEST_COMMAND='cargo test --workspace --locked' bash scripts/pg-test.sh; }
+
+# Each bench run once in its quick mode (no --bench argument): it compiles and its sanity
+# checks hold (the store's bench on PostgreSQL too).
+bench_checks() { PG_TEST_COMMAND='cargo test --workspace --benches --locked' bash scripts/pg-test.sh; }
+
+# Every fuzz target builds and survives a short run from its seeds.
+fuzz_smoke() { bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; }
+
+# ---------------------------------------------------------------------------------------------
+
+timings=()
+step() {
+    local name=$1 started=$SECONDS
+    echo "== $name"
+    "$@"
+    timings+=("$(printf '%-14s %5d s' "$name" $((SECONDS - started)))")
+}
+
+need_toolchain
+need_pebble
+need_curl
+need_systemd_analyze
+need_cargo_fuzz
+
+step fmt
+step clippy
+step tests
+step bench_checks
+step fuzz_smoke
+
+echo "== all steps passed in $SECONDS s"
+printf '   %s\n' "${timings[@]}"

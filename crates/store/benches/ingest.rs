@@ -7,6 +7,9 @@
 //! holding `TMPDIR`); with `MTA_STS_TEST_POSTGRES_URL` set (`PG_TEST_COMMAND='cargo bench -p
 //! mta-sts-store' scripts/pg-test.sh`) against that PostgreSQL as well. `BENCH_REPORTS`
 //! (default 20000) and `BENCH_TASKS` (default 64) change the load.
+//!
+//! `cargo test --benches` runs it without `--bench`: a quick run of 200 reports that only checks
+//! each is acknowledged as stored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mta_sts_store::{Ingested, Location, Source, Store, StoreOptions};
 
 fn main() {
-    let reports = env_number("BENCH_REPORTS", 20_000);
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let reports = env_number("BENCH_REPORTS", if quick { 200 } else { 20_000 });
     let tasks = env_number("BENCH_TASKS", 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

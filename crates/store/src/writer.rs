@@ -2,9 +2,10 @@
 //! commits whatever has queued up in one transaction, then answers every waiter.
 //!
 //! Why: a durable commit costs an fsync (SQLite WAL with `synchronous=FULL`) or a WAL flush
-//! (PostgreSQL). One per report measured 600–1,900 reports/s on the 2-core development machine
-//! against 3,300–6,000 grouped (`benches/ingest.rs`), and a disk with a slow flush widens the
-//! gap; one per batch lets 64 concurrent writers share each flush. Nobody is answered
+//! (PostgreSQL). One per report is several times slower than one per batch, which lets 64
+//! concurrent writers share each flush, and a disk with a slow flush widens the gap: `cargo
+//! bench -p mta-sts-store` measures both on this machine's disk (`PG_TEST_COMMAND='cargo bench
+//! -p mta-sts-store' bash scripts/pg-test.sh` on PostgreSQL too). Nobody is answered
 //! before the commit that holds their write has returned, so an acknowledged write is on disk.
 //!
 //! A batch that fails is rolled back and its writes are retried one transaction each, so that
