@@ -2,6 +2,30 @@
 //!
 //! `main` parses the arguments and calls [`run`]; exit codes are decided here and only here:
 //! 0 when the subject is valid (warnings allowed), 1 when it is not, 2 for usage or I/O errors.
+//!
+//! This crate parses, loads, calls a library crate and renders; the work is done in the
+//! libraries. Where each command lives:
+//!
+//! - `args.rs`: every subcommand and flag with its help text ([`args::Cli`]), in one place.
+//! - [`run`] below: one match arm per subcommand, calling its module.
+//! - `check.rs`: `check` (the live check, `mta_sts_check::gather` then `analyze`) and `suggest`.
+//! - `lint.rs`: `lint policy|sts-record|tlsrpt-record`.
+//! - `policy_cmd.rs`: `policy new` and `policy match`.
+//! - `dns.rs`: `dns records`.
+//! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
+//!   `reports list|show`.
+//! - `input.rs`: files, standard input, TXT records in zone-file form; `render.rs`: the text
+//!   output (diagnostics with pointers, tables, colour, escaping of text from the network).
+//!
+//! Each command prints a readable report for people and, with `--json`, JSON for programs,
+//! through [`out!`] and [`outln!`] (a closed standard output is not a panic). For example,
+//! `lint tlsrpt-record` goes `main` → [`run`] → `lint::tlsrpt_record` →
+//! `mta_sts_tlsrpt::TlsRptRecord::lint` → `render`:
+//!
+//! ```text
+//! $ mta-sts lint tlsrpt-record 'v=TLSRPTv1; rua=mailto:tlsrpt@example.com'
+//! _smtp._tls: valid record (no problems)
+//! ```
 
 /// `print!` that returns an error instead of panicking when standard output is closed (a
 /// pager or `head` that stopped reading); `main` then exits quietly.
