@@ -180,8 +180,29 @@ async fn rustls_client_fetches_each_policy_with_its_certificate_by_sni() {
 #[tokio::test]
 async fn unknown_sni_gets_no_certificate() {
     let running = start().await;
-    assert!(running.connect("mta-sts.example.net").await.is_err());
+    // The handshake is refused with an alert: not a refused connection, not a timeout.
+    let error = within(running.connect("mta-sts.example.net"))
+        .await
+        .expect_err("no certificate for an unknown name");
+    let tls = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(tls, Some(rustls::Error::AlertReceived(_))),
+        "expected a TLS alert from the server, got {error:?}"
+    );
+    // The same listener still serves a known name.
+    within(running.connect("mta-sts.example.com"))
+        .await
+        .unwrap();
     running.stop().await;
+}
+
+/// `future`'s output, or a failed test if it takes longer than 10 s (instead of a hang).
+async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(10), future)
+        .await
+        .expect("timed out after 10 s")
 }
 
 #[tokio::test]
@@ -204,11 +225,15 @@ async fn reload_keeps_open_connections_and_serves_the_new_policy_on_them() {
 async fn shutdown_closes_idle_connections_and_returns() {
     let running = start().await;
     let mut idle = BufReader::new(running.connect("mta-sts.example.com").await.unwrap());
-    exchange(&mut idle, &get_request("mta-sts.example.com")).await;
-    running.stop().await;
+    within(exchange(&mut idle, &get_request("mta-sts.example.com"))).await;
+    within(running.stop()).await;
+    // Closed: the read ends (a hang here would be a connection left open).
     let mut rest = Vec::new();
-    let read = idle.read_to_end(&mut rest).await;
-    assert!(read.is_err() || rest.is_empty(), "connection closed");
+    let read = within(idle.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_err() || rest.is_empty(),
+        "connection closed, got {read:?} {rest:?}"
+    );
 }
 
 fn curl(args: &[&str]) -> std::process::Output {

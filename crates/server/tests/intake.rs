@@ -169,6 +169,8 @@ async fn intake_path_is_configurable_and_only_takes_post() {
 #[derive(Default)]
 struct TestSink {
     fail: bool,
+    /// Notified when a report reaches the sink.
+    entered: Notify,
     release: Notify,
     hold: bool,
 }
@@ -176,6 +178,7 @@ struct TestSink {
 #[async_trait]
 impl ReportSink for TestSink {
     async fn ingest(&self, _: IncomingReport) -> Result<IngestOutcome, SinkError> {
+        self.entered.notify_one();
         if self.hold {
             self.release.notified().await;
         }
@@ -213,12 +216,20 @@ async fn requests_beyond_the_concurrency_cap_are_503() {
         let router = router.clone();
         async move { send(&router, post("/tlsrpt", None, REPORT)).await }
     });
-    // Let the first request reach the sink and hold its slot.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let (second, _) = send(&router, post("/tlsrpt", None, REPORT)).await;
+    // The first request holds its slot once it has reached the sink.
+    within(sink.entered.notified()).await;
+    let (second, _) = within(send(&router, post("/tlsrpt", None, REPORT))).await;
     assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
     sink.release.notify_one();
-    assert_eq!(first.await.unwrap().0.status(), StatusCode::CREATED);
+    let (first, _) = within(first).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+}
+
+/// `future`'s output, or a failed test if it takes longer than 10 s (instead of a hang).
+async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("timed out after 10 s")
 }
 
 #[tokio::test(start_paused = true)]
@@ -235,8 +246,40 @@ async fn slow_request_times_out_with_408() {
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
 }
 
-#[test]
-fn memory_sink_is_a_report_sink() {
-    fn sink(_: Arc<dyn ReportSink>) {}
-    sink(Arc::new(MemorySink::new()));
+#[tokio::test]
+async fn memory_sink_stores_once_and_keeps_unreadable_bodies() {
+    let memory = Arc::new(MemorySink::new());
+    let sink: Arc<dyn ReportSink> = memory.clone();
+    let incoming = |body: &[u8], max_decompressed| IncomingReport {
+        peer: None,
+        content_type: Some("application/tlsrpt+gzip".to_owned()),
+        body: body.to_vec().into(),
+        max_decompressed,
+    };
+    let ingest = |report| {
+        let sink = Arc::clone(&sink);
+        async move { sink.ingest(report).await.unwrap() }
+    };
+    assert_eq!(
+        ingest(incoming(REPORT_GZ, 1 << 20)).await,
+        IngestOutcome::Stored
+    );
+    assert_eq!(
+        ingest(incoming(REPORT, 1 << 20)).await,
+        IngestOutcome::Duplicate
+    );
+    assert!(matches!(
+        ingest(incoming(b"not a report", 1 << 20)).await,
+        IngestOutcome::Quarantined { reason } if !reason.is_empty()
+    ));
+    assert_eq!(
+        ingest(incoming(OTHER_REPORT, 16)).await,
+        IngestOutcome::TooLarge { limit: 16 }
+    );
+    let held = memory.snapshot();
+    assert_eq!(held.stored.len(), 1);
+    assert_eq!(held.stored.values().next().unwrap().as_ref(), REPORT_GZ);
+    assert_eq!(held.quarantined.len(), 1);
+    assert_eq!(held.quarantined[0].0.as_ref(), b"not a report");
+    assert_eq!(held.content_types.len(), 4);
 }
