@@ -112,12 +112,19 @@ fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
     let mut rua = Vec::new();
     let mut at = 0;
     loop {
-        // Each URI is scanned once; the scan stops at what ends it.
+        // Each URI is scanned once; the scan stops at what ends it. The common shapes take the
+        // short lane, the others the general scan.
         let uri_text = text.get(at..)?;
-        let scan = scan_uri(uri_text).ok()?;
-        let uri = uri_text.get(..scan.len).filter(|u| !u.is_empty())?;
-        let scheme = uri_scheme(uri, &scan).ok()?;
-        at += scan.len;
+        let (len, scheme) = match simple_uri(uri_text.as_bytes()) {
+            Some((len, scheme)) if ends_uri(uri_text.as_bytes().get(len)) => (len, scheme),
+            _ => {
+                let scan = scan_uri(uri_text).ok()?;
+                let uri = uri_text.get(..scan.len).filter(|u| !u.is_empty())?;
+                (scan.len, uri_scheme(uri, &scan).ok()?)
+            }
+        };
+        let uri = uri_text.get(..len)?;
+        at += len;
         let after = at + skip_len(bytes.get(at..)?);
         if rua.capacity() == 0 {
             // Allocate once: for one destination, or a few when a list follows.
@@ -140,6 +147,70 @@ fn parse_plain(record: &[u8]) -> Option<TlsRptRecord> {
         rua,
         extensions: Vec::new(),
     })
+}
+
+/// The length and scheme of the URI at the start of `bytes` when it has one of the shapes nearly
+/// every record uses: `mailto:LOCAL@DOMAIN` or `https://HOST[:PORT][/PATH]`, the local part and
+/// path of plain URI characters, the domain or host of non-empty labels of letters, digits and
+/// `-`. The URI ends where the returned length points; [`parse_plain`] checks that a URI may end
+/// there. `None` for any other shape: [`scan_uri`] and [`uri_scheme`] then read it, and accept
+/// everything this accepts, with the same scheme.
+fn simple_uri(bytes: &[u8]) -> Option<(usize, Scheme)> {
+    const MAILTO: &[u8] = b"mailto:";
+    const HTTPS: &[u8] = b"https://";
+    if bytes.get(..MAILTO.len())?.eq_ignore_ascii_case(MAILTO) {
+        let local = run_len(bytes.get(MAILTO.len()..)?, &PLAIN_URI_CHARS);
+        let at_sign = MAILTO.len() + local;
+        if local == 0 || bytes.get(at_sign) != Some(&b'@') {
+            return None;
+        }
+        let domain = host_len(bytes.get(at_sign + 1..)?)?;
+        return Some((at_sign + 1 + domain, Scheme::Mailto));
+    }
+    if !bytes.get(..HTTPS.len())?.eq_ignore_ascii_case(HTTPS) {
+        return None;
+    }
+    let mut end = HTTPS.len() + host_len(bytes.get(HTTPS.len()..)?)?;
+    if bytes.get(end) == Some(&b':') {
+        end += 1 + bytes
+            .get(end + 1..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+    }
+    if bytes.get(end) == Some(&b'/') {
+        end += run_len(bytes.get(end..)?, &PLAIN_URI_CHARS);
+    }
+    Some((end, Scheme::Https))
+}
+
+/// The length of the dot-separated host at the start of `bytes`; `None` when a label is empty.
+fn host_len(bytes: &[u8]) -> Option<usize> {
+    let mut end = 0;
+    loop {
+        let label = run_len(bytes.get(end..)?, &HOST_CHARS);
+        if label == 0 {
+            return None;
+        }
+        end += label;
+        if bytes.get(end) != Some(&b'.') {
+            return Some(end);
+        }
+        end += 1;
+    }
+}
+
+/// How many bytes at the start of `bytes` are in `table`.
+fn run_len(bytes: &[u8], table: &[bool; 256]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| !table.get(usize::from(b)).copied().unwrap_or(false))
+        .unwrap_or(bytes.len())
+}
+
+/// Whether a URI of a `rua` list may end before `next`: at the end, a `,`, a `;` or whitespace.
+fn ends_uri(next: Option<&u8>) -> bool {
+    matches!(next, None | Some(b',' | b';' | b' ' | b'\t'))
 }
 
 fn skip_len(bytes: &[u8]) -> usize {
@@ -590,6 +661,19 @@ const PLAIN_URI_CHARS: [bool; 256] = {
     table
 };
 
+/// Letters, digits and `-`: the characters of a host label on [`simple_uri`]'s short lane.
+#[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
+const HOST_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    table
+};
+
 fn is_plain_uri_char(b: u8) -> bool {
     PLAIN_URI_CHARS
         .get(usize::from(b))
@@ -731,6 +815,37 @@ mod tests {
             "v=TLSRPTv1;\nrua=mailto:a@example.com",
             "v=TLSRPTv1; rua=mailto:a@example.com,\tmailto:b@example.com ;\t",
             "v=TLSRPTv1; rua=mailto:a@\u{e9}.example",
+            // Shapes at the edge of the short lane (simple_uri): each either takes it, or
+            // leaves it for the general scan, with the full reader's result.
+            "v=TLSRPTv1; rua=MAILTO:A@B.EXAMPLE",
+            "v=TLSRPTv1; rua=mailto:a.b+c/d=e@b-c.example",
+            "v=TLSRPTv1; rua=mailto:@b.example",
+            "v=TLSRPTv1; rua=mailto:a@",
+            "v=TLSRPTv1; rua=mailto:a@b..example",
+            "v=TLSRPTv1; rua=mailto:a@.b.example",
+            "v=TLSRPTv1; rua=mailto:a@b.example.",
+            "v=TLSRPTv1; rua=mailto:a@b.example:25",
+            "v=TLSRPTv1; rua=mailto:a@b_c.example",
+            "v=TLSRPTv1; rua=mailto:a@b.example?subject=x",
+            "v=TLSRPTv1; rua=mailto:a%40b@c.example",
+            "v=TLSRPTv1; rua=mailto:a@[192.0.2.1]",
+            "v=TLSRPTv1; rua=mailto:a@b@c.example",
+            "v=TLSRPTv1; rua=mailto:a@b.example!10m",
+            "v=TLSRPTv1; rua=HTTPS://H.EXAMPLE",
+            "v=TLSRPTv1; rua=https://h.example:",
+            "v=TLSRPTv1; rua=https://h.example:8443/v1/x",
+            "v=TLSRPTv1; rua=https://h.example:80x/",
+            "v=TLSRPTv1; rua=https://h.example#f",
+            "v=TLSRPTv1; rua=https://h.example/p#f&x=1",
+            "v=TLSRPTv1; rua=https://h.example./x",
+            "v=TLSRPTv1; rua=https://-/x",
+            "v=TLSRPTv1; rua=https:///x",
+            "v=TLSRPTv1; rua=https://u@h.example/x",
+            "v=TLSRPTv1; rua=https://[2001:db8::1]:8443/x",
+            "v=TLSRPTv1; rua=https://h.example/a%2Cb?q=1",
+            "v=TLSRPTv1; rua=https://h.example/a:b",
+            "v=TLSRPTv1; rua=https:h.example",
+            "v=TLSRPTv1; rua=mailto:a@b.example,https://h.example/x ; ",
         ] {
             if let Some(plain) = parse_plain(record.as_bytes()) {
                 let mut d = DiagnosticList::default();
@@ -739,6 +854,32 @@ mod tests {
             }
         }
         assert!(parse_plain(b"v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt").is_some());
+    }
+
+    #[test]
+    fn common_shapes_take_the_short_lane() {
+        for uri in [
+            "mailto:reports@example.com",
+            "MAILTO:a.b+c@b-c.example",
+            "https://reporting.example.com/v1/tlsrpt",
+            "https://h.example:8443",
+            "https://h.example/p#f&x=1",
+        ] {
+            let (len, _) = simple_uri(uri.as_bytes()).unwrap_or_else(|| panic!("{uri}"));
+            assert_eq!(len, uri.len(), "{uri}");
+        }
+        for uri in [
+            "mailto:@b.example",
+            "mailto:a@b..example",
+            "mailto:a%40b@c.example",
+            "mailto:a@[192.0.2.1]",
+            "https://u@h.example/x",
+            "https://[2001:db8::1]/x",
+            "http://h.example/",
+        ] {
+            let short = simple_uri(uri.as_bytes()).filter(|&(len, _)| len == uri.len());
+            assert!(short.is_none(), "{uri}");
+        }
     }
 
     #[test]
