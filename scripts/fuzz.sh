@@ -33,7 +33,9 @@ fi
 # of the same kind of input, listed here.
 fixtures() {
     case $1 in
-        tlsrpt_report) echo ../crates/tlsrpt/tests/fixtures/reports ../crates/tlsrpt/tests/fixtures/regressions ;;
+        tlsrpt_report) echo ../crates/tlsrpt/tests/fixtures/{reports,regressions,public} ;;
+        tlsrpt_mail) echo ../crates/tlsrpt/tests/fixtures/{mail,public} ;;
+        tlsrpt_datagram) echo ../crates/sender/tests/fixtures/datagrams ;;
     esac
 }
 seed() {
@@ -41,7 +43,7 @@ seed() {
     mkdir -p "corpus/$target"
     for dir in "seeds/$target" $(fixtures "$target"); do
         [ -d "$dir" ] || continue
-        find "$dir" -maxdepth 1 -type f ! -name README.md -exec cp -f {} "corpus/$target/" \;
+        find "$dir" -maxdepth 1 -type f ! -name README.md ! -name '*.py' -exec cp -f {} "corpus/$target/" \;
     done
 }
 

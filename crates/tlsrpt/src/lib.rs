@@ -11,7 +11,12 @@
 //!   whatever the label says; decompression capped), [`Report::from_json`] reads the JSON
 //!   leniently, as real senders write it, and lists what it tolerated in
 //!   [`ReadReport::warnings`]; [`Report::to_json`] writes strict RFC 8460 JSON;
-//!   [`ReportIdentity`] is what makes two deliveries the same report.
+//!   [`ReportIdentity`] is what makes two deliveries the same report;
+//!   [`report::ReportBuilder`] adds up a UTC day ([`report::UtcDay`]) of sessions into the
+//!   report a sender sends.
+//! - [`mail`]: report mail (RFC 8460 §5.3) as senders really send it: [`mail::read_mail`] finds
+//!   the report in the MIME message, [`mail::decode_mail`] reads it too, [`mail::decode_body`]
+//!   reads whatever body the store keeps (mail, zip, gzip or JSON).
 //!
 //! ```
 //! use mta_sts_tlsrpt::{ReportUri, TlsRptRecord, report};
