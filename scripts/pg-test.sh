@@ -46,6 +46,8 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap too, so the server is stopped.
+trap 'exit 130' INT TERM
 
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$((20000 + RANDOM % 20000))
