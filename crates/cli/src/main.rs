@@ -8,12 +8,15 @@
 //!
 //! - `args.rs`: every subcommand and flag with its help text ([`args::Cli`]), in one place.
 //! - [`run`] below: one match arm per subcommand, calling its module.
-//! - `check.rs`: `check` (the live check, `mta_sts_check::gather` then `analyze`) and `suggest`.
+//! - `check.rs`: `check` (the live check, `mta_sts_check::gather` then `analyze`);
+//!   `suggest_cmd.rs`: `suggest`.
 //! - `lint.rs`: `lint policy|sts-record|tlsrpt-record`.
 //! - `policy_cmd.rs`: `policy new` and `policy match`.
 //! - `dns.rs`: `dns records`.
 //! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
-//!   `reports list|show`.
+//!   `reports list|show`; `ingest_cmd.rs`: `reports ingest` (files, stdin as an MDA, Maildir,
+//!   mbox).
+//! - `docs_cmd.rs`: `completions` and `man`, generated from the clap definitions.
 //! - `input.rs`: files, standard input, TXT records in zone-file form; `render.rs`: the text
 //!   output (diagnostics with pointers, tables, colour, escaping of text from the network).
 //!
