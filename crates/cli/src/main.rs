@@ -16,6 +16,7 @@
 //! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
 //!   `reports list|show`; `ingest_cmd.rs`: `reports ingest` (files, stdin as an MDA, Maildir,
 //!   mbox).
+//! - `resolver_cmd.rs`: `resolver`, the Postfix socketmap policy server (`mta_sts_sender`).
 //! - `docs_cmd.rs`: `completions` and `man`, generated from the clap definitions.
 //! - `input.rs`: files, standard input, TXT records in zone-file form; `render.rs`: the text
 //!   output (diagnostics with pointers, tables, colour, escaping of text from the network).
