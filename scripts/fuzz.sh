@@ -43,7 +43,9 @@ seed() {
     mkdir -p "corpus/$target"
     for dir in "seeds/$target" $(fixtures "$target"); do
         [ -d "$dir" ] || continue
-        find "$dir" -maxdepth 1 -type f ! -name README.md ! -name '*.py' -exec cp -f {} "corpus/$target/" \;
+        # Not the bombs (64 MiB each once inflated: slow seeds, nothing to learn).
+        find "$dir" -maxdepth 1 -type f ! -name README.md ! -name '*.py' ! -name '*bomb*' \
+            -exec cp -f {} "corpus/$target/" \;
     done
 }
 
