@@ -16,7 +16,9 @@
 //! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
 //!   `reports list|show`; `ingest_cmd.rs`: `reports ingest` (files, stdin as an MDA, Maildir,
 //!   mbox).
-//! - `resolver_cmd.rs`: `resolver`, the Postfix socketmap policy server (`mta_sts_sender`).
+//! - `reports_cmd.rs`: `reports summary|export` and readiness.
+//! - `resolver_cmd.rs`: `resolver`, the Postfix socketmap policy server (`mta_sts_sender`);
+//!   `tlsrpt_cmd.rs`: `tlsrpt collect|send|status`, the sending side of TLS-RPT.
 //! - `docs_cmd.rs`: `completions` and `man`, generated from the clap definitions.
 //! - `input.rs`: files, standard input, TXT records in zone-file form; `render.rs`: the text
 //!   output (diagnostics with pointers, tables, colour, escaping of text from the network).
