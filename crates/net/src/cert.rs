@@ -30,9 +30,11 @@ pub struct CertSummary {
     pub subject_alt_names: Vec<String>,
     /// The issuer distinguished name.
     pub issuer: String,
-    /// Start of validity, seconds since the Unix epoch.
+    /// Start of validity, seconds since the Unix epoch (RFC 3339 UTC in JSON).
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub not_before: i64,
-    /// End of validity, seconds since the Unix epoch.
+    /// End of validity, seconds since the Unix epoch (RFC 3339 UTC in JSON).
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub not_after: i64,
     /// The serial number, hex.
     pub serial: String,
@@ -92,12 +94,14 @@ pub enum CertProblem {
     },
     /// Past its `notAfter`.
     Expired {
-        /// End of validity, Unix seconds.
+        /// End of validity, Unix seconds (RFC 3339 UTC in JSON).
+        #[serde(serialize_with = "serialize_rfc3339")]
         not_after: i64,
     },
     /// Before its `notBefore`.
     NotYetValid {
-        /// Start of validity, Unix seconds.
+        /// Start of validity, Unix seconds (RFC 3339 UTC in JSON).
+        #[serde(serialize_with = "serialize_rfc3339")]
         not_before: i64,
     },
     /// No subjectAltName DNS-ID matches the host name.
@@ -162,8 +166,28 @@ impl fmt::Display for CertProblem {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`, for people.
 pub fn utc(seconds: i64) -> String {
+    let (date, time) = civil(seconds);
+    format!("{date} {time} UTC")
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp, `YYYY-MM-DDTHH:MM:SSZ`, for programs.
+pub fn rfc3339(seconds: i64) -> String {
+    let (date, time) = civil(seconds);
+    format!("{date}T{time}Z")
+}
+
+/// Serializes Unix seconds as [`rfc3339`].
+pub fn serialize_rfc3339<S: serde::Serializer>(
+    seconds: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339(*seconds))
+}
+
+/// Date and time of day of Unix seconds, UTC.
+fn civil(seconds: i64) -> (String, String) {
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm), valid for the whole proleptic calendar.
@@ -176,11 +200,14 @@ pub fn utc(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!(
+            "{:02}:{:02}:{:02}",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        ),
     )
 }
 
@@ -482,8 +509,18 @@ pub(crate) fn handshake_failure(error: &std::io::Error) -> (String, bool) {
                     rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
                 ) | rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
             );
+            let plaintext = matches!(
+                tls_error,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            );
             let reason = if legacy {
                 format!("the server speaks only TLS 1.0/1.1, not TLS 1.2 or 1.3 ({tls_error})")
+            } else if plaintext {
+                // What a plain HTTP (or SMTP) listener on the TLS port answers a ClientHello with.
+                format!(
+                    "the server answered in plain text, not TLS: the port serves unencrypted \
+                     HTTP (or another protocol) where TLS is expected ({tls_error})"
+                )
             } else {
                 tls_error.to_string()
             };
@@ -506,5 +543,17 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_704_067_199), "2023-12-31 23:59:59 UTC");
+        assert_eq!(rfc3339(1_704_067_199), "2023-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn plaintext_instead_of_tls_is_explained() {
+        let error = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        let (reason, legacy) = handshake_failure(&error);
+        assert!(reason.contains("not TLS"), "{reason}");
+        assert!(!legacy);
     }
 }

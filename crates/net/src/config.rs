@@ -50,6 +50,10 @@ pub struct NetConfig {
     /// Limit for a whole policy fetch, from the DNS lookup of the policy host to the last body
     /// byte. Default [`DEFAULT_FETCH_TIMEOUT`].
     pub fetch_timeout: Duration,
+    /// How many DNS answers the resolver keeps (by their TTL) and shares between lookups; 0
+    /// (the default) caches nothing, so every lookup sees the zone as it is now. A run over
+    /// many domains sets it, so MX hosts and name servers they share are asked about once.
+    pub dns_cache_size: u64,
     /// The name this client gives in `EHLO`.
     pub ehlo_name: String,
     /// The `User-Agent` of policy fetches: names this tool, so a policy host's logs show who
@@ -66,6 +70,7 @@ impl Default for NetConfig {
             smtp_port: 25,
             timeout: DEFAULT_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            dns_cache_size: 0,
             ehlo_name: default_ehlo_name(),
             user_agent: concat!(
                 "mta-sts/",

@@ -150,7 +150,8 @@ pub struct TxtAnswer {
 
 /// A DNS client: the system's resolver or the one server [`NetConfig::resolver`] names.
 ///
-/// Nothing is cached between lookups, so a checker sees a zone as it is now. Names are always
+/// Nothing is cached between lookups unless [`NetConfig::dns_cache_size`] asks for it, so a
+/// checker sees a zone as it is now. Names are always
 /// asked for as given (fully qualified), never with a search domain appended. Each query waits
 /// [`NetConfig::timeout`] for an answer and is sent at most twice, so a server that never
 /// answers costs about twice the timeout before [`DnsFailure::Timeout`].
@@ -194,7 +195,7 @@ impl Resolver {
         let options: &mut ResolverOpts = builder.options_mut();
         options.timeout = config.timeout;
         options.attempts = QUERY_ATTEMPTS;
-        options.cache_size = 0;
+        options.cache_size = config.dns_cache_size;
         options.preserve_intermediates = true;
         options.ndots = 0;
         let inner = builder

@@ -350,8 +350,8 @@ fn is_text_plain(value: &str) -> bool {
 
 /// A response's status and headers.
 #[derive(Debug)]
-struct ResponseHead {
-    status: u16,
+pub(crate) struct ResponseHead {
+    pub(crate) status: u16,
     /// Header names lowercased, values trimmed, in order.
     headers: Vec<(String, String)>,
 }
@@ -379,7 +379,7 @@ fn http_error(detail: impl Into<String>) -> FetchError {
 }
 
 /// Reads an HTTP/1.1 response from a stream, never buffering more than the limits allow.
-struct ResponseReader<S> {
+pub(crate) struct ResponseReader<S> {
     stream: S,
     /// Bytes received and not yet consumed.
     buffer: Vec<u8>,
@@ -388,7 +388,7 @@ struct ResponseReader<S> {
 }
 
 impl<S: AsyncRead + Unpin> ResponseReader<S> {
-    fn new(stream: S) -> Self {
+    pub(crate) fn new(stream: S) -> Self {
         Self {
             stream,
             buffer: Vec::new(),
@@ -435,7 +435,7 @@ impl<S: AsyncRead + Unpin> ResponseReader<S> {
     }
 
     /// The final response head, skipping interim 1xx responses.
-    async fn read_final_head(&mut self) -> Result<ResponseHead, FetchError> {
+    pub(crate) async fn read_final_head(&mut self) -> Result<ResponseHead, FetchError> {
         for _ in 0..=MAX_INTERIM_RESPONSES {
             let head = self.read_head().await?;
             if !(100..200).contains(&head.status) {
@@ -477,7 +477,7 @@ impl<S: AsyncRead + Unpin> ResponseReader<S> {
     }
 
     /// The body as the head frames it, refusing more than [`MAX_POLICY_SIZE`] bytes.
-    async fn read_body(&mut self, head: &ResponseHead) -> Result<Vec<u8>, FetchError> {
+    pub(crate) async fn read_body(&mut self, head: &ResponseHead) -> Result<Vec<u8>, FetchError> {
         if let Some(encoding) = head.header("transfer-encoding") {
             let last = encoding.rsplit(',').next().unwrap_or_default().trim();
             if last.eq_ignore_ascii_case("chunked") {

@@ -44,6 +44,7 @@ mod cert;
 mod config;
 mod dns;
 mod fetch;
+pub mod fuzzing;
 mod smtp;
 mod tcp;
 
@@ -51,7 +52,7 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 
-pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo, utc};
+pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo, rfc3339, serialize_rfc3339, utc};
 pub use config::{ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_TIMEOUT, NetConfig};
 pub use dns::{DnsError, DnsFailure, DnsResult, Mx, Resolver, TxtAnswer};
 pub use fetch::{FetchError, FetchedPolicy, POLICY_PATH, TlsFailure};

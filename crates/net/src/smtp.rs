@@ -416,7 +416,7 @@ fn offers_starttls(ehlo: &SmtpReply) -> bool {
 
 /// Why no reply could be read.
 #[derive(Debug)]
-enum ReplyError {
+pub(crate) enum ReplyError {
     Timeout,
     Closed,
     Garbled(String),
@@ -438,7 +438,7 @@ impl ReplyError {
 }
 
 /// An SMTP client connection: commands out, replies in, each within the timeout.
-struct Session<S> {
+pub(crate) struct Session<S> {
     stream: S,
     /// Bytes received and not yet consumed.
     buffer: Vec<u8>,
@@ -446,7 +446,7 @@ struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    fn new(stream: S, timeout: Duration) -> Self {
+    pub(crate) fn new(stream: S, timeout: Duration) -> Self {
         Self {
             stream,
             buffer: Vec::new(),
@@ -487,7 +487,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .unwrap_or(Err(ReplyError::Timeout))
     }
 
-    async fn read_reply_unbounded(&mut self) -> Result<SmtpReply, ReplyError> {
+    pub(crate) async fn read_reply_unbounded(&mut self) -> Result<SmtpReply, ReplyError> {
         let mut code = None;
         let mut lines = Vec::new();
         loop {

@@ -110,6 +110,19 @@ impl Zone {
         self.record(name, RData::TXT(TXT::new(strings)))
     }
 
+    /// Adds a TXT record of raw character-strings, which need not be UTF-8 (what a zone may
+    /// hold and a client must report without losing bytes).
+    ///
+    /// # Panics
+    /// If a string is longer than 255 bytes.
+    pub fn txt_bytes(self, name: &str, strings: &[&[u8]]) -> Self {
+        assert!(
+            strings.iter().all(|s| s.len() <= 255),
+            "a TXT character-string holds at most 255 bytes; split it"
+        );
+        self.record(name, RData::TXT(TXT::from_bytes(strings.to_vec())))
+    }
+
     /// Adds an MX record at the zone origin.
     pub fn mx(self, preference: u16, exchange: &str) -> Self {
         self.mx_at("@", preference, exchange)

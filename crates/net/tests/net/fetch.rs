@@ -336,6 +336,15 @@ async fn tls_refusals_are_handshake_failures() {
 }
 
 #[tokio::test]
+async fn plain_http_on_the_https_port_is_explained_as_such() {
+    let error = fetch(Site::policy(HOST, POLICY).tls(SiteTls::RefuseWithPlaintext))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("plain text, not TLS"), "{text}");
+}
+
+#[tokio::test]
 async fn missing_policy_host_is_a_dns_error() {
     let lab = Lab::new();
     let dns = lab
