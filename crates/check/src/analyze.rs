@@ -20,6 +20,10 @@ const RFC_TLSRPT: &str = "RFC 8460 §3";
 /// Certificates expiring within this many seconds get a warning (14 days).
 pub const EXPIRY_WARNING: i64 = 14 * 86_400;
 
+/// A policy fetch slower than this gets a warning: senders wait at most a minute
+/// (RFC 8461 §3.3) and many give up much sooner.
+pub const SLOW_FETCH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a compliant sender does with mail for the domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "status")]
@@ -54,6 +58,12 @@ pub enum SenderVerdict {
         /// Why, in a few words.
         reason: String,
     },
+    /// Nothing could be looked up (the resolver does not answer): the check says nothing
+    /// about the domain.
+    Unknown {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl SenderVerdict {
@@ -81,6 +91,7 @@ impl SenderVerdict {
             ),
             SenderVerdict::MailDeferred { reason } => format!("mail is deferred: {reason}"),
             SenderVerdict::NotProtected { reason } => format!("not protected: {reason}"),
+            SenderVerdict::Unknown { reason } => format!("unknown: {reason}"),
         }
     }
 }
@@ -119,6 +130,44 @@ impl Report {
     pub fn has_problems(&self) -> bool {
         self.hygiene.errors + self.hygiene.warnings > 0
     }
+
+    /// Why `area` was not checked, when it was not (its findings are then empty or say so).
+    pub fn not_checked(&self, area: Area) -> Option<String> {
+        let e = &self.evidence;
+        let has_findings = self.findings.iter().any(|f| f.area == area);
+        if e.resolver_unreachable() {
+            return (area != Area::Domain).then(|| "nothing could be looked up".to_owned());
+        }
+        if e.domain_not_found() && area != Area::Domain {
+            return Some(format!("{} does not exist", e.domain));
+        }
+        if has_findings {
+            return None;
+        }
+        if let Some(why) = &self.incomplete {
+            return Some(why.clone());
+        }
+        let no_record = e.sts_txt.is_err() || self.policy_record_invalid();
+        match area {
+            Area::Policy if no_record && e.policy.is_err() => Some(
+                "no usable _mta-sts record, so senders fetch no policy (and none is served)"
+                    .to_owned(),
+            ),
+            Area::Mx if self.policy.is_none() => match &e.mx {
+                Ok(_) => Some("no policy to match the MX hosts against".to_owned()),
+                Err(_) => None,
+            },
+            Area::Smtp if e.smtp_skipped => Some("--no-smtp".to_owned()),
+            Area::Smtp if e.mx_hosts.is_empty() => Some("no MX host to connect to".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn policy_record_invalid(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.area == Area::StsRecord && f.severity == Severity::Error)
+    }
 }
 
 /// Derives findings and verdicts from what was seen.
@@ -128,6 +177,25 @@ pub fn analyze(evidence: Evidence) -> Report {
         now: evidence.checked_at,
         findings: Vec::new(),
     };
+    if evidence.resolver_unreachable() {
+        return resolver_unreachable(a, evidence);
+    }
+    if evidence.domain_not_found() {
+        a.push(
+            Finding::new("domain-not-found", Severity::Error, Area::Domain, &a.domain, "the domain does not exist in DNS (NXDOMAIN), so mail to it bounces; nothing else was checked")
+                .evidence(evidence.mx.as_ref().err().map(ToString::to_string).unwrap_or_default())
+                .rfc("RFC 5321 §5.1")
+                .fix("check the spelling of the domain, or register and delegate it"),
+        );
+        return report(
+            a,
+            evidence,
+            None,
+            SenderVerdict::NotProtected {
+                reason: "the domain does not exist (NXDOMAIN)".into(),
+            },
+        );
+    }
     let record = a.sts_record(&evidence);
     let policy = a.policy(&evidence, record.is_some());
     let mode = policy.as_ref().map(|p| p.mode);
@@ -138,7 +206,6 @@ pub fn analyze(evidence: Evidence) -> Report {
     let failing = a.smtp(&evidence, mode);
     a.tlsrpt(&evidence);
 
-    let incomplete = incomplete(&evidence);
     let sender = sender_verdict(
         &evidence,
         record.is_some(),
@@ -146,6 +213,16 @@ pub fn analyze(evidence: Evidence) -> Report {
         &failing,
         &a.findings,
     );
+    report(a, evidence, policy, sender)
+}
+
+/// The report, findings sorted by area and severity.
+fn report(
+    mut a: Analysis,
+    evidence: Evidence,
+    policy: Option<Policy>,
+    sender: SenderVerdict,
+) -> Report {
     a.findings
         .sort_by(|x, y| x.area.cmp(&y.area).then(y.severity.cmp(&x.severity)));
     let count = |s| a.findings.iter().filter(|f| f.severity == s).count();
@@ -157,15 +234,52 @@ pub fn analyze(evidence: Evidence) -> Report {
         domain: evidence.domain.clone(),
         sender,
         hygiene,
-        incomplete,
+        incomplete: incomplete(&evidence),
         findings: a.findings,
         policy,
         evidence,
     }
 }
 
+/// No lookup got any answer: one finding about the resolver, none about the domain's zone.
+fn resolver_unreachable(mut a: Analysis, evidence: Evidence) -> Report {
+    let resolver = match &evidence.resolver {
+        Some(addr) => format!("the DNS resolver {addr}"),
+        None => "the system's DNS resolver (/etc/resolv.conf)".to_owned(),
+    };
+    let seen = evidence
+        .mx
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    a.push(
+        Finding::new(
+            "resolver-unreachable",
+            Severity::Error,
+            Area::Domain,
+            evidence
+                .resolver
+                .clone()
+                .unwrap_or_else(|| "system resolver".to_owned()),
+            format!(
+                "no DNS query got an answer, so nothing about {} could be checked",
+                a.domain
+            ),
+        )
+        .evidence(seen)
+        .fix("check --resolver (IP or IP:PORT) or the network, then run the check again"),
+    );
+    let reason = format!("{resolver} does not answer");
+    report(a, evidence, None, SenderVerdict::Unknown { reason })
+}
+
 /// The check says little when the resolver answered nothing at all.
 fn incomplete(e: &Evidence) -> Option<String> {
+    if e.resolver_unreachable() {
+        // The verdict names the resolver; this says what that means for the report.
+        return Some("no DNS lookup got an answer".to_owned());
+    }
     let failed = |r: Result<(), &DnsError>| matches!(r, Err(DnsError::Failed { .. }));
     let all_failed = failed(e.sts_txt.as_ref().map(drop))
         && failed(e.mx.as_ref().map(drop))
@@ -358,6 +472,14 @@ impl Analysis {
                     .fix("publish the _mta-sts TXT record (mta-sts dns records)"),
             );
         }
+        if fetched.elapsed > SLOW_FETCH {
+            self.push(
+                Finding::new("policy-fetch-slow", Severity::Warning, Area::Policy, &url, format!("the policy host took {} s to serve the policy; senders give up at 60 s or sooner", fetched.elapsed.as_secs()))
+                    .evidence(format!("{} bytes in {} ms from {}", fetched.body.len(), fetched.elapsed.as_millis(), fetched.peer))
+                    .rfc(RFC_FETCH)
+                    .fix("serve the policy within a second or two (a static file, near the senders)"),
+            );
+        }
         let days_left = (fetched.certificate.not_after - self.now) / 86_400;
         if fetched.certificate.not_after - self.now < EXPIRY_WARNING {
             self.push(
@@ -475,8 +597,9 @@ impl Analysis {
             )
         };
         if !probes.is_empty() && probes.iter().all(unreachable) {
+            let port = probes.first().map_or(25, |p| p.addr.port());
             self.push(
-                Finding::new("smtp-unreachable", Severity::Warning, Area::Smtp, self.domain.clone(), "no MX address answered on port 25 from here; this network probably blocks outbound SMTP, so TLS on the MX hosts is untested")
+                Finding::new("smtp-unreachable", Severity::Warning, Area::Smtp, self.domain.clone(), format!("no MX address answered on port {port} from here; this network probably blocks outbound SMTP, so TLS on the MX hosts is untested"))
                     .evidence(format!("{} addresses timed out", probes.len()))
                     .rfc(RFC_CERT)
                     .fix("run the check from a mail server, or pass --no-smtp"),
@@ -555,10 +678,27 @@ impl Analysis {
         match &probe.outcome {
             ProbeOutcome::Ok => {}
             ProbeOutcome::ConnectFailed { reason } => {
+                let port = probe.addr.port();
+                let (code, message) = match reason {
+                    ConnectFailure::Timeout => (
+                        "smtp-connect-timeout",
+                        format!(
+                            "no answer on port {port} in time: the address drops connections (firewall) or is down"
+                        ),
+                    ),
+                    ConnectFailure::Refused => (
+                        "smtp-connect-failed",
+                        format!("connection to port {port} refused: nothing listens there"),
+                    ),
+                    _ => (
+                        "smtp-connect-failed",
+                        format!("cannot connect to port {port}: {reason}"),
+                    ),
+                };
                 return failure(
-                    "smtp-connect-failed",
-                    format!("cannot connect to port 25: {reason}"),
-                    "make the MX host reachable on port 25, or remove it from the MX records",
+                    code,
+                    message,
+                    "make the MX host reachable on port 25 at every address it publishes, or remove the address or the host",
                 );
             }
             ProbeOutcome::BannerTimeout | ProbeOutcome::Timeout { .. } => {

@@ -7,6 +7,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Area {
+    /// The domain as a whole: it does not exist, or nothing could be looked up.
+    Domain,
     /// The `_mta-sts` TXT record.
     StsRecord,
     /// The policy host and the policy file.
@@ -23,6 +25,7 @@ impl Area {
     /// A heading for people.
     pub fn title(self) -> &'static str {
         match self {
+            Area::Domain => "Domain",
             Area::StsRecord => "MTA-STS record",
             Area::Policy => "Policy",
             Area::Mx => "MX hosts",
@@ -30,6 +33,16 @@ impl Area {
             Area::TlsRpt => "TLS-RPT record",
         }
     }
+
+    /// Every area, in report order.
+    pub const ALL: [Area; 6] = [
+        Area::Domain,
+        Area::StsRecord,
+        Area::Policy,
+        Area::Mx,
+        Area::Smtp,
+        Area::TlsRpt,
+    ];
 }
 
 /// One finding.

@@ -4,7 +4,8 @@
 //! HTTPS, the MX records, STARTTLS and certificates on every MX address, the `_smtp._tls`
 //! record); [`analyze`] turns that [`Evidence`] into [`Finding`]s and two verdicts: what a
 //! compliant sender does ([`SenderVerdict`]) and strict RFC hygiene ([`Hygiene`]).
-//! [`suggest`] derives the policy and records to publish from the live MX set.
+//! [`suggest`] derives the policy and records to publish from the live MX set. [`Checker`]
+//! checks many domains in one run with bounded concurrency and one network (one DNS cache).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,9 +23,11 @@
 mod analyze;
 mod evidence;
 mod finding;
+mod many;
 mod suggest;
 
-pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SenderVerdict, analyze};
-pub use evidence::{CheckOptions, Evidence, MxHost, gather};
+pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, analyze};
+pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
+pub use many::{Checker, DEFAULT_CONCURRENCY, RUN_DNS_CACHE_SIZE};
 pub use suggest::{PolicyDiff, RuaSource, SuggestRequest, Suggestion, Warning, suggest};

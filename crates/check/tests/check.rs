@@ -489,9 +489,175 @@ async fn json_report_has_verdicts_findings_and_evidence() {
     assert_eq!(v["sender"]["status"], "testing");
     assert_eq!(v["hygiene"]["warnings"], 1);
     assert_eq!(v["findings"][0]["code"], "mode-testing");
-    assert!(v["evidence"]["policy"]["ok"]["body"].is_array());
+    assert_eq!(v["evidence"]["policy"]["ok"]["body"], TESTING);
+    assert_eq!(v["evidence"]["policy"]["ok"]["body_escaped"], false);
+    assert_eq!(
+        v["evidence"]["sts_txt"]["ok"]["records"][0],
+        "v=STSv1; id=20240101"
+    );
+    assert_eq!(v["evidence"]["sts_txt"]["ok"]["parsed"]["id"], "20240101");
+    assert_eq!(
+        v["evidence"]["tlsrpt_txt"]["ok"]["parsed"]["rua"][0]["uri"],
+        "mailto:tlsrpt@example.com"
+    );
+    let rfc3339 = |value: &serde_json::Value| {
+        let text = value.as_str().unwrap_or_default();
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{value} is not RFC 3339: {e}"))
+    };
+    rfc3339(&v["evidence"]["checked_at"]);
+    rfc3339(&v["evidence"]["policy"]["ok"]["certificate"]["not_after"]);
     assert_eq!(
         v["evidence"]["mx_hosts"][0]["probes"]["ok"][0]["outcome"]["kind"],
         "ok"
     );
+}
+
+#[tokio::test]
+async fn cname_and_multi_string_records_show_their_id_and_target() {
+    let d = domain(policy(ENFORCE), vec![good("mx1"), good("mx2")], |z| {
+        z.cname("_mta-sts", "sts.provider.example.com")
+            .txt("sts.provider", &["v=STSv1; ", "id=", "2024cname"])
+            .txt(
+                "_smtp._tls",
+                &["v=TLSRPTv1; ", "rua=mailto:tlsrpt@example.com"],
+            )
+    })
+    .await;
+    let r = d.check().await;
+    assert_eq!(r.sender, SenderVerdict::Protected, "{:?}", codes(&r));
+    let v = serde_json::to_value(&r).unwrap();
+    let sts = &v["evidence"]["sts_txt"]["ok"];
+    assert_eq!(sts["cname_chain"][0], "sts.provider.example.com");
+    assert_eq!(sts["records"][0], "v=STSv1; id=2024cname");
+    assert_eq!(sts["parsed"]["id"], "2024cname");
+}
+
+#[tokio::test]
+async fn a_slow_policy_host_is_a_timeout_within_the_fetch_limit() {
+    let d = domain(
+        |_| {
+            Site::new(
+                "mta-sts.example.com",
+                HttpBehaviour::SlowDrip {
+                    body: ENFORCE.as_bytes().to_vec(),
+                    interval: Duration::from_millis(200),
+                },
+            )
+        },
+        vec![good("mx1"), good("mx2")],
+        records,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = d.check().await;
+    // The lab's fetch limit is 3 s; the drip needs about 30 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "policy-fetch-timeout")
+        .unwrap();
+    assert!(f.evidence.contains("3000 ms"), "{}", f.evidence);
+}
+
+#[tokio::test]
+async fn a_policy_fetch_slower_than_senders_wait_is_a_finding_of_its_own() {
+    // About 160 bytes, one per 70 ms: some 11 s, past SLOW_FETCH but within the fetch limit.
+    let d = domain(
+        |_| {
+            Site::new(
+                "mta-sts.example.com",
+                HttpBehaviour::SlowDrip {
+                    body: ENFORCE.as_bytes().to_vec(),
+                    interval: Duration::from_millis(70),
+                },
+            )
+        },
+        vec![good("mx1"), good("mx2")],
+        records,
+    )
+    .await;
+    let mut net = d.net().config().clone();
+    net.fetch_timeout = Duration::from_secs(40);
+    let r = analyze(gather(&Net::new(net).unwrap(), D, CheckOptions::default()).await);
+    let f = r.findings.iter().find(|f| f.code == "policy-fetch-slow");
+    assert!(f.is_some(), "{:?}", codes(&r));
+    assert!(
+        f.unwrap()
+            .message
+            .contains("senders give up at 60 s or sooner")
+    );
+    assert!(r.policy.is_some());
+}
+
+#[tokio::test]
+async fn an_unreachable_resolver_is_said_once_and_blames_no_zone() {
+    // A closed UDP/TCP port: every query is refused by the kernel or times out.
+    let closed = mta_sts_testnet::refused_addr().await.unwrap();
+    let config = NetConfig {
+        resolver: Some(closed),
+        timeout: Duration::from_millis(500),
+        ..NetConfig::default()
+    };
+    let r = analyze(gather(&Net::new(config).unwrap(), D, CheckOptions::default()).await);
+    assert_eq!(codes(&r), ["resolver-unreachable"]);
+    assert_eq!(r.findings[0].subject, closed.to_string());
+    assert!(
+        matches!(r.sender, SenderVerdict::Unknown { .. }),
+        "{:?}",
+        r.sender
+    );
+    assert!(r.incomplete.is_some());
+    assert!(r.findings.iter().all(|f| !f.fix.contains("name servers")));
+}
+
+#[tokio::test]
+async fn a_domain_that_does_not_exist_is_said_first_and_alone() {
+    let d = domain(policy(ENFORCE), vec![], |z| z.nxdomain("@")).await;
+    let r = d.check().await;
+    assert_eq!(codes(&r), ["domain-not-found"]);
+    assert!(r.evidence.mx_hosts.is_empty());
+    assert!(matches!(r.sender, SenderVerdict::NotProtected { .. }));
+}
+
+#[tokio::test]
+async fn findings_name_the_smtp_port_used() {
+    let d = domain(policy(ENFORCE), vec![good("mx1")], |z| {
+        records(z)
+            .mx(20, "mx2.example.com")
+            .address("mx2", mta_sts_testnet::next_loopback_ip().into())
+    })
+    .await;
+    let port = d.lab.smtp_port().unwrap();
+    let r = d.check().await;
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.subject.starts_with("mx2.example.com"))
+        .unwrap_or_else(|| panic!("{:?}", codes(&r)));
+    assert!(f.message.contains(&format!("port {port}")), "{}", f.message);
+    assert!(!f.message.contains("port 25"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn the_policy_area_is_not_checked_without_a_record() {
+    let d = domain(
+        |_| Site::new("mta-sts.example.com", HttpBehaviour::Status(404)),
+        vec![good("mx1")],
+        |z| z,
+    )
+    .await;
+    let r = d.check().await;
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.area != mta_sts_check::Area::Policy)
+    );
+    let why = r.not_checked(mta_sts_check::Area::Policy).unwrap();
+    assert!(why.contains("no usable _mta-sts record"), "{why}");
 }

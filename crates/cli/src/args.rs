@@ -318,8 +318,9 @@ pub struct ReportsShowArgs {
 /// Network settings for private and lab setups.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Use this DNS server (IP:PORT) instead of the system resolver.
-    #[arg(long, value_name = "IP:PORT")]
+    /// Use this DNS server (IP or IP:PORT; port 53 when none is given) instead of the
+    /// system resolver.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = crate::check::parse_resolver)]
     pub resolver: Option<std::net::SocketAddr>,
     /// Trust the roots in this PEM file in addition to the public ones (repeatable).
     #[arg(long, value_name = "PEM")]
@@ -330,9 +331,10 @@ pub struct NetArgs {
     /// Connect to this port instead of 25 for MX hosts.
     #[arg(long, value_name = "N", default_value_t = 25)]
     pub smtp_port: u16,
-    /// Timeout of each network step, in seconds (the policy fetch gets up to 60).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub timeout: f64,
+    /// Timeout of each network step and of the whole policy fetch, in seconds [default: 10
+    /// per step, 60 for the policy fetch].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +370,12 @@ pub struct CheckArgs {
     /// Also try each MX address without SNI, as some senders connect.
     #[arg(long)]
     pub without_sni: bool,
+    /// Only verdicts and problems, without what was seen.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Check at most N domains at once.
+    #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
     #[command(flatten)]
     pub net: NetArgs,
 }
