@@ -140,8 +140,25 @@ pub struct ServeArgs {
     /// Obtain and renew certificates from Let's Encrypt, with this contact address.
     #[arg(long, value_name = "ADDR")]
     pub acme_email: Option<String>,
+    /// Serve even when a certificate does not name mta-sts.<domain> of a configured domain
+    /// (a warning is logged); without it, such a certificate is refused at start-up.
+    #[arg(long)]
+    pub allow_mismatched_certs: bool,
+    /// Log format on standard error: text (colour only on a terminal) or one JSON object per
+    /// line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// How `serve` logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (and the journal).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

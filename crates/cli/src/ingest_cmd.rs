@@ -60,7 +60,7 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let location = crate::serve::location(&args.store, None);
+    let location = crate::serve::location(&args.store, None)?;
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
         let store = match Store::open(&location).await {

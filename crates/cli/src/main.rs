@@ -94,8 +94,11 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): what it wanted, it got.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // Errors quote arguments and file contents: escaped, as all output.
-            eprintln!("mta-sts: error: {}", render::clean(&format!("{error:#}")));
+            // Errors quote arguments and file contents: escaped, as all output (line by line:
+            // some errors list several problems).
+            let text = format!("{error:#}");
+            let lines: Vec<_> = text.lines().map(render::clean).collect();
+            eprintln!("mta-sts: error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }
@@ -118,17 +121,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Logs of the long-running commands: standard error, `MTA_STS_LOG` filter (default `info`),
-/// colour only on a terminal.
+/// Logs of the long-running commands, as text.
 fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MTA_STS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    init_logging_as(args::LogFormat::Text);
+}
+
+/// Logs of the long-running commands: standard error, `MTA_STS_LOG` filter (default `info`),
+/// colour only on a terminal (a file or the journal gets plain text) and without NO_COLOR, or
+/// one JSON object per line.
+fn init_logging_as(format: args::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MTA_STS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(ansi);
+    match format {
+        args::LogFormat::Text => log.init(),
+        args::LogFormat::Json => log.json().flatten_event(true).init(),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {

@@ -22,11 +22,32 @@ struct StoreSink(Store);
 impl ReportSink for StoreSink {
     async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
         let content_type = report.content_type.as_deref().unwrap_or("");
-        match self
+        let ingested = self
             .0
             .ingest(Source::Https, content_type, &report.body)
-            .await
-        {
+            .await;
+        // One log line per report: who sent it, how big, what became of it.
+        let peer = report
+            .peer
+            .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        let size = report.body.len();
+        match &ingested {
+            Ok(Ingested::Stored { report: key, .. }) => {
+                tracing::info!(%peer, size, report = key.0, "report stored");
+            }
+            Ok(Ingested::Duplicate { report: key, .. }) => {
+                tracing::info!(%peer, size, report = key.0, "report already stored (duplicate)");
+            }
+            Ok(Ingested::Conflict { report: key, .. }) => {
+                tracing::info!(%peer, size, report = key.0, "report stored (differs from a stored report with the same identity)");
+            }
+            Ok(Ingested::TooLarge { raw, limit }) => {
+                tracing::info!(%peer, size, raw = %raw, limit, "report rejected (413): too large once decompressed");
+            }
+            // The intake logs quarantined (400) and unstored (503) reports itself.
+            Ok(Ingested::Quarantined { .. }) | Err(_) => {}
+        }
+        match ingested {
             // A different body with a stored identity is new to the store: kept and flagged.
             Ok(Ingested::Stored { .. } | Ingested::Conflict { .. }) => Ok(IngestOutcome::Stored),
             Ok(Ingested::Duplicate { .. }) => Ok(IngestOutcome::Duplicate),
@@ -62,18 +83,32 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// Flags first, then the config file's `[storage]`, then the platform default.
-pub(crate) fn location(args: &StoreArgs, config: Option<&Config>) -> Location {
+///
+/// # Errors
+/// A database URL that is not PostgreSQL's (`mysql://…` would otherwise name a directory).
+pub(crate) fn location(args: &StoreArgs, config: Option<&Config>) -> anyhow::Result<Location> {
     let storage = config.map(|c| &c.storage);
     if let Some(url) = &args.database {
-        Location::parse(url)
+        database(url, "--database")
     } else if let Some(dir) = &args.data_dir {
-        Location::DataDirectory(dir.clone())
+        Ok(Location::DataDirectory(dir.clone()))
     } else if let Some(url) = storage.and_then(|s| s.database.as_ref()) {
-        Location::parse(url)
+        database(url, "storage.database")
     } else if let Some(dir) = storage.and_then(|s| s.data_dir.as_ref()) {
-        Location::DataDirectory(dir.clone())
+        Ok(Location::DataDirectory(dir.clone()))
     } else {
-        Location::DataDirectory(default_data_dir())
+        Ok(Location::DataDirectory(default_data_dir()))
+    }
+}
+
+/// A database URL: PostgreSQL is the only database server supported.
+fn database(url: &str, from: &str) -> anyhow::Result<Location> {
+    match Location::parse(url) {
+        location @ Location::Postgres(_) => Ok(location),
+        _ => bail!(
+            "{from} {}: only postgres:// (or postgresql://) URLs are supported; for SQLite give a data directory (--data-dir DIR, or storage.data_dir)",
+            clean(url)
+        ),
     }
 }
 
@@ -126,11 +161,42 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Every configured domain's certificate must name `mta-sts.<domain>`, or senders refuse it
+/// (RFC 8461 §3.3): refused at start-up with the names it has, or, when allowed, warned about.
+fn check_certificate_names(config: &Config, allow_mismatch: bool) -> anyhow::Result<()> {
+    let mismatches = config.certificate_mismatches();
+    for m in &mismatches {
+        let message = format!(
+            "the certificate {} does not name {} (it names: {})",
+            m.cert.display(),
+            m.host,
+            if m.names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                m.names.join(", ")
+            }
+        );
+        if !allow_mismatch {
+            bail!(
+                "{}; senders would refuse it. Use a certificate for {}, or --allow-mismatched-certs to serve anyway",
+                clean(&message),
+                m.host
+            );
+        }
+        tracing::warn!(
+            "{}; serving anyway (--allow-mismatched-certs)",
+            clean(&message)
+        );
+    }
+    Ok(())
+}
+
 /// `serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
-    crate::init_logging();
+    crate::init_logging_as(args.log_format);
     let config = config(args)?;
-    let location = location(&args.store, Some(&config));
+    check_certificate_names(&config, args.allow_mismatched_certs)?;
+    let location = location(&args.store, Some(&config))?;
     if config.storage.data_dir.is_none() {
         // ACME keeps its account and certificates next to the store.
         if let Location::DataDirectory(dir) = &location {
@@ -151,10 +217,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
         let store = Store::open_with(&location, options)
             .await
             .with_context(|| format!("cannot open the store at {location}"))?;
-        eprintln!("mta-sts: reports are stored in {location}");
-        for d in config.dns_records() {
-            eprintln!("mta-sts: serving {} ({})", d.policy_url, d.sts.value);
-        }
+        tracing::info!("reports are stored in {location}");
         let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(store));
         mta_sts_server::serve(config, sink, mta_sts_server::shutdown_signal())
             .await
@@ -164,7 +227,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
 }
 
 pub(crate) async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
-    let location = location(args, None);
+    let location = location(args, None)?;
     if let Location::DataDirectory(dir) = &location
         && !dir.join(mta_sts_store::SQLITE_FILE_NAME).exists()
     {

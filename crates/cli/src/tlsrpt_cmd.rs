@@ -207,7 +207,7 @@ fn read_ca_file(path: &Path) -> anyhow::Result<mta_sts_net::NetConfig> {
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
-    let location = crate::serve::location(args, None);
+    let location = crate::serve::location(args, None)?;
     Store::open(&location)
         .await
         .with_context(|| format!("cannot open the store at {location}"))

@@ -83,6 +83,11 @@ fn setup(name: &str, ca: &TestCa) -> Setup {
 }
 
 fn start(s: &Setup) -> Serve {
+    start_with(s, &[], Stdio::null())
+}
+
+/// `start` with more flags, and standard error (the log) going to `log`.
+fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
     let addr = SocketAddr::new(s.ip, s.port);
     let child = bin()
         .args([
@@ -100,8 +105,9 @@ fn start(s: &Setup) -> Serve {
         .arg(s.dir.join("key.pem"))
         .arg("--data-dir")
         .arg(s.dir.join("data"))
+        .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -406,4 +412,151 @@ fn sighup_reloads_the_config_file() {
         assert!(Instant::now() < deadline, "policy not reloaded: {body}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Stops `serve` with SIGTERM, as systemd does, and waits for it to exit.
+fn terminate(mut serve: Serve) {
+    let pid = serve.child.id().to_string();
+    assert!(bin_kill(&["-TERM", &pid]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serve.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bin_kill(args: &[&str]) -> bool {
+    Command::new("kill").args(args).status().unwrap().success()
+}
+
+#[test]
+fn the_log_in_a_file_is_plain_text_with_one_line_per_event() {
+    let ca = TestCa::new("serve-log-text");
+    let s = setup("log-text", &ca);
+    let log_path = s.dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let serve = start_with(&s, &[], log);
+    assert_eq!(post(&s, &report_json(1)), 201);
+    assert_eq!(post(&s, &report_json(1)), 200);
+    assert_eq!(post(&s, "not a report"), 400);
+    terminate(serve);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI colour in a file: {log}");
+    let addr = SocketAddr::new(s.ip, s.port);
+    assert!(
+        log.contains(&format!("listening on https://{addr} for 1 domains")),
+        "{log}"
+    );
+    assert!(
+        log.contains("serving https://mta-sts.example.com/.well-known/mta-sts.txt; publish _mta-sts.example.com. TXT \"v=STSv1; id="),
+        "{log}"
+    );
+    let line = |what: &str| {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(what)).collect();
+        assert_eq!(lines.len(), 1, "{what} once: {log}");
+        lines[0].to_owned()
+    };
+    let stored = line("report stored");
+    // curl connects from 127.0.0.1, whatever address the server listens on.
+    assert!(stored.contains("peer=127.0.0.1:"), "{stored}");
+    assert!(!stored.contains("Some("), "{stored}");
+    assert!(stored.contains("size="), "{stored}");
+    line("report already stored (duplicate)");
+    let rejected = line("report quarantined");
+    assert!(rejected.contains("peer=127.0.0.1:"), "{rejected}");
+    line("shutting down");
+    line("stopped");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let ca = TestCa::new("serve-log-json");
+    let s = setup("log-json", &ca);
+    let log_path = s.dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let serve = start_with(&s, &["--log-format", "json"], log);
+    assert_eq!(post(&s, &report_json(2)), 201);
+    terminate(serve);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let stored = events
+        .iter()
+        .find(|e| e["message"] == "report stored")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(stored["level"], "INFO");
+    assert!(
+        stored["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{stored}"
+    );
+    assert!(events.iter().any(|e| e["message"] == "stopped"), "{log}");
+}
+
+#[test]
+fn a_certificate_without_the_policy_host_is_refused_or_warned_about() {
+    let ca = TestCa::new("serve-mismatch");
+    let s = setup("mismatch", &ca);
+    let other = ca.issue(&["www.example.org", "example.org"]).unwrap();
+    let chain: Vec<&[u8]> = other.chain().iter().map(|c| c.as_ref()).collect();
+    write_pem(&s.dir.join("cert.pem"), "CERTIFICATE", &chain);
+    write_pem(
+        &s.dir.join("key.pem"),
+        "PRIVATE KEY",
+        &[other.private_key().secret_der()],
+    );
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            &SocketAddr::new(s.ip, s.port).to_string(),
+        ])
+        .args(["--domain", "example.com", "--policy"])
+        .arg(s.dir.join("policy.txt"))
+        .arg("--cert")
+        .arg(s.dir.join("cert.pem"))
+        .arg("--key")
+        .arg(s.dir.join("key.pem"))
+        .arg("--data-dir")
+        .arg(s.dir.join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("does not name mta-sts.example.com (it names: www.example.org, example.org)"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-mismatched-certs"), "{err}");
+
+    let log_path = s.dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let serve = start_with(&s, &["--allow-mismatched-certs"], log);
+    terminate(serve);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("serving anyway (--allow-mismatched-certs)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_database_url_other_than_postgres_is_refused_with_what_is_supported() {
+    let out = bin()
+        .args([
+            "reports",
+            "list",
+            "--database",
+            "mysql://user@localhost/tlsrpt",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--database mysql://user@localhost/tlsrpt: only postgres:// (or postgresql://) URLs are supported"),
+        "{err}"
+    );
+    assert!(!Path::new("mysql:").exists());
 }

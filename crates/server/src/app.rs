@@ -278,14 +278,17 @@ async fn receive_report(
         body,
         max_decompressed,
     };
-    let peer = report.peer;
+    // Shown as 127.0.0.1:39284 in the log, or "unknown" (oneshot tests).
+    let peer = report
+        .peer
+        .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     match state.sink.ingest(report).await {
         Ok(IngestOutcome::Stored) => (StatusCode::CREATED, "stored\n").into_response(),
         Ok(IngestOutcome::Duplicate) => {
             (StatusCode::OK, "already stored (duplicate)\n").into_response()
         }
         Ok(IngestOutcome::Quarantined { reason }) => {
-            tracing::info!(?peer, %reason, "report quarantined");
+            tracing::info!(%peer, %reason, "report quarantined");
             (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response()
         }
         Ok(IngestOutcome::TooLarge { limit }) => (
@@ -294,7 +297,7 @@ async fn receive_report(
         )
             .into_response(),
         Err(error) => {
-            tracing::error!(?peer, %error, "report not stored");
+            tracing::error!(%peer, %error, "report not stored");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "300")],

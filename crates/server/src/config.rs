@@ -176,6 +176,58 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
+/// A configured domain whose certificate does not name its policy host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertMismatch {
+    /// The policy host the certificate should name, `mta-sts.<domain>`.
+    pub host: String,
+    /// The certificate file.
+    pub cert: PathBuf,
+    /// The DNS names the certificate has (subject alternative names, else the common name).
+    pub names: Vec<String>,
+}
+
+/// The DNS names of the first (leaf) certificate of a PEM file; `None` when there is none to
+/// read.
+fn certificate_names(path: &Path) -> Option<Vec<String>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let leaf = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let sans: Vec<String> = match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(name) => Some((*name).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !sans.is_empty() {
+        return Some(sans);
+    }
+    Some(
+        cert.subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Whether a certificate name covers `host`: the same name, or a wildcard `*.` for exactly
+/// its first label, case-insensitively.
+fn name_covers(name: &str, host: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    match name.strip_prefix("*.") {
+        Some(parent) => host.split_once('.').is_some_and(|(_, rest)| rest == parent),
+        None => name == host,
+    }
+}
+
 /// The two TXT records a hosted domain publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsRecords {
@@ -499,6 +551,30 @@ impl Config {
                 }
             })
             .collect()
+    }
+
+    /// The domains whose certificate file (`tls.mode = "files"`) does not name their policy
+    /// host `mta-sts.<domain>`, which senders check (RFC 8461 §3.3). A file that cannot be
+    /// read is left to the certificate loader, which names it.
+    pub fn certificate_mismatches(&self) -> Vec<CertMismatch> {
+        let mut mismatches = Vec::new();
+        for domain in &self.domains {
+            let Some(files) = domain.cert_files() else {
+                continue;
+            };
+            let Some(names) = certificate_names(&files.cert) else {
+                continue;
+            };
+            let host = domain.policy_host();
+            if !names.iter().any(|name| name_covers(name, &host)) {
+                mismatches.push(CertMismatch {
+                    host,
+                    cert: files.cert.clone(),
+                    names,
+                });
+            }
+        }
+        mismatches
     }
 
     fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
@@ -942,4 +1018,19 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
         }
     }
     Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_covers;
+
+    #[test]
+    fn certificate_wildcard_covers_exactly_one_label() {
+        assert!(name_covers("mta-sts.example.com", "mta-sts.example.com"));
+        assert!(name_covers("MTA-STS.Example.com.", "mta-sts.example.com"));
+        assert!(name_covers("*.example.com", "mta-sts.example.com"));
+        assert!(!name_covers("*.com", "mta-sts.example.com"));
+        assert!(!name_covers("example.com", "mta-sts.example.com"));
+        assert!(!name_covers("*.mta-sts.example.com", "mta-sts.example.com"));
+    }
 }

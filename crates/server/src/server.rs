@@ -38,7 +38,8 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    // The reason is the source, so a chain printer (`{:#}`) says it once.
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -156,6 +157,19 @@ impl Server {
         }
         self.state.replace_policies(&config);
         let domains = config.domains().len();
+        let before = self.lock_config().dns_records();
+        // A changed policy needs its new id in DNS: say which record to publish now.
+        for d in config.dns_records() {
+            let old = before.iter().find(|b| b.domain == d.domain);
+            if old.is_none_or(|old| old.policy_id != d.policy_id) {
+                tracing::info!(
+                    "policy of {} changed: publish {} TXT \"{}\"",
+                    d.domain,
+                    d.sts.name,
+                    d.sts.value
+                );
+            }
+        }
         *self.lock_config() = config;
         self.domains_changed.notify_one();
         tracing::info!(domains, "configuration reloaded");
@@ -224,6 +238,7 @@ impl Server {
         });
 
         shutdown.await;
+        tracing::info!("shutting down: no new connections, open requests get {SHUTDOWN_GRACE:?}");
         let _ = stop_tx.send(true);
         if let Some(task) = acme_task {
             task.abort();
@@ -264,6 +279,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let listeners = Listeners::bind(&config).await?;
     let server = Server::new(config, sink)?;
+    log_listening(&listeners, &server.config());
     let reloader = server.clone();
     let sighup = tokio::spawn(async move {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -279,7 +295,33 @@ pub async fn serve(
     });
     let result = server.run(listeners, shutdown).await;
     sighup.abort();
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
     result
+}
+
+/// Said once the sockets are bound, so the log never claims a port it does not have: each
+/// listener, then each domain's policy URL with the `_mta-sts` record that goes with it.
+fn log_listening(listeners: &Listeners, config: &Config) {
+    let domains = config.domains().len();
+    let bound = |list: &[TcpListener], scheme: &str| {
+        for listener in list {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("listening on {scheme}://{addr} for {domains} domains");
+            }
+        }
+    };
+    bound(&listeners.https, "https");
+    bound(&listeners.http, "http");
+    for d in config.dns_records() {
+        tracing::info!(
+            "serving {}; publish {} TXT \"{}\"",
+            d.policy_url,
+            d.sts.name,
+            d.sts.value
+        );
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM: the usual `shutdown` for [`serve`].
