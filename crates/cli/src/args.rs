@@ -187,6 +187,57 @@ pub enum ReportsCommand {
     ///
     /// Exit status: 0 when ready, 1 when not yet or when there is not enough data, 2 on errors.
     Readiness(ReportsReadinessArgs),
+    /// The bodies kept in quarantine (not readable as reports, too large, refused by the
+    /// database) and why: `reports quarantine [list]` or `reports quarantine show ID`.
+    ///
+    /// Exit status: 0 when listed or shown, 2 when ID is not in quarantine or the store cannot
+    /// be read.
+    Quarantine(ReportsQuarantineArgs),
+}
+
+/// `reports quarantine`: list (the default) or show one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportsQuarantineArgs {
+    #[command(subcommand)]
+    pub action: Option<QuarantineAction>,
+    #[command(flatten)]
+    pub list: QuarantineListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// List the bodies in quarantine, oldest first: ID, when, code, source, size and reason.
+    List(QuarantineListArgs),
+    /// Show one body in quarantine: why, where it came from, and its text.
+    Show(QuarantineShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// At most this many entries (0: all).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineShowArgs {
+    /// The body's ID, as `reports quarantine list` shows it.
+    pub id: i64,
+    /// Print JSON, with the body as text when it is UTF-8.
+    #[arg(long, conflicts_with = "raw")]
+    pub json: bool,
+    /// Write the body's bytes exactly as received to standard output (not to a terminal), to
+    /// keep or to ingest again.
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// The period of the reports read.

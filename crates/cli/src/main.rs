@@ -16,7 +16,8 @@
 //! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
 //!   `reports list|show`; `ingest_cmd.rs`: `reports ingest` (files, stdin as an MDA, Maildir,
 //!   mbox).
-//! - `reports_cmd.rs`: `reports summary|export` and readiness.
+//! - `reports_cmd.rs`: `reports summary|export` and readiness; `quarantine_cmd.rs`:
+//!   `reports quarantine list|show`.
 //! - `resolver_cmd.rs`: `resolver`, the Postfix socketmap policy server (`mta_sts_sender`);
 //!   `tlsrpt_cmd.rs`: `tlsrpt collect|send|status`, the sending side of TLS-RPT.
 //! - `docs_cmd.rs`: `completions` and `man`, generated from the clap definitions.
@@ -58,6 +59,7 @@ mod ingest_cmd;
 mod input;
 mod lint;
 mod policy_cmd;
+mod quarantine_cmd;
 mod render;
 mod reports_cmd;
 mod resolver_cmd;
@@ -156,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Reports(ReportsCommand::Summary(a)) => reports_cmd::summary(&a, style),
         Command::Reports(ReportsCommand::Export(a)) => reports_cmd::export(&a),
         Command::Reports(ReportsCommand::Readiness(a)) => reports_cmd::readiness(&a, style),
+        Command::Reports(ReportsCommand::Quarantine(a)) => quarantine_cmd::run(&a, style),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

@@ -689,13 +689,10 @@ impl Config {
                 .map_or(defaults.timeout, Duration::from_secs),
             max_concurrent: raw.intake.max_concurrent.unwrap_or(defaults.max_concurrent),
         };
-        if !intake.path.starts_with('/') || intake.path.starts_with("/.well-known/mta-sts") {
+        if let Err(problem) = check_intake_path(&intake.path) {
             return Err(field(
                 "intake.path",
-                format!(
-                    "{:?}: must start with / and not be the policy path",
-                    intake.path
-                ),
+                format!("{:?}: {problem}", intake.path),
             ));
         }
         for (name, value) in [
@@ -1018,6 +1015,50 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
         }
     }
     Ok(limits)
+}
+/// Why `path` cannot be the intake's URL path, if it cannot: it must be an absolute path of
+/// plain URL path characters (RFC 3986 `pchar` and `/`), matched literally. Route syntax
+/// (`{name}`, `*`, a segment starting with `:`) would make the router panic or match more than
+/// one path; a query or fragment never reaches the router; `,`, `;` and `!` would need
+/// escapes in the TLSRPT record; `..`, `//` and percent-escapes are
+/// refused because clients and proxies normalise them differently; and the policy path
+/// belongs to policy hosting.
+fn check_intake_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must be an absolute path starting with /");
+    }
+    if path.contains(['?', '#']) {
+        return Err("must be a path only, without a query (?) or fragment (#)");
+    }
+    if path.contains(['{', '}', '*']) || path.split('/').any(|s| s.starts_with(':')) {
+        return Err("must be a literal path: no route syntax such as {name}, * or :name");
+    }
+    if path.contains('%') {
+        return Err("must not contain percent-escapes: write the characters themselves");
+    }
+    if let Some(c) = path.chars().find(|&c| !is_path_char(c)) {
+        return Err(if c.is_whitespace() || c.is_control() {
+            "must not contain spaces or control characters"
+        } else {
+            "may contain only letters, digits, / and - . _ ~ $ & ' ( ) + = : @ (the path goes \
+             in the TLSRPT record, where , ; and ! would need escapes)"
+        });
+    }
+    if path.contains("//") || path.split('/').any(|s| s == "." || s == "..") {
+        return Err("must not contain empty, . or .. segments");
+    }
+    let policy = crate::app::POLICY_PATH;
+    let (path_lower, policy_dir) = (path.to_ascii_lowercase(), "/.well-known/mta-sts");
+    if path_lower == policy || path_lower.starts_with(policy_dir) {
+        return Err("must not be the policy path /.well-known/mta-sts.txt");
+    }
+    Ok(())
+}
+
+/// RFC 3986 `pchar` and `/`, without percent-escapes and without the three characters a
+/// TLSRPT record's `rua` must escape (RFC 8460 §3: `,`, `;`, `!`).
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/-._~$&'()+=:@".contains(c)
 }
 
 #[cfg(test)]

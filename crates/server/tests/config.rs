@@ -220,3 +220,66 @@ fn quick_form_serves_policy_files() {
     assert_eq!(plain.listen.http, [listen]);
     assert!(plain.listen.https.is_empty());
 }
+
+/// `intake.path` becomes a route and the `rua` URI: only a plain absolute path that cannot
+/// clash with the policy path is taken, and the refusal says what is wrong with it.
+#[test]
+fn intake_path_is_a_plain_absolute_path_apart_from_the_policy() {
+    let with_path = |path: &str| {
+        // A TOML basic string: quotes and backslashes escaped, control characters as \uXXXX.
+        let quoted: String = path
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => format!("\\{c}"),
+                c if c.is_control() => format!("\\u{:04x}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect();
+        format!(
+            "{PLAIN}[intake]\npath = \"{quoted}\"\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx1.example.com\"]\n"
+        )
+    };
+    let refused = [
+        ("tlsrpt", "absolute path"),
+        ("", "absolute path"),
+        ("/tlsrpt?key=1", "query"),
+        ("/tlsrpt#top", "fragment"),
+        ("/{org}", "route syntax"),
+        ("/reports/*rest", "route syntax"),
+        ("/reports/:org", "route syntax"),
+        ("/tls%2frpt", "percent-escapes"),
+        ("/tls rpt", "spaces"),
+        ("/tls\u{1b}rpt", "control characters"),
+        ("/tls\"rpt", "only letters"),
+        ("/v1/reports;x=1", "only letters"),
+        ("/a,b", "only letters"),
+        ("/a//b", "segments"),
+        ("/a/../b", "segments"),
+        ("/.well-known/mta-sts.txt", "policy path"),
+        ("/.WELL-KNOWN/MTA-STS.TXT", "policy path"),
+        ("/.well-known/mta-sts/reports", "policy path"),
+    ];
+    for (path, expected) in refused {
+        let error = load(&with_path(path)).unwrap_err().to_string();
+        assert!(error.starts_with("intake.path: "), "{path:?}: {error}");
+        assert!(
+            error.contains(expected),
+            "{path:?}: {expected:?} in {error:?}"
+        );
+    }
+    for path in [
+        "/",
+        "/tlsrpt",
+        "/.well-known/tlsrpt",
+        "/v1/r=1&b=(2)",
+        "/r@x:1",
+    ] {
+        let config = load(&with_path(path)).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert_eq!(config.intake.path, path);
+        // The router takes it without panicking.
+        let _ = mta_sts_server::app(mta_sts_server::AppState::new(
+            &config,
+            std::sync::Arc::new(mta_sts_server::MemorySink::new()),
+        ));
+    }
+}

@@ -59,7 +59,7 @@ pub use collected::{
     OutgoingKey, OutgoingReport, ReportScope,
 };
 pub use error::StoreError;
-pub use location::{Location, SQLITE_FILE_NAME};
+pub use location::{Location, SQLITE_FILE_NAME, redact_password};
 pub use model::{
     IngestOutcome, Ingested, Origin, PolicySummary, QuarantineCode, QuarantineEntry, RawId,
     RawReport, ReportFilter, ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
@@ -356,7 +356,30 @@ impl Store {
     /// When the database cannot be read.
     pub async fn list_quarantine(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
         let mut conn = self.reader().await?;
-        sql::list_quarantine(&mut conn).await
+        sql::list_quarantine(&mut conn, None).await
+    }
+
+    /// The first `limit` bodies in quarantine, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn list_quarantine_up_to(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let mut conn = self.reader().await?;
+        sql::list_quarantine(&mut conn, Some(limit)).await
+    }
+
+    /// The quarantine entry of the raw body `raw`; `None` when that body is not in quarantine.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn quarantined(&self, raw: RawId) -> Result<Option<QuarantineEntry>, StoreError> {
+        let mut conn = self.reader().await?;
+        sql::quarantined(&mut conn, raw).await
     }
 
     /// The raw body stored under `id`.

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 /// The SQLite database file's name inside a data directory.
 pub const SQLITE_FILE_NAME: &str = "mta-sts.db";
 
-/// Where a store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a store lives. Both [`Display`](fmt::Display) and [`Debug`](fmt::Debug) hide a
+/// PostgreSQL password, so a location can go in any log line or error message.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// A data directory: the store is the SQLite file [`SQLITE_FILE_NAME`] inside it, created
     /// with the directory when missing.
@@ -58,6 +59,18 @@ impl fmt::Display for Location {
     }
 }
 
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DataDirectory(dir) => f.debug_tuple("DataDirectory").field(dir).finish(),
+            Self::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&redact_password(url))
+                .finish(),
+        }
+    }
+}
+
 fn is_postgres_url(text: &str) -> bool {
     ["postgres://", "postgresql://"].iter().any(|scheme| {
         text.get(..scheme.len())
@@ -65,20 +78,53 @@ fn is_postgres_url(text: &str) -> bool {
     })
 }
 
-/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
-fn redact_password(url: &str) -> String {
+/// A PostgreSQL URL with every password replaced by `***`: the one in the user information
+/// (`postgres://user:secret@host/db`) and any query parameter whose name ends in `password`
+/// (`?password=secret`, `&sslpassword=secret`, as libpq and sqlx accept them).
+///
+/// Errs on the side of hiding: the user information is everything before the last `@` ahead
+/// of the query, so a password holding an unencoded `/` or `@` is hidden all the same.
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    let (head, query) = match rest.find(['?', '#']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let mut out = format!("{scheme}://");
+    match head.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(head),
     }
+    let Some(params) = query.strip_prefix('?') else {
+        out.push_str(query);
+        return out;
+    };
+    out.push('?');
+    let (params, fragment) = match params.find('#') {
+        Some(at) => params.split_at(at),
+        None => (params, ""),
+    };
+    let params: Vec<String> = params
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                format!("{name}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    out.push_str(&params.join("&"));
+    out.push_str(fragment);
+    out
 }
 
 #[cfg(test)]
@@ -119,6 +165,36 @@ mod tests {
         assert_eq!(
             Location::parse("postgres://app@db/mta").to_string(),
             "postgres://app@db/mta"
+        );
+    }
+
+    #[test]
+    fn query_passwords_are_hidden_too() {
+        assert_eq!(
+            redact_password("postgres://app@db/mta?sslmode=require&password=s3cret"),
+            "postgres://app@db/mta?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_password("postgresql://db/mta?PassWord=a&sslpassword=b&user=app#x"),
+            "postgresql://db/mta?PassWord=***&sslpassword=***&user=app#x"
+        );
+    }
+
+    #[test]
+    fn a_password_with_a_slash_or_at_sign_is_hidden_whole() {
+        assert_eq!(
+            redact_password("postgres://app:pa/ss@wo@rd@db:5432/mta"),
+            "postgres://app:***@db:5432/mta"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let location = Location::parse("postgres://app:s3cret@db/mta?password=other");
+        let debug = format!("{location:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("other"),
+            "{debug}"
         );
     }
 }

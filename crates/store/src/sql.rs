@@ -384,30 +384,50 @@ pub(crate) async fn raw(
     }))
 }
 
-/// Every body in quarantine, oldest first.
+const QUARANTINE_COLUMNS: &str = "SELECT q.raw_id, q.code, q.reason, q.created_at, r.source, r.content_type, r.size \
+     FROM quarantine q JOIN raw_reports r ON r.id = q.raw_id";
+
+/// Bodies in quarantine, oldest first; at most `limit` of them when given.
 pub(crate) async fn list_quarantine(
     conn: &mut AnyConnection,
+    limit: Option<u32>,
 ) -> Result<Vec<QuarantineEntry>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT q.raw_id, q.code, q.reason, q.created_at, r.source, r.content_type, r.size \
-         FROM quarantine q JOIN raw_reports r ON r.id = q.raw_id ORDER BY q.id",
-    )
-    .fetch_all(conn)
+    let statement = match limit {
+        Some(limit) => format!("{QUARANTINE_COLUMNS} ORDER BY q.id LIMIT {limit}"),
+        None => format!("{QUARANTINE_COLUMNS} ORDER BY q.id"),
+    };
+    let rows = sqlx::query(AssertSqlSafe(statement))
+        .fetch_all(conn)
+        .await
+        .map_err(crate::error::database("list quarantine"))?;
+    rows.iter().map(quarantine_entry).collect()
+}
+
+/// The quarantine entry of the raw body `raw`, if it is in quarantine.
+pub(crate) async fn quarantined(
+    conn: &mut AnyConnection,
+    raw: RawId,
+) -> Result<Option<QuarantineEntry>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{QUARANTINE_COLUMNS} WHERE q.raw_id = $1"
+    )))
+    .bind(raw.0)
+    .fetch_optional(conn)
     .await
-    .map_err(crate::error::database("list quarantine"))?;
-    rows.iter()
-        .map(|row| {
-            Ok(QuarantineEntry {
-                raw: RawId(get(row, "raw_id")?),
-                code: QuarantineCode::from_name(&get::<String>(row, "code")?),
-                reason: get(row, "reason")?,
-                created_at: timestamp(get(row, "created_at")?, "quarantine.created_at")?,
-                source: get(row, "source")?,
-                content_type: get(row, "content_type")?,
-                size: count(get(row, "size")?),
-            })
-        })
-        .collect()
+    .map_err(crate::error::database("read quarantine"))?;
+    row.as_ref().map(quarantine_entry).transpose()
+}
+
+fn quarantine_entry(row: &sqlx::any::AnyRow) -> Result<QuarantineEntry, StoreError> {
+    Ok(QuarantineEntry {
+        raw: RawId(get(row, "raw_id")?),
+        code: QuarantineCode::from_name(&get::<String>(row, "code")?),
+        reason: get(row, "reason")?,
+        created_at: timestamp(get(row, "created_at")?, "quarantine.created_at")?,
+        source: get(row, "source")?,
+        content_type: get(row, "content_type")?,
+        size: count(get(row, "size")?),
+    })
 }
 
 /// Reports matching `filter`, newest period first, each with its policies.

@@ -244,6 +244,20 @@ async fn unreadable_body_is_quarantined_with_its_bytes_and_reason(location: Loca
         "{not_json:?}"
     );
     assert_eq!(store.list_quarantine().await.expect("quarantine").len(), 2);
+    // One entry by its raw body, and the first few: what `reports quarantine show|list` read.
+    let entry = store
+        .quarantined(raw)
+        .await
+        .expect("read quarantine")
+        .expect("in quarantine");
+    assert_eq!(entry, quarantine[0]);
+    let first = store.list_quarantine_up_to(1).await.expect("quarantine");
+    assert_eq!(first, quarantine);
+    let stored_raw = store
+        .ingest_raw(Source::File, "application/json", b"{}")
+        .await
+        .expect("raw");
+    assert_eq!(store.quarantined(stored_raw).await.expect("read"), None);
     store.close().await;
 }
 
