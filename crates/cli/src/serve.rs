@@ -107,7 +107,7 @@ fn database(url: &str, from: &str) -> anyhow::Result<Location> {
         location @ Location::Postgres(_) => Ok(location),
         _ => bail!(
             "{from} {}: only postgres:// (or postgresql://) URLs are supported; for SQLite give a data directory (--data-dir DIR, or storage.data_dir)",
-            clean(url)
+            clean(&mta_sts_store::redact_password(url))
         ),
     }
 }

@@ -188,3 +188,23 @@ fn an_empty_quarantine_says_so() {
     assert_eq!(stdout(&listed), "nothing in quarantine\n");
     assert_eq!(json(&quarantine(&data, &["--json"])), serde_json::json!([]));
 }
+
+/// A database URL's password never reaches the terminal: not when the URL is refused, not when
+/// the server cannot be reached (loopback port 1: nothing listens there).
+#[test]
+fn database_passwords_are_never_printed() {
+    for url in [
+        "mysql://app:s3cret@localhost/tlsrpt",
+        "postgres://app:s3cret@127.0.0.1:1/tlsrpt",
+        "postgres://app@127.0.0.1:1/tlsrpt?sslmode=disable&password=s3cret",
+    ] {
+        let out = mta_sts(&["reports", "quarantine", "--database", url]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(!err.contains("s3cret"), "{url}: {err}");
+        assert!(
+            err.contains("***"),
+            "{url}: the URL is named, redacted: {err}"
+        );
+    }
+}
