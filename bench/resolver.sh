@@ -49,6 +49,7 @@ for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.1; done
 [ -e "$work/ready" ] || { cat "$work/lab.log"; echo "the lab did not start" >&2; exit 1; }
 
 ip netns exec "$ns" "$bin/mta-sts" resolver --listen 127.0.0.1:8461 --ca-file "$work/ca.pem" \
+    --data-dir "$work/data" \
     2>"$work/ours.log" &
 cat > "$work/peer.yml" <<YAML
 host: 127.0.0.1

@@ -76,10 +76,19 @@ pub enum Command {
     /// Run the Postfix socketmap policy server (smtp_tls_policy_maps) that makes outgoing
     /// mail honour other domains' MTA-STS policies; a drop-in for postfix-mta-sts-resolver.
     ///
-    /// Quick form: `--listen ADDR|unix:PATH [--ca-file PEM] [--resolver IP:PORT]
-    /// [--https-port N]`; full form: `--config FILE` (TOML, see the README).
-    /// SIGTERM or Ctrl-C stops after open connections finish their requests.
-    Resolver(ResolverArgs),
+    /// Quick form: `--listen ADDR|unix:PATH --data-dir DIR [--ca-file PEM] [--resolver
+    /// IP:PORT] [--https-port N]`; full form: `--config FILE` (TOML, see the README). The
+    /// policy cache persists in the store (--data-dir or --database). SIGTERM or Ctrl-C stops
+    /// after open connections finish their requests. `resolver purge DOMAIN|--all` drops
+    /// cached policies.
+    Resolver(crate::resolver_cmd::ResolverArgs),
+    /// Say what `mta-sts resolver` answers Postfix for a domain, and why: the reply line, the
+    /// cache state, the policy with its id, fetch time and expiry. Reads the resolver's cache
+    /// (--data-dir or --database) and looks the domain up where the resolver would; writes
+    /// nothing.
+    ///
+    /// Exit status: 0 with an answer, 2 for usage, store or network set-up errors.
+    Query(crate::query_cmd::QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -403,25 +412,6 @@ pub struct NetArgs {
     /// per step, 60 for the policy fetch].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-}
-
-#[derive(Debug, Args)]
-pub struct ResolverArgs {
-    /// The config file (TOML: listen, zones, cache, network).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "resolver", "ca_file", "https_port"])]
-    pub config: Option<PathBuf>,
-    /// Listen on this address: IP:PORT or unix:PATH (repeatable) [default: 127.0.0.1:8461].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Vec<mta_sts_sender::resolver::ListenAddr>,
-    /// Use this DNS server (IP:PORT) instead of the system resolver (/etc/resolv.conf).
-    #[arg(long, value_name = "IP:PORT")]
-    pub resolver: Option<std::net::SocketAddr>,
-    /// Trust the roots in this PEM file for policy hosts, besides the public ones.
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Fetch policies from this port instead of 443.
-    #[arg(long, value_name = "N")]
-    pub https_port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

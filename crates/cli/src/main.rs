@@ -18,7 +18,8 @@
 //!   mbox).
 //! - `reports_cmd.rs`: `reports summary|export` and readiness; `quarantine_cmd.rs`:
 //!   `reports quarantine list|show`.
-//! - `resolver_cmd.rs`: `resolver`, the Postfix socketmap policy server (`mta_sts_sender`);
+//! - `resolver_cmd.rs`: `resolver` and `resolver purge`, the Postfix socketmap policy server
+//!   (`mta_sts_sender`) and its cache; `query_cmd.rs`: `query`, what it answers and why;
 //!   `tlsrpt_cmd.rs`: `tlsrpt collect|send|status`, the sending side of TLS-RPT.
 //! - `docs_cmd.rs`: `completions` and `man`, generated from the clap definitions.
 //! - `input.rs`: files, standard input, TXT records in zone-file form; `render.rs`: the text
@@ -60,6 +61,7 @@ mod input;
 mod lint;
 mod policy_cmd;
 mod quarantine_cmd;
+mod query_cmd;
 mod render;
 mod reports_cmd;
 mod resolver_cmd;
@@ -168,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completions(a) => docs_cmd::completions(&a),
         Command::Man(a) => docs_cmd::man(&a),
         Command::Resolver(a) => resolver_cmd::resolver(&a),
+        Command::Query(a) => query_cmd::query(&a, style),
         Command::Tlsrpt(c) => tlsrpt_cmd::run(&c, style),
     }
 }

@@ -10,6 +10,7 @@ use mta_sts_sender::resolver::{
     Clock, ListenAddr, Listener, PolicyResolver, ResolverConfig, UnixSocket, ZoneConfig, bind,
     serve,
 };
+use mta_sts_store::{Location, Store};
 use mta_sts_testnet::{DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, Zone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,10 +26,40 @@ struct Setup {
     _lab: Lab,
     dns: DnsHandle,
     web: HttpsHandle,
+    net: NetConfig,
     resolver: PolicyResolver,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// A resolver serving on a loopback port.
+struct Running {
+    resolver: PolicyResolver,
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn start(resolver: PolicyResolver) -> Running {
+    let listener = bind(
+        &ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+        &UnixSocket::default(),
+    )
+    .unwrap();
+    let ListenAddr::Tcp(addr) = listener.addr() else {
+        unreachable!()
+    };
+    let (stop, stopped) = oneshot::channel();
+    let server = tokio::spawn(serve(resolver.clone(), vec![listener], async {
+        let _ = stopped.await;
+    }));
+    Running {
+        resolver,
+        addr,
+        stop,
+        server,
+    }
 }
 
 fn enforce_zone(id: &str, web: &HttpsHandle) -> Zone {
@@ -38,6 +69,10 @@ fn enforce_zone(id: &str, web: &HttpsHandle) -> Zone {
 }
 
 async fn setup(config: ResolverConfig) -> Setup {
+    setup_with_store(config, None).await
+}
+
+async fn setup_with_store(config: ResolverConfig, store: Option<Arc<Store>>) -> Setup {
     let lab = Lab::new();
     let web = lab
         .https([
@@ -65,31 +100,32 @@ async fn setup(config: ResolverConfig) -> Setup {
         ..NetConfig::default()
     };
     net.extra_roots.push(lab.ca().root_der().clone());
-    let listener = bind(
-        &ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
-        &UnixSocket::default(),
-    )
-    .unwrap();
-    let ListenAddr::Tcp(addr) = listener.addr() else {
-        unreachable!()
+    let resolver = match store {
+        None => PolicyResolver::new(
+            Net::new(net.clone()).unwrap(),
+            Arc::new(config),
+            Clock::manual(START),
+        ),
+        Some(store) => PolicyResolver::with_store(
+            Net::new(net.clone()).unwrap(),
+            Arc::new(config),
+            Clock::manual(START),
+            store,
+            true,
+        )
+        .await
+        .unwrap(),
     };
-    let resolver = PolicyResolver::new(
-        Net::new(net).unwrap(),
-        Arc::new(config),
-        Clock::manual(START),
-    );
-    let (stop, stopped) = oneshot::channel();
-    let server = tokio::spawn(serve(resolver.clone(), vec![listener], async {
-        let _ = stopped.await;
-    }));
+    let running = start(resolver).await;
     Setup {
         _lab: lab,
         dns,
         web,
-        resolver,
-        addr,
-        stop: Some(stop),
-        server,
+        net,
+        resolver: running.resolver,
+        addr: running.addr,
+        stop: Some(running.stop),
+        server: running.server,
     }
 }
 
@@ -348,12 +384,7 @@ async fn settle() {
 async fn fetch_failure_keeps_the_cached_policy() {
     let s = setup(ResolverConfig::default()).await;
     assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
-    s.web
-        .set_site(Site::new(
-            "mta-sts.enforce.example",
-            HttpBehaviour::Status(500),
-        ))
-        .unwrap();
+    policy_host_answers(&s.web, 500);
     // A new id forces a fetch, which fails.
     s.dns.set_zone(enforce_zone("2", &s.web));
     s.resolver.clock().advance(3600);
@@ -447,4 +478,177 @@ async fn failed_lookup_is_not_retried_within_five_minutes() {
     s.resolver.clock().advance(1);
     assert_eq!(ask(s.addr, "postfix broken.example").await, "NOTFOUND ");
     assert!(txt_queries() > after_first);
+}
+
+// The cache in the store, proactive refresh and purge.
+
+async fn open_store(dir: &std::path::Path) -> Arc<Store> {
+    Arc::new(
+        Store::open(&Location::DataDirectory(dir.to_owned()))
+            .await
+            .unwrap(),
+    )
+}
+
+async fn stored_setup(dir: &std::path::Path) -> Setup {
+    setup_with_store(ResolverConfig::default(), Some(open_store(dir).await)).await
+}
+
+/// Makes the policy host of enforce.example answer every request with `status`.
+fn policy_host_answers(web: &HttpsHandle, status: u16) {
+    web.set_site(Site::new(
+        "mta-sts.enforce.example",
+        HttpBehaviour::Status(status),
+    ))
+    .unwrap();
+}
+
+/// Stops a resolver and closes its store, as the daemon does at SIGTERM.
+async fn stop(
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+    resolver: PolicyResolver,
+) {
+    let _ = stop.send(());
+    server.await.unwrap();
+    let store = Arc::clone(resolver.store().unwrap());
+    drop(resolver);
+    Arc::try_unwrap(store).unwrap().close().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_the_cached_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = stored_setup(dir.path()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    stop(s.stop.take().unwrap(), s.server, s.resolver).await;
+    // The network now says nothing useful: only the store knows the policy.
+    s.dns
+        .set_zone(Zone::new("enforce.example").servfail("_mta-sts"));
+    policy_host_answers(&s.web, 500);
+    let clock = Clock::manual(START + 3600);
+    let resolver = PolicyResolver::with_store(
+        Net::new(s.net.clone()).unwrap(),
+        Arc::new(ResolverConfig::default()),
+        clock,
+        open_store(dir.path()).await,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resolver.cache().len(), 1, "loaded at start");
+    let running = start(resolver).await;
+    assert_eq!(
+        ask(running.addr, "postfix enforce.example").await,
+        ENFORCE_REPLY
+    );
+    assert_eq!(
+        s.web.requests().len(),
+        1,
+        "fetched once, before the restart"
+    );
+    // It still expires max_age after its last confirmation, restart or not.
+    running.resolver.clock().advance(86400 - 3600);
+    assert_eq!(
+        ask(running.addr, "postfix enforce.example").await,
+        "NOTFOUND "
+    );
+    stop(running.stop, running.server, running.resolver).await;
+}
+
+#[tokio::test]
+async fn resolvers_sharing_a_store_share_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = stored_setup(dir.path()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    policy_host_answers(&s.web, 500);
+    // A second resolver on the same store, started after the first fetched: it reads the
+    // entry from the store when asked, without a fetch of its own.
+    let second = PolicyResolver::with_store(
+        Net::new(s.net.clone()).unwrap(),
+        Arc::new(ResolverConfig::default()),
+        Clock::manual(START),
+        Arc::clone(s.resolver.store().unwrap()),
+        true,
+    )
+    .await
+    .unwrap();
+    second.cache().clear();
+    let running = start(second).await;
+    assert_eq!(
+        ask(running.addr, "postfix enforce.example").await,
+        ENFORCE_REPLY
+    );
+    assert_eq!(s.web.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn purge_drops_the_policy_in_a_running_resolver() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = stored_setup(dir.path()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    assert_eq!(ask(s.addr, "postfix testing.example").await, "NOTFOUND ");
+    // The domain moved to another policy host that has not got the policy yet.
+    policy_host_answers(&s.web, 404);
+    let store = Arc::clone(s.resolver.store().unwrap());
+    assert_eq!(
+        store.purge_policies(Some("enforce.example")).await.unwrap(),
+        1
+    );
+    assert_eq!(s.resolver.maintain().await.purged, 1);
+    assert!(
+        s.resolver.cache().get("testing.example").is_some(),
+        "only the domain purged"
+    );
+    // Nothing cached: the domain is looked up again, and without a policy it is NOTFOUND.
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, "NOTFOUND ");
+    assert_eq!(s.web.requests().len(), 3);
+    assert_eq!(store.purge_policies(None).await.unwrap(), 2);
+    s.resolver.sync_purges().await.unwrap();
+    assert!(s.resolver.cache().is_empty());
+    assert!(store.policy_entries().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn policies_are_refreshed_before_they_expire_without_mail() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    let before = s.resolver.cache().get("enforce.example").unwrap();
+    // Within the refresh interval nothing is due.
+    s.resolver.clock().advance(600);
+    assert_eq!(s.resolver.refresh_due().await, 0);
+    // Past it (and its jitter, at most a tenth), the policy is confirmed without a request:
+    // the id is unchanged, so there is no fetch, and the expiry moves on.
+    s.resolver.clock().advance(3600 + 360 - 600);
+    assert_eq!(s.resolver.refresh_due().await, 1);
+    let after = s.resolver.cache().get("enforce.example").unwrap();
+    let (before, after) = (
+        before.policy.as_ref().unwrap(),
+        after.policy.as_ref().unwrap(),
+    );
+    assert_eq!(after.expires_at(), before.expires_at() + 3600 + 360);
+    assert_eq!(s.web.requests().len(), 1);
+    assert_eq!(s.resolver.refresh_due().await, 0, "confirmed just now");
+    // A refresh that fails keeps the policy, and is not tried again within five minutes.
+    s.dns
+        .set_zone(Zone::new("enforce.example").servfail("_mta-sts"));
+    s.resolver.clock().advance(4000);
+    assert_eq!(s.resolver.refresh_due().await, 1);
+    s.resolver.clock().advance(299);
+    assert_eq!(s.resolver.refresh_due().await, 0);
+    s.resolver.clock().advance(1);
+    assert_eq!(s.resolver.refresh_due().await, 1);
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+}
+
+#[tokio::test]
+async fn entries_without_a_policy_are_evicted_once_a_lookup_is_due() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix plain.example").await, "NOTFOUND ");
+    assert_eq!(ask(s.addr, "postfix enforce.example").await, ENFORCE_REPLY);
+    assert_eq!(s.resolver.evict(), 0, "the NOTFOUND answer is still fresh");
+    s.resolver.clock().advance(60);
+    assert_eq!(s.resolver.evict(), 1);
+    assert!(s.resolver.cache().get("plain.example").is_none());
+    assert!(s.resolver.cache().get("enforce.example").is_some());
 }

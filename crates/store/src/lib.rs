@@ -12,6 +12,10 @@
 //! committed. Reads ([`Store::list_reports`], [`Store::get_report`], [`Store::list_quarantine`],
 //! [`Store::raw`]) use their own connections.
 //!
+//! The sending side keeps its rows here too: the resolver's MTA-STS policy cache
+//! ([`Store::save_policy_entry`], [`Store::purge_policies`]) and the TLS results collected from
+//! the MTA with the reports built from them ([`Store::commit_collected`]).
+//!
 //! ```
 //! use mta_sts_store::{Ingested, Location, ReportFilter, Source, Store};
 //!
@@ -38,6 +42,7 @@ mod collected;
 mod error;
 mod location;
 mod model;
+mod policy_cache;
 mod sql;
 mod writer;
 mod writes;
@@ -64,6 +69,7 @@ pub use model::{
     IngestOutcome, Ingested, Origin, PolicySummary, QuarantineCode, QuarantineEntry, RawId,
     RawReport, ReportFilter, ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
+pub use policy_cache::{PolicyEntry, PolicyPurge, StoredPolicy};
 pub use sql::MAX_INDEXED_LEN;
 pub use writer::WriterStats;
 

@@ -69,6 +69,44 @@ impl Outcome {
         self.is_failure()
     }
 
+    /// The outcome's name, as stored and in `query --json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::NoRecord => "no_record",
+            Self::InvalidRecord(_) => "invalid_record",
+            Self::DnsFailed(_) => "dns_failed",
+            Self::FetchFailed(_) => "fetch_failed",
+            Self::InvalidPolicy(_) => "invalid_policy",
+        }
+    }
+
+    /// The reason of a failed or invalid lookup.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::Valid | Self::NoRecord => None,
+            Self::InvalidRecord(reason)
+            | Self::DnsFailed(reason)
+            | Self::FetchFailed(reason)
+            | Self::InvalidPolicy(reason) => Some(reason),
+        }
+    }
+
+    /// The outcome named `kind` (see [`Outcome::kind`]) with `detail`; `None` for an unknown
+    /// name.
+    pub fn from_parts(kind: &str, detail: Option<String>) -> Option<Self> {
+        let detail = || detail.clone().unwrap_or_default();
+        Some(match kind {
+            "valid" => Self::Valid,
+            "no_record" => Self::NoRecord,
+            "invalid_record" => Self::InvalidRecord(detail()),
+            "dns_failed" => Self::DnsFailed(detail()),
+            "fetch_failed" => Self::FetchFailed(detail()),
+            "invalid_policy" => Self::InvalidPolicy(detail()),
+            _ => return None,
+        })
+    }
+
     /// Words for logs and `query`.
     pub fn describe(&self) -> String {
         match self {

@@ -111,6 +111,15 @@ pub struct CacheConfig {
     /// policy fetched) for this many seconds, even before its `max_age` runs out. `None`: keep
     /// it for its whole `max_age`, as RFC 8461 §5.1 says.
     pub max_stale: Option<u64>,
+    /// A cached policy not confirmed for this many seconds (or half its `max_age`, when
+    /// shorter) is looked up again in the background, whether or not mail goes to its domain,
+    /// so that it does not run out while the domain still publishes it.
+    pub refresh_interval: u64,
+    /// Proactive refreshes run at once, at most.
+    pub refresh_concurrency: usize,
+    /// Every this many seconds: apply purges recorded in the store by `resolver purge`, start
+    /// the proactive refreshes that are due, drop entries that are no longer of use.
+    pub sync_interval: u64,
 }
 
 impl Default for CacheConfig {
@@ -119,8 +128,21 @@ impl Default for CacheConfig {
             check_interval: 60,
             retry_after_failure: 300,
             max_stale: None,
+            refresh_interval: 3600,
+            refresh_concurrency: 16,
+            sync_interval: 5,
         }
     }
+}
+
+/// Where the cache persists (RFC 8461 §5.1 wants a policy kept across restarts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data directory of the SQLite store [default: the platform's, as for `serve`].
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL instead (`postgres://user@host/db`): one cache for several resolvers.
+    pub database: Option<String>,
 }
 
 /// Caps on what one client can hold.
@@ -199,6 +221,8 @@ pub struct ResolverConfig {
     pub limits: Limits,
     /// DNS and HTTPS.
     pub network: NetworkConfig,
+    /// Where the cache persists.
+    pub storage: StorageConfig,
 }
 
 impl Default for ResolverConfig {
@@ -215,6 +239,7 @@ impl Default for ResolverConfig {
             cache: CacheConfig::default(),
             limits: Limits::default(),
             network: NetworkConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

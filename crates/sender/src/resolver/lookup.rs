@@ -2,14 +2,18 @@
 //! and HTTPS again, and what a lookup changes in the cache.
 
 use std::collections::HashMap;
+use std::hash::RandomState;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use mta_sts_net::{DnsError, Net};
 use mta_sts_policy::{Mode, Policy, StsRecord};
+use mta_sts_store::{Store, StoreError};
 use tokio::sync::watch;
 
 use super::cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
 use super::config::{ResolverConfig, ZoneConfig};
+use super::persist;
 use super::reply;
 use super::request::{Key, Request};
 
@@ -25,23 +29,89 @@ pub struct Decision {
 /// The policy resolver: the cache, the network, the rules. Cheap to clone; clones share all.
 #[derive(Debug, Clone)]
 pub struct PolicyResolver {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(super) struct Inner {
     net: Net,
-    config: Arc<ResolverConfig>,
-    cache: MemoryCache,
-    clock: Clock,
+    pub(super) config: Arc<ResolverConfig>,
+    pub(super) cache: MemoryCache,
+    pub(super) clock: Clock,
     /// Lookups under way, by domain: a second request for the same domain waits for the
     /// first lookup instead of starting its own.
     in_flight: Mutex<HashMap<String, watch::Receiver<Option<Arc<Entry>>>>>,
+    /// Where entries persist, if anywhere.
+    pub(super) store: Option<Persistence>,
+    /// Seeds the per-domain jitter of proactive refreshes.
+    pub(super) jitter: RandomState,
+}
+
+/// The store behind the memory cache.
+#[derive(Debug)]
+pub(super) struct Persistence {
+    pub(super) store: Arc<Store>,
+    /// False for `query`, which reads the cache and writes nothing.
+    save: bool,
+    /// The last purge applied to memory (see [`PolicyResolver::sync_purges`]).
+    pub(super) last_purge: AtomicI64,
 }
 
 impl PolicyResolver {
-    /// A resolver with an empty cache.
+    /// A resolver with an empty cache, in memory only.
     pub fn new(net: Net, config: Arc<ResolverConfig>, clock: Clock) -> Self {
+        Self::build(net, config, clock, None)
+    }
+
+    /// A resolver whose cache persists in `store`: it starts with the entries stored there
+    /// (a restart keeps every policy), reads there what memory does not hold (a cache shared by
+    /// several resolvers on one PostgreSQL), and writes every lookup's outcome there — unless
+    /// `save` is false (`query`: look, change nothing; nothing is loaded up front either).
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be read.
+    pub async fn with_store(
+        net: Net,
+        config: Arc<ResolverConfig>,
+        clock: Clock,
+        store: Arc<Store>,
+        save: bool,
+    ) -> Result<Self, StoreError> {
+        let last_purge = store.last_policy_purge().await?;
+        let entries = if save {
+            store.policy_entries().await?
+        } else {
+            Vec::new()
+        };
+        let resolver = Self::build(
+            net,
+            config,
+            clock,
+            Some(Persistence {
+                store,
+                save,
+                last_purge: AtomicI64::new(last_purge),
+            }),
+        );
+        for entry in entries.into_iter().filter_map(persist::from_stored) {
+            resolver.inner.cache.put(Arc::new(entry));
+        }
+        if save {
+            tracing::info!(
+                entries = resolver.inner.cache.len(),
+                "policy cache loaded from the store"
+            );
+        }
+        Ok(resolver)
+    }
+
+    fn build(
+        net: Net,
+        config: Arc<ResolverConfig>,
+        clock: Clock,
+        store: Option<Persistence>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 net,
@@ -49,7 +119,33 @@ impl PolicyResolver {
                 cache: MemoryCache::default(),
                 clock,
                 in_flight: Mutex::new(HashMap::new()),
+                store,
+                jitter: RandomState::new(),
             }),
+        }
+    }
+
+    /// The store the cache persists in, if any.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.inner.store.as_ref().map(|p| &p.store)
+    }
+
+    /// The entry of `domain`: from memory, else from the store (then kept in memory).
+    pub async fn cached(&self, domain: &str) -> Option<Arc<Entry>> {
+        if let Some(entry) = self.inner.cache.get(domain) {
+            return Some(entry);
+        }
+        let persistence = self.inner.store.as_ref()?;
+        match persistence.store.policy_entry(domain).await {
+            Ok(stored) => {
+                let entry = Arc::new(persist::from_stored(stored?)?);
+                self.inner.cache.put(Arc::clone(&entry));
+                Some(entry)
+            }
+            Err(error) => {
+                tracing::warn!(domain, %error, "cannot read the policy cache in the store");
+                None
+            }
         }
     }
 
@@ -86,7 +182,7 @@ impl PolicyResolver {
     /// What the resolver answers for `domain` in `zone`, looking it up when the cache says so.
     pub async fn decide(&self, domain: &str, zone: &ZoneConfig) -> Decision {
         let now = self.inner.clock.now();
-        let cached = self.inner.cache.get(domain);
+        let cached = self.cached(domain).await;
         let entry = match cached {
             Some(entry) if !self.lookup_due(&entry, now) => {
                 if self.recheck_due(&entry, now) {
@@ -152,7 +248,7 @@ impl PolicyResolver {
 
     /// True when the cache cannot answer for `entry` without a lookup first: no usable
     /// policy, and the last answer (none, or a failure) is old enough to ask again.
-    fn lookup_due(&self, entry: &Entry, now: UnixTime) -> bool {
+    pub fn lookup_due(&self, entry: &Entry, now: UnixTime) -> bool {
         if entry
             .usable_policy(now, self.inner.config.cache.max_stale)
             .is_some()
@@ -163,11 +259,11 @@ impl PolicyResolver {
     }
 
     /// True when a usable cached policy should be confirmed with DNS again.
-    fn recheck_due(&self, entry: &Entry, now: UnixTime) -> bool {
+    pub(super) fn recheck_due(&self, entry: &Entry, now: UnixTime) -> bool {
         now.saturating_sub(entry.checked_at) >= self.wait_after(entry)
     }
 
-    fn wait_after(&self, entry: &Entry) -> UnixTime {
+    pub(super) fn wait_after(&self, entry: &Entry) -> UnixTime {
         let cache = &self.inner.config.cache;
         let seconds = if entry.outcome.is_failure() {
             cache.retry_after_failure
@@ -222,6 +318,8 @@ impl PolicyResolver {
         let domain = domain.to_owned();
         tokio::spawn(async move {
             let entry = Arc::new(this.fetch(&domain, prior.as_deref()).await);
+            // Saved before anyone is answered: an answer given survives a restart.
+            this.save(&entry).await;
             this.inner.cache.put(Arc::clone(&entry));
             this.inner
                 .in_flight
@@ -231,6 +329,21 @@ impl PolicyResolver {
             sender.send_replace(Some(entry));
         });
         receiver
+    }
+
+    /// Writes `entry` to the store, if the cache persists; a store that fails is logged, and
+    /// the resolver goes on from memory.
+    async fn save(&self, entry: &Entry) {
+        let Some(persistence) = self.inner.store.as_ref().filter(|p| p.save) else {
+            return;
+        };
+        if let Err(error) = persistence
+            .store
+            .save_policy_entry(persist::to_stored(entry))
+            .await
+        {
+            tracing::warn!(domain = entry.domain, %error, "cannot save the cached policy");
+        }
     }
 
     /// One lookup by RFC 8461 §3 and §5.1: the TXT record, then the policy when its id is new.

@@ -5,7 +5,10 @@
 //! - [`Request`] / [`Key`]: `<map-name> <key>` and the key's reduction to a domain.
 //! - [`PolicyResolver`]: the cache and the rules of RFC 8461 §3.3 and §5.1 — a cached policy
 //!   is served until its `max_age` runs out, whatever DNS or HTTPS say meanwhile; the TXT `id`
-//!   decides whether to fetch again; failures are retried after a pause.
+//!   decides whether to fetch again; failures are retried after a pause. The cache lives in
+//!   memory and, with [`PolicyResolver::with_store`], in the store, so a restart keeps it and
+//!   resolvers on one PostgreSQL share it; [`PolicyResolver::spawn_maintenance`] refreshes
+//!   policies before they expire and applies `resolver purge`.
 //! - [`serve`]: the listeners (TCP and unix), pipelining, limits, graceful shutdown.
 //! - [`ResolverConfig`] / [`ZoneConfig`]: what each map name answers.
 //!
@@ -32,6 +35,8 @@ mod cache;
 mod config;
 mod lookup;
 pub mod netstring;
+mod persist;
+mod refresh;
 mod reply;
 mod request;
 mod server;
@@ -39,9 +44,10 @@ mod server;
 pub use cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
 pub use config::{
     CacheConfig, ConfigFileError, DEFAULT_PORT, Limits, ListenAddr, NetworkConfig, ResolverConfig,
-    UnixSocket, ZoneConfig,
+    StorageConfig, UnixSocket, ZoneConfig,
 };
 pub use lookup::{Decision, PolicyResolver};
+pub use refresh::Maintenance;
 pub use reply::NOT_FOUND;
 pub use request::{Key, NotADomain, Request, normalize_key};
 pub use server::{BindError, Listener, bind, serve};
