@@ -33,6 +33,10 @@ need_curl() { command -v curl >/dev/null || apt_install curl; }
 # systemd-analyze: verifies the unit files in dist/ (the package starts nothing in a container).
 need_systemd_analyze() { command -v systemd-analyze >/dev/null || apt_install systemd; }
 
+# Postfix: the real MTA of the resolver's end-to-end test (scripts/postfix-test.sh). Debian's
+# package installs without prompts and starts nothing.
+need_postfix() { command -v postfix >/dev/null || apt_install postfix; }
+
 # cargo-fuzz: builds and runs the fuzz targets (scripts/fuzz.sh).
 need_cargo_fuzz() { command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz; }
 
@@ -48,6 +52,10 @@ clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 # Every test, with a throwaway PostgreSQL for the store's cases (which then fail, not skip,
 # without it).
 tests() { PG_TEST_COMMAND='cargo test --workspace --locked' bash scripts/pg-test.sh; }
+
+# Real Postfix asking `mta-sts resolver`, in a network namespace of its own (the test is
+# ignored in the plain workspace run above, which cannot bind ports 25, 53 and 443).
+postfix_e2e() { bash scripts/postfix-test.sh; }
 
 # Each bench run once in its quick mode (no --bench argument): it compiles and its sanity
 # checks hold (the store's bench on PostgreSQL too).
@@ -87,11 +95,13 @@ need_toolchain
 need_pebble
 need_curl
 need_systemd_analyze
+need_postfix
 need_cargo_fuzz
 
 step fmt
 step clippy
 step tests
+step postfix_e2e
 step bench_checks
 step fuzz_smoke
 
