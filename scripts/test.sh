@@ -37,6 +37,12 @@ need_systemd_analyze() { command -v systemd-analyze >/dev/null || apt_install sy
 # package installs without prompts and starts nothing.
 need_postfix() { command -v postfix >/dev/null || apt_install postfix; }
 
+# ip and nft: the check's silent-host test drops SYNs in a network namespace of its own.
+need_netns_tools() {
+    command -v ip >/dev/null || apt_install iproute2
+    command -v nft >/dev/null || apt_install nftables
+}
+
 # cargo-fuzz: builds and runs the fuzz targets (scripts/fuzz.sh).
 need_cargo_fuzz() { command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz; }
 
@@ -96,6 +102,7 @@ need_pebble
 need_curl
 need_systemd_analyze
 need_postfix
+need_netns_tools
 need_cargo_fuzz
 
 step fmt

@@ -32,12 +32,13 @@ pub enum SenderVerdict {
     Protected,
     /// `enforce`, MX hosts not tested over SMTP (`--no-smtp` or port 25 unreachable from here).
     EnforcedUntested,
-    /// `enforce`, but some MX hosts fail: senders skip them and deliver to the others.
+    /// `enforce`, but some MX hosts, or some addresses of them, fail: senders skip those and
+    /// deliver to the others.
     Degraded {
-        /// MX hosts senders refuse.
+        /// MX hosts senders refuse at one address or more.
         failing_mx: Vec<String>,
     },
-    /// `enforce`, and no MX host passes: senders defer, then bounce, all mail.
+    /// `enforce`, and no address of any MX host passes: senders defer, then bounce, all mail.
     MailWouldBounce {
         /// MX hosts senders refuse.
         failing_mx: Vec<String>,
@@ -75,7 +76,7 @@ impl SenderVerdict {
                 "enforced, MX hosts not tested over SMTP from here".into()
             }
             SenderVerdict::Degraded { failing_mx } => format!(
-                "degraded: senders refuse {} and deliver to the other MX hosts",
+                "degraded: senders refuse {} (at one address or more) and deliver to the other MX hosts and addresses",
                 failing_mx.join(", ")
             ),
             SenderVerdict::MailWouldBounce { failing_mx } => format!(
@@ -203,14 +204,14 @@ pub fn analyze(evidence: Evidence) -> Report {
         a.mode(p);
     }
     a.mx_records(&evidence, policy.as_ref());
-    let failing = a.smtp(&evidence, mode);
+    let smtp = a.smtp(&evidence, mode);
     a.tlsrpt(&evidence);
 
     let sender = sender_verdict(
         &evidence,
         record.is_some(),
         policy.as_ref(),
-        &failing,
+        &smtp,
         &a.findings,
     );
     report(a, evidence, policy, sender)
@@ -290,13 +291,14 @@ fn incomplete(e: &Evidence) -> Option<String> {
     })
 }
 
-/// An MX host fails when the policy does not cover it or any of its addresses fails
-/// (senders may use any address).
+/// An MX host fails when the policy does not cover it or any of its addresses fails (senders
+/// may use any address); mail bounces only when no address of any MX host passes (a sender
+/// that fails at one address tries the next).
 fn sender_verdict(
     e: &Evidence,
     has_record: bool,
     policy: Option<&Policy>,
-    failing: &[String],
+    smtp: &FailingMx,
     findings: &[Finding],
 ) -> SenderVerdict {
     match &e.mx {
@@ -322,14 +324,18 @@ fn sender_verdict(
             reason: reason.into(),
         };
     };
-    let uncovered = e
+    let uncovered: Vec<String> = e
         .mx_hosts
         .iter()
         .filter(|h| policy.matching_mx(&h.host).is_none())
-        .map(|h| h.host.clone());
-    let mut failing_mx: Vec<String> = failing.iter().cloned().chain(uncovered).collect();
+        .map(|h| h.host.clone())
+        .collect();
+    let mut failing_mx: Vec<String> = smtp.any_address.iter().chain(&uncovered).cloned().collect();
     failing_mx.sort();
     failing_mx.dedup();
+    let mut refused: Vec<&String> = smtp.every_address.iter().chain(&uncovered).collect();
+    refused.sort();
+    refused.dedup();
     let untested = e.smtp_skipped || findings.iter().any(|f| f.code == "smtp-unreachable");
     match policy.mode {
         Mode::None => SenderVerdict::NotProtected {
@@ -338,13 +344,22 @@ fn sender_verdict(
         Mode::Testing => SenderVerdict::Testing {
             would_fail_under_enforce: failing_mx,
         },
-        Mode::Enforce if !failing_mx.is_empty() && failing_mx.len() >= e.mx_hosts.len() => {
+        Mode::Enforce if !refused.is_empty() && refused.len() >= e.mx_hosts.len() => {
             SenderVerdict::MailWouldBounce { failing_mx }
         }
         Mode::Enforce if !failing_mx.is_empty() => SenderVerdict::Degraded { failing_mx },
         Mode::Enforce if untested => SenderVerdict::EnforcedUntested,
         Mode::Enforce => SenderVerdict::Protected,
     }
+}
+
+/// The MX hosts with failing addresses, by [`Analysis::smtp`].
+#[derive(Debug, Default)]
+struct FailingMx {
+    /// Hosts where at least one address fails.
+    any_address: Vec<String>,
+    /// Hosts where every address fails (or none can be found): no sender delivers there.
+    every_address: Vec<String>,
 }
 
 struct Analysis {
@@ -564,8 +579,8 @@ impl Analysis {
         }
     }
 
-    /// Probes → findings; returns the MX hosts with a failing address.
-    fn smtp(&mut self, e: &Evidence, mode: Option<Mode>) -> Vec<String> {
+    /// Probes → findings; returns the MX hosts with failing addresses.
+    fn smtp(&mut self, e: &Evidence, mode: Option<Mode>) -> FailingMx {
         if e.smtp_skipped {
             if !e.mx_hosts.is_empty() {
                 self.push(
@@ -579,7 +594,7 @@ impl Analysis {
                     .rfc(RFC_CERT),
                 );
             }
-            return Vec::new();
+            return FailingMx::default();
         }
         let probes: Vec<&MxProbe> = e
             .mx_hosts
@@ -604,23 +619,27 @@ impl Analysis {
                     .rfc(RFC_CERT)
                     .fix("run the check from a mail server, or pass --no-smtp"),
             );
-            return Vec::new();
+            return FailingMx::default();
         }
         let severity = mx_severity(mode);
-        let mut failing = Vec::new();
+        let mut failing = FailingMx::default();
         for host in &e.mx_hosts {
-            if self.mx_host(host, severity) {
-                failing.push(host.host.clone());
+            let (any, every) = self.mx_host(host, severity);
+            if any {
+                failing.any_address.push(host.host.clone());
+            }
+            if every {
+                failing.every_address.push(host.host.clone());
             }
         }
         failing
     }
 
-    /// Findings for one MX host; true when any address fails.
-    fn mx_host(&mut self, host: &MxHost, severity: Severity) -> bool {
+    /// Findings for one MX host; whether any address fails, and whether every one does.
+    fn mx_host(&mut self, host: &MxHost, severity: Severity) -> (bool, bool) {
         let probes = match &host.probes {
             Ok(p) if !p.is_empty() => p,
-            Ok(_) => return false,
+            Ok(_) => return (false, false),
             Err(err) => {
                 let code = if err.is_no_records() {
                     "mx-no-address"
@@ -641,14 +660,14 @@ impl Analysis {
                         "publish A/AAAA records for the MX host, or remove it from the MX records",
                     ),
                 );
-                return true;
+                return (true, true);
             }
         };
-        let mut any_failed = false;
+        let mut failed = 0;
         for probe in probes {
             let subject = format!("{} [{}]:{}", host.host, probe.addr.ip(), probe.addr.port());
             if let Some(f) = self.probe(probe, &subject, severity) {
-                any_failed = true;
+                failed += 1;
                 self.push(f);
             }
             if let Some(without) = &probe.without_sni
@@ -662,7 +681,7 @@ impl Analysis {
                 );
             }
         }
-        any_failed
+        (failed > 0, failed == probes.len())
     }
 
     /// The finding for one probe that fails (also pushes expiry warnings for ones that pass).

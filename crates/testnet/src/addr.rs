@@ -1,7 +1,7 @@
 //! Loopback address allocation, so that tests never collide on an address or a fixed port.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -42,6 +42,19 @@ pub async fn bind_tcp() -> io::Result<TcpListener> {
 /// Binds a UDP socket and a TCP listener on the same fresh loopback address and port, as a DNS
 /// server needs.
 pub async fn bind_udp_and_tcp() -> io::Result<(UdpSocket, TcpListener)> {
+    bind_udp_and_tcp_with(bind_tcp).await
+}
+
+/// Like [`bind_udp_and_tcp`], on the IPv6 loopback address `::1` and a kernel-chosen port.
+pub async fn bind_udp_and_tcp_v6() -> io::Result<(UdpSocket, TcpListener)> {
+    bind_udp_and_tcp_with(|| TcpListener::bind((Ipv6Addr::LOCALHOST, 0))).await
+}
+
+async fn bind_udp_and_tcp_with<F, Fut>(bind_tcp: F) -> io::Result<(UdpSocket, TcpListener)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<TcpListener>>,
+{
     let mut last_error = None;
     for _ in 0..BIND_ATTEMPTS {
         let tcp = bind_tcp().await?;
@@ -81,10 +94,24 @@ impl SharedPort {
     /// Binds a listener on a fresh loopback address and the shared port (choosing the port if
     /// this is the first listener).
     pub async fn bind(&self) -> io::Result<TcpListener> {
+        self.bind_at(next_loopback_ip).await
+    }
+
+    /// Binds a listener on the IPv6 loopback address `::1` and the shared port (choosing the
+    /// port if this is the first listener).
+    ///
+    /// `::1` is one address, so one listener per shared port: a second call fails with
+    /// `AddrInUse`, as it does in the rare case another process holds `::1` on the port
+    /// chosen earlier for IPv4 listeners.
+    pub async fn bind_v6(&self) -> io::Result<TcpListener> {
+        self.bind_at(|| Ipv6Addr::LOCALHOST).await
+    }
+
+    async fn bind_at<A: Into<IpAddr>>(&self, address: impl Fn() -> A) -> io::Result<TcpListener> {
         let mut last_error = None;
         for _ in 0..BIND_ATTEMPTS {
             let port = self.get().unwrap_or(0);
-            match TcpListener::bind((next_loopback_ip(), port)).await {
+            match TcpListener::bind((address().into(), port)).await {
                 Ok(listener) => {
                     let bound = listener.local_addr()?.port();
                     let mut slot = self.port.lock().unwrap_or_else(|p| p.into_inner());
@@ -112,6 +139,16 @@ impl SharedPort {
             None => self.bind().await?.local_addr()?.port(),
         };
         Ok(SocketAddr::from((next_loopback_ip(), port)))
+    }
+
+    /// `[::1]` on the shared port, where nothing listens as long as no listener of this shared
+    /// port was bound with [`SharedPort::bind_v6`]: connecting to it is refused.
+    pub async fn refused_addr_v6(&self) -> io::Result<SocketAddr> {
+        let port = match self.get() {
+            Some(port) => port,
+            None => self.bind().await?.local_addr()?.port(),
+        };
+        Ok(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
     }
 }
 

@@ -428,6 +428,12 @@ impl DnsServer {
     /// shut down or dropped.
     pub async fn start(self) -> io::Result<DnsHandle> {
         let (udp, tcp) = bind_udp_and_tcp().await?;
+        self.start_on(udp, tcp)
+    }
+
+    /// Serves on `udp` and `tcp` (bound to one address and port, e.g. by
+    /// [`crate::bind_udp_and_tcp_v6`]) until the handle is shut down or dropped.
+    pub fn start_on(self, udp: UdpSocket, tcp: TcpListener) -> io::Result<DnsHandle> {
         let addr = udp.local_addr()?;
         let state = Arc::clone(&self.state);
         let server = ServerHandle::spawn(addr, move |shutdown| self.run(udp, tcp, shutdown));

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use crate::addr::SharedPort;
+use crate::addr::{SharedPort, bind_udp_and_tcp_v6};
 use crate::ca::TestCa;
 use crate::dns::{DnsHandle, DnsServer, Zone};
 use crate::https::{HttpsHandle, HttpsServer, Site};
@@ -58,6 +58,34 @@ impl Lab {
     /// Starts an SMTP server named `hostname` on a fresh address and the lab's SMTP port.
     pub async fn smtp(&self, hostname: &str, behaviour: SmtpBehaviour) -> io::Result<SmtpHandle> {
         SmtpServer::new(hostname, behaviour).start_on(self.smtp_port.bind().await?)
+    }
+
+    /// Starts an authoritative DNS server for `zones` on `::1` and a fresh port.
+    pub async fn dns_v6(&self, zones: impl IntoIterator<Item = Zone>) -> io::Result<DnsHandle> {
+        let (udp, tcp) = bind_udp_and_tcp_v6().await?;
+        DnsServer::new(zones).start_on(udp, tcp)
+    }
+
+    /// Starts an HTTPS server for `sites` on `::1` and the lab's HTTPS port (one per lab).
+    pub async fn https_v6(&self, sites: impl IntoIterator<Item = Site>) -> io::Result<HttpsHandle> {
+        let server = HttpsServer::new(&self.ca, sites).map_err(io::Error::other)?;
+        server.start_on(self.https_port.bind_v6().await?)
+    }
+
+    /// Starts an SMTP server named `hostname` on `::1` and the lab's SMTP port (one per lab):
+    /// an MX reachable over IPv6.
+    pub async fn smtp_v6(
+        &self,
+        hostname: &str,
+        behaviour: SmtpBehaviour,
+    ) -> io::Result<SmtpHandle> {
+        SmtpServer::new(hostname, behaviour).start_on(self.smtp_port.bind_v6().await?)
+    }
+
+    /// `[::1]` on the lab's SMTP port, where nothing listens unless [`Lab::smtp_v6`] was
+    /// called (connection refused).
+    pub async fn refused_smtp_addr_v6(&self) -> io::Result<SocketAddr> {
+        self.smtp_port.refused_addr_v6().await
     }
 
     /// An address on the lab's SMTP port where nothing listens (connection refused).

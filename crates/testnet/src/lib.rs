@@ -13,7 +13,12 @@
 //!   must report, rejecting or silent banners.
 //! - [`Lab`] ties them together: one CA, each server on a fresh loopback address, all SMTP
 //!   servers on one port and all HTTPS servers on another, so a client needs only port
-//!   overrides. [`refused_addr`] gives an address where nothing listens.
+//!   overrides. [`refused_addr`] gives an address where nothing listens. The `_v6` methods
+//!   of [`Lab`] put a server on `::1` instead (one per lab and kind, since `::1` is one
+//!   address).
+//!
+//! - [`NetNamespace`]: a network namespace of the test's own, for an address that drops SYNs
+//!   (a connect that times out rather than being refused); needs root, `ip` and `nft`.
 //!
 //! Every server stops when its handle is dropped or shut down, aborting its connections, so
 //! nothing leaks from one test into the next. Addresses come from [`next_loopback_ip`], so tests
@@ -51,10 +56,13 @@ mod dns;
 mod handle;
 mod https;
 mod lab;
+mod netns;
 mod smtp;
 mod tls;
 
-pub use addr::{SharedPort, bind_tcp, bind_udp_and_tcp, next_loopback_ip, refused_addr};
+pub use addr::{
+    SharedPort, bind_tcp, bind_udp_and_tcp, bind_udp_and_tcp_v6, next_loopback_ip, refused_addr,
+};
 pub use ca::{CertificateError, Identity, TestCa, crypto_provider, self_signed};
 pub use dns::{DnsHandle, DnsServer, NameBehaviour, SilentDnsServer, Zone};
 pub use handle::{ServerHandle, ShutdownSignal};
@@ -63,6 +71,7 @@ pub use https::{
     Site, SiteTls,
 };
 pub use lab::Lab;
+pub use netns::NetNamespace;
 pub use smtp::{
     LegacyTlsVersion, ReceivedMessage, ServerCertificate, SmtpBehaviour, SmtpHandle, SmtpServer,
     SmtpSession,
