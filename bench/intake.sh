@@ -33,8 +33,20 @@ need_client() {
     command -v "$tool" >/dev/null && return 0
     echo "== installing $package (for $tool)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
-    command -v "$tool" >/dev/null || { echo "bench/intake.sh: $tool is missing" >&2; exit 1; }
+    command -v "$tool" >/dev/null || {
+        echo "bench/intake.sh: $tool is missing and could not be installed (apt-get install $package); the lost-report check needs it" >&2
+        exit 1
+    }
 }
+# Before anything is built: a missing client fails the run at once, not after the build.
+for backend in $backends; do
+    case "$backend" in
+        sqlite) need_client sqlite3 sqlite3 ;;
+        # Without a URL, scripts/pg-test.sh installs PostgreSQL (psql included) and runs this
+        # script again with one, which then checks here.
+        postgres) [ -z "${MTA_STS_TEST_POSTGRES_URL:-}" ] || need_client psql postgresql-client ;;
+    esac
+done
 
 if [ -z "${INTAKE_BENCH_BUILT:-}" ]; then
     echo "== building release binaries"
@@ -112,13 +124,11 @@ bench_one() {
 for backend in $backends; do
     case "$backend" in
         sqlite)
-            need_client sqlite3 sqlite3
             rm -rf "$work/data"
             bench_one sqlite --data-dir "$work/data"
             ;;
         postgres)
             if [ -n "${MTA_STS_TEST_POSTGRES_URL:-}" ]; then
-                need_client psql postgresql-client
                 # A database of its own, so rows of an earlier run cannot fill the count.
                 bench_database=mta_sts_bench_$$_$RANDOM
                 psql -qAt "$MTA_STS_TEST_POSTGRES_URL" -c "CREATE DATABASE $bench_database" >/dev/null
