@@ -583,13 +583,7 @@ async fn held_out_lab_shows_id_cname_and_timeout_within_40_s() {
     let mut mx = Vec::new();
     for d in ["multi.example", "alias.example", "slow.example"] {
         let host = format!("mx.{d}");
-        let server = lab
-            .smtp(
-                &host,
-                SmtpBehaviour::starttls(lab.ca().issue(&[&host]).unwrap()),
-            )
-            .await
-            .unwrap();
+        let server = good_mx(&lab, &host).await;
         let zone = Zone::new(d)
             .address("mta-sts", web.ip())
             .mx(10, &host)
@@ -659,6 +653,26 @@ async fn held_out_lab_shows_id_cname_and_timeout_within_40_s() {
     let slow = section("slow.example");
     assert!(slow.contains("[policy-fetch-timeout]"), "{slow}");
     assert!(slow.contains("15000 ms"), "{slow}");
+}
+
+/// A lab MX host named `host` with STARTTLS and a good certificate for it.
+async fn good_mx(lab: &Lab, host: &str) -> SmtpHandle {
+    lab.smtp(
+        host,
+        SmtpBehaviour::starttls(lab.ca().issue(&[host]).unwrap()),
+    )
+    .await
+    .unwrap()
+}
+
+/// A zone for `domain` with its `_mta-sts` record (`id`) and a TLS-RPT record.
+fn zone_with_records(domain: &str, id: &str) -> Zone {
+    Zone::new(domain)
+        .txt("_mta-sts", &[&format!("v=STSv1; id={id}")])
+        .txt(
+            "_smtp._tls",
+            &[&format!("v=TLSRPTv1; rua=mailto:tls@{domain}")],
+        )
 }
 
 /// The CLI's `check` flags for a lab whose resolver is `dns`.
@@ -739,9 +753,7 @@ async fn check_over_ipv6_shows_each_address_of_ipv6_only_and_dual_stack_mx() {
         .unwrap();
     let refused_v4 = lab.refused_smtp_addr().await.unwrap();
     let dns = lab
-        .dns_v6([Zone::new("v6.example")
-            .txt("_mta-sts", &["v=STSv1; id=six"])
-            .txt("_smtp._tls", &["v=TLSRPTv1; rua=mailto:tls@v6.example"])
+        .dns_v6([zone_with_records("v6.example", "six")
             .address("mta-sts", web.ip())
             .mx(10, "only6.v6.example")
             .address("only6", mx.ip())
@@ -808,18 +820,10 @@ async fn check_shows_a_refused_aaaa_beside_a_working_a() {
         )])
         .await
         .unwrap();
-    let mx = lab
-        .smtp(
-            "mx.v4.example",
-            SmtpBehaviour::starttls(lab.ca().issue(&["mx.v4.example"]).unwrap()),
-        )
-        .await
-        .unwrap();
+    let mx = good_mx(&lab, "mx.v4.example").await;
     let refused_v6 = lab.refused_smtp_addr_v6().await.unwrap();
     let dns = lab
-        .dns([Zone::new("v4.example")
-            .txt("_mta-sts", &["v=STSv1; id=four"])
-            .txt("_smtp._tls", &["v=TLSRPTv1; rua=mailto:tls@v4.example"])
+        .dns([zone_with_records("v4.example", "four")
             .address("mta-sts", web.ip())
             .mx(10, "mx.v4.example")
             .address("mx", mx.ip())
@@ -903,18 +907,10 @@ async fn silent_mx_inside_the_namespace() {
         )])
         .await
         .unwrap();
-    let good = lab
-        .smtp(
-            "good.quiet.example",
-            SmtpBehaviour::starttls(lab.ca().issue(&["good.quiet.example"]).unwrap()),
-        )
-        .await
-        .unwrap();
+    let good = good_mx(&lab, "good.quiet.example").await;
     let refused = lab.refused_smtp_addr().await.unwrap();
     let dns = lab
-        .dns([Zone::new("quiet.example")
-            .txt("_mta-sts", &["v=STSv1; id=q1"])
-            .txt("_smtp._tls", &["v=TLSRPTv1; rua=mailto:tls@quiet.example"])
+        .dns([zone_with_records("quiet.example", "q1")
             .address("mta-sts", web.ip())
             .mx(10, "good.quiet.example")
             .address("good", good.ip())
