@@ -691,7 +691,8 @@ fn lab_flags(lab: &Lab, dns: &DnsHandle, ca_file: &std::path::Path) -> Vec<Strin
     ]
 }
 
-/// Runs `check DOMAIN FLAGS` twice: the human output and the `--json` report.
+/// Runs `check DOMAIN FLAGS` twice: the human output and the `--json` report (which must
+/// match the schema).
 async fn check_both(domain: &str, flags: &[String]) -> (String, serde_json::Value) {
     let mut args = vec!["check".to_owned(), domain.to_owned()];
     args.extend_from_slice(flags);
@@ -700,6 +701,8 @@ async fn check_both(domain: &str, flags: &[String]) -> (String, serde_json::Valu
     let json = run(args).await;
     let v: serde_json::Value = serde_json::from_slice(&json.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json.stdout)));
+    // IPv6 addresses, timeouts and refusals are in the schema too.
+    assert_valid(&schema(), &v);
     (String::from_utf8_lossy(&human.stdout).into_owned(), v)
 }
 
