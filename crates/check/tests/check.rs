@@ -305,6 +305,36 @@ async fn enforce_with_an_uncovered_mx_is_degraded() {
 }
 
 #[tokio::test]
+async fn an_mx_host_with_one_refused_address_is_degraded_not_bounced() {
+    // The only MX host has a working address and a refused one: senders try the next address,
+    // so mail is delivered, and the refused address is still an error.
+    let refused = std::cell::Cell::new(None);
+    let d = domain(policy(ENFORCE), vec![good("mx1")], |z| {
+        let addr = mta_sts_testnet::next_loopback_ip();
+        refused.set(Some(addr));
+        records(z).a("mx1", addr)
+    })
+    .await;
+    let r = d.check().await;
+    let probes = r.evidence.mx_hosts[0].probes.as_ref().unwrap();
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    assert_eq!(severity_of(&r, "smtp-connect-failed"), Severity::Error);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject.contains(&refused.get().unwrap().to_string())),
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(
+        r.sender,
+        SenderVerdict::Degraded {
+            failing_mx: vec!["mx1.example.com".into()]
+        }
+    );
+}
+
+#[tokio::test]
 async fn enforce_with_every_mx_failing_bounces_mail() {
     let d = domain(
         policy(ENFORCE),
