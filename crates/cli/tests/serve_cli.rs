@@ -2,6 +2,10 @@
 //! TLS reports by HTTPS POST into the store that `mta-sts reports` reads, and loses no
 //! acknowledged report when killed with SIGKILL.
 
+mod support;
+
+use support::report_json;
+
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -110,14 +114,7 @@ fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
         .stderr(log)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mta-sts serve did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_for_listener(addr);
     Serve { child, addr }
 }
 
@@ -130,12 +127,6 @@ fn curl(s: &Setup, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("curl is installed")
-}
-
-fn report_json(id: usize) -> String {
-    format!(
-        r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"example.com","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
-    )
 }
 
 /// POSTs a report with curl; the HTTP status, or 0 when no answer came.

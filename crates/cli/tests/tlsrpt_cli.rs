@@ -3,11 +3,12 @@
 //! from the stores with identical counts. The day is injected (`collect --now`, `send --day`),
 //! never waited for.
 
+mod support;
+
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mta_sts_store::{Location, ReportFilter, Source, Store};
 use mta_sts_testnet::{Lab, SmtpBehaviour, SmtpServer, next_loopback_ip};
@@ -80,14 +81,7 @@ fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mta-sts serve did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_for_listener(addr);
     Serve(child)
 }
 

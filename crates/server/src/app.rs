@@ -226,6 +226,9 @@ async fn receive_report(
     peer: Option<axum::Extension<PeerAddr>>,
     request: Request,
 ) -> Response {
+    // The answer comes before the request timeout even when the store hangs: a 503 the sender
+    // retries, never a 408 or a dropped connection that it may not.
+    let store_deadline = tokio::time::Instant::now() + store_answer_time(state.intake.timeout);
     let max_body = state.intake.max_body;
     let max_decompressed = state.intake.max_decompressed;
     let declared = request
@@ -282,7 +285,12 @@ async fn receive_report(
     let peer = report
         .peer
         .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-    match state.sink.ingest(report).await {
+    let Ok(stored) = tokio::time::timeout_at(store_deadline, state.sink.ingest(report)).await
+    else {
+        tracing::error!(%peer, "report not stored: the store did not answer in time");
+        return store_unavailable();
+    };
+    match stored {
         Ok(IngestOutcome::Stored) => (StatusCode::CREATED, "stored\n").into_response(),
         Ok(IngestOutcome::Duplicate) => {
             (StatusCode::OK, "already stored (duplicate)\n").into_response()
@@ -298,12 +306,23 @@ async fn receive_report(
             .into_response(),
         Err(error) => {
             tracing::error!(%peer, %error, "report not stored");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "300")],
-                "report could not be stored; retry later\n",
-            )
-                .into_response()
+            store_unavailable()
         }
     }
+}
+
+/// How long a report may wait for the store: the request's time (`intake.timeout`) less a
+/// margin, so that the 503 leaves before the request timeout's 408 would.
+fn store_answer_time(timeout: std::time::Duration) -> std::time::Duration {
+    let margin = (timeout / 10).min(std::time::Duration::from_secs(1));
+    timeout.saturating_sub(margin)
+}
+
+fn store_unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "300")],
+        "report could not be stored; retry later\n",
+    )
+        .into_response()
 }

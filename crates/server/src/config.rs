@@ -101,7 +101,8 @@ pub struct Intake {
     pub max_body: usize,
     /// Largest accepted report once decompressed, in bytes (larger: 413).
     pub max_decompressed: usize,
-    /// Longest a report request may take (longer: 408).
+    /// Longest a report request may take: a slower upload gets 408, a store that has not
+    /// answered by then 503 with `Retry-After`.
     pub timeout: Duration,
     /// Report requests handled at once (more: 503).
     pub max_concurrent: usize,

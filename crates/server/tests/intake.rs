@@ -232,8 +232,28 @@ async fn within<F: std::future::Future>(future: F) -> F::Output {
         .expect("timed out after 10 s")
 }
 
+/// A client whose body never finishes gets 408 at the request timeout.
 #[tokio::test(start_paused = true)]
-async fn slow_request_times_out_with_408() {
+async fn slow_upload_times_out_with_408() {
+    let router = app(AppState::new(
+        &config("[intake]\ntimeout_seconds = 5"),
+        Arc::new(MemorySink::new()),
+    ));
+    let endless = axum::body::Body::from_stream(futures_util::stream::pending::<
+        Result<bytes::Bytes, std::io::Error>,
+    >());
+    let request = http::Request::post("/tlsrpt")
+        .header("host", "mta-sts.example.com")
+        .body(endless)
+        .expect("valid request");
+    let (response, _) = send(&router, request).await;
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+}
+
+/// A store that stops answering (a paused database) gets the sender a 503 with Retry-After
+/// before the request timeout, never a 408 or no answer: senders retry a 503.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_does_not_answer_is_503_before_the_request_timeout() {
     let sink = Arc::new(TestSink {
         hold: true,
         ..TestSink::default()
@@ -242,8 +262,12 @@ async fn slow_request_times_out_with_408() {
         &config("[intake]\ntimeout_seconds = 5"),
         sink,
     ));
+    let started = tokio::time::Instant::now();
     let (response, _) = send(&router, post("/tlsrpt", None, REPORT)).await;
-    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    // Paused time: exact, not a timing assertion.
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -49,7 +49,7 @@ mod writes;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::mail::decode_body;
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, measure};
@@ -77,6 +77,10 @@ use sql::{Backend, NewRaw};
 use writer::{Connect, Writer};
 use writes::{Quarantine, StoreIngest, StoreParsed, StoreRaw, Verdict};
 
+/// The default [`StoreOptions::write_timeout`]: longer than SQLite waits for a lock held by
+/// another process (5 s), shorter than the intake's request timeout.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a store runs; [`StoreOptions::default`] suits an intake on a small machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -86,6 +90,10 @@ pub struct StoreOptions {
     pub reader_connections: u32,
     /// The largest report JSON [`Store::ingest`] reads once decompressed, in bytes.
     pub max_report_size: usize,
+    /// The longest a write transaction or an attempt to open the write connection may take.
+    /// Past it the writes fail (the caller answers "try later") instead of waiting for a
+    /// database that has stopped answering, and the writer opens a new connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -94,6 +102,7 @@ impl Default for StoreOptions {
             max_batch: 256,
             reader_connections: 4,
             max_report_size: DEFAULT_MAX_DECOMPRESSED,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -164,7 +173,12 @@ impl Store {
             .connect(&url)
             .await
             .map_err(connect_error)?;
-        let (writer, writer_task) = Writer::start(write_conn, open_writer, options.max_batch);
+        let (writer, writer_task) = Writer::start(
+            write_conn,
+            open_writer,
+            options.max_batch,
+            options.write_timeout,
+        );
         Ok(Self {
             location: location.clone(),
             readers,

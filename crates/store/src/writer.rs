@@ -13,14 +13,25 @@
 //! connection is gone (a PostgreSQL restart) is retried once on a new connection. Every write is
 //! idempotent (raw bodies are unique by SHA-256, reports by identity, quarantine by raw body),
 //! so retrying after a commit of uncertain outcome stores nothing twice.
+//!
+//! A database that stops answering without closing the socket (a paused or overloaded
+//! PostgreSQL, a dead network path) must not hang the writer: every transaction and every
+//! connection attempt has a time limit ([`StoreOptions::write_timeout`](crate::StoreOptions)).
+//! Past it the connection, whose state is then unknown, is dropped and the batch's waiters get
+//! an error; until a new connection opens, writes fail at once (a connection is tried again at
+//! most once per [`RETRY_DELAY`]), so callers answer "try later" instead of queueing. Writes
+//! whose waiter has gone (its client hung up or timed out) are dropped unapplied: nobody was
+//! told they were stored, and they would only hold memory.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::error::StoreError;
 
@@ -56,6 +67,8 @@ trait Queued: Send {
     ) -> Pin<Box<dyn Future<Output = sqlx::Result<()>> + Send + 'c>>;
     /// See [`Write::refused`].
     fn refused(&mut self, error: &sqlx::Error) -> bool;
+    /// True when nobody waits for the answer any more.
+    fn abandoned(&self) -> bool;
     /// Answers the waiter with the output of the last successful `apply`.
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, source: sqlx::Error);
@@ -80,6 +93,10 @@ impl<W: Write> Queued for Envelope<W> {
 
     fn refused(&mut self, error: &sqlx::Error) -> bool {
         self.write.refused(error)
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
     }
 
     fn succeed(self: Box<Self>) {
@@ -123,6 +140,8 @@ pub struct WriterStats {
     pub writes: u64,
     /// Times the write connection was lost and opened again.
     pub reconnects: u64,
+    /// Transactions or connection attempts given up after the write timeout.
+    pub timeouts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -130,7 +149,11 @@ struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
     reconnects: AtomicU64,
+    timeouts: AtomicU64,
 }
+
+/// After a failed connection attempt, writes fail at once for this long before the next one.
+pub(crate) const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Opens the write connection, set up for writing; the writer calls it again when the
 /// connection is lost (a PostgreSQL restart, say).
@@ -139,11 +162,13 @@ pub(crate) type Connect = Arc<
 >;
 
 impl Writer {
-    /// Starts the writer task on `conn`, committing at most `max_batch` writes at a time.
+    /// Starts the writer task on `conn`, committing at most `max_batch` writes at a time, each
+    /// transaction and connection attempt given at most `timeout`.
     pub(crate) fn start(
         conn: AnyConnection,
         connect: Connect,
         max_batch: usize,
+        timeout: Duration,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let max_batch = max_batch.max(1);
         // Room for a few batches: past that, writers wait, which is the backpressure.
@@ -151,9 +176,11 @@ impl Writer {
         let stats = Arc::new(Counters::default());
         let task = tokio::spawn(
             Task {
-                conn,
+                conn: Some(conn),
                 connect,
                 stats: Arc::clone(&stats),
+                timeout,
+                down_until: None,
             }
             .run(receiver, max_batch),
         );
@@ -180,15 +207,32 @@ impl Writer {
             commits: self.stats.commits.load(Ordering::Relaxed),
             writes: self.stats.writes.load(Ordering::Relaxed),
             reconnects: self.stats.reconnects.load(Ordering::Relaxed),
+            timeouts: self.stats.timeouts.load(Ordering::Relaxed),
         }
     }
 }
 
 /// The writer task: the only user of the write connection.
 struct Task {
-    conn: AnyConnection,
+    /// `None` once the connection was given up (it timed out, or it was lost and could not be
+    /// opened again).
+    conn: Option<AnyConnection>,
     connect: Connect,
     stats: Arc<Counters>,
+    /// The longest a transaction or a connection attempt may take.
+    timeout: Duration,
+    /// After a failed connection attempt: writes fail at once until then.
+    down_until: Option<Instant>,
+}
+
+/// What a failed transaction says about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The database refused or failed a statement; the connection works.
+    Statement,
+    /// The connection timed out, is gone, or could not be opened: nothing more can be done on
+    /// it now.
+    Connection,
 }
 
 impl Task {
@@ -200,65 +244,189 @@ impl Task {
         while queue.recv_many(&mut batch, max_batch).await > 0 {
             self.commit_batch(&mut batch).await;
         }
-        let _ = self.conn.close().await;
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
     }
 
     async fn commit_batch(&mut self, batch: &mut Vec<Box<dyn Queued>>) {
-        if batch.len() > 1 && self.commit(batch).await.is_ok() {
-            for queued in batch.drain(..) {
-                queued.succeed();
-            }
+        // Nobody waits for these: their callers were answered with an error (or hung up).
+        batch.retain(|queued| !queued.abandoned());
+        if batch.is_empty() {
             return;
+        }
+        if !self.connected().await {
+            return self.fail_all(batch);
+        }
+        if batch.len() > 1 {
+            let mut result = self.commit(batch).await;
+            // A failed statement can be a lost connection too (PostgreSQL restarting says so
+            // as a database error): `reconnect` checks.
+            if result.is_err() && self.reconnect().await {
+                result = self.commit(batch).await;
+            }
+            match result {
+                Ok(()) => {
+                    for queued in batch.drain(..) {
+                        queued.succeed();
+                    }
+                    return;
+                }
+                Err((_, Failure::Connection)) => return self.fail_all(batch),
+                // A statement failed: find which, one write at a time.
+                Err((_, Failure::Statement)) => {}
+            }
         }
         // One at a time: a lone write, or the retry of a failed batch.
         for mut queued in batch.drain(..) {
+            if !self.connected().await {
+                queued.fail(unavailable("the database cannot be reached"));
+                continue;
+            }
             let write = std::slice::from_mut(&mut queued);
             let mut result = self.commit(write).await;
             if result.is_err() && self.reconnect().await {
                 result = self.commit(write).await;
             }
-            // Refused by the database itself (not a lost connection): the write's fallback.
-            if let Err(error @ sqlx::Error::Database(_)) = &result
+            // Refused by the database itself, on a connection that works: the write's fallback.
+            if let Err((error @ sqlx::Error::Database(_), Failure::Statement)) = &result
+                && self.conn.is_some()
                 && write[0].refused(error)
             {
                 result = self.commit(write).await;
             }
             match result {
                 Ok(()) => queued.succeed(),
-                Err(error) => queued.fail(error),
+                Err((error, _)) => queued.fail(error),
             }
         }
     }
 
-    /// Applies `writes` in one transaction and commits it.
-    async fn commit(&mut self, writes: &mut [Box<dyn Queued>]) -> sqlx::Result<()> {
-        let mut transaction = self.conn.begin().await?;
-        for write in writes.iter_mut() {
-            if let Err(error) = write.apply(&mut transaction).await {
-                let _ = transaction.rollback().await;
-                return Err(error);
-            }
+    /// Answers every write of `batch` with "the database cannot be reached".
+    fn fail_all(&mut self, batch: &mut Vec<Box<dyn Queued>>) {
+        for queued in batch.drain(..) {
+            queued.fail(unavailable("the database cannot be reached"));
         }
-        transaction.commit().await?;
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .writes
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
-        Ok(())
     }
 
-    /// Opens the write connection again if it no longer answers; true if it did.
-    async fn reconnect(&mut self) -> bool {
-        if self.conn.ping().await.is_ok() {
+    /// Applies `writes` in one transaction and commits it, within the write timeout. A
+    /// transaction that times out leaves the connection in an unknown state: it is dropped
+    /// (PostgreSQL rolls back what it had not committed when it sees the socket close).
+    async fn commit(
+        &mut self,
+        writes: &mut [Box<dyn Queued>],
+    ) -> Result<(), (sqlx::Error, Failure)> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err((
+                unavailable("the database cannot be reached"),
+                Failure::Connection,
+            ));
+        };
+        match tokio::time::timeout(self.timeout, apply_all(conn, writes)).await {
+            Ok(Ok(())) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .writes
+                    .fetch_add(writes.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                let failure = if is_connection_error(&error) {
+                    Failure::Connection
+                } else {
+                    Failure::Statement
+                };
+                Err((error, failure))
+            }
+            Err(_) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.conn = None;
+                Err((
+                    unavailable(&format!(
+                        "the database did not answer within {} s",
+                        self.timeout.as_secs_f64()
+                    )),
+                    Failure::Connection,
+                ))
+            }
+        }
+    }
+
+    /// Makes sure there is a connection: opens one when there is none, unless an attempt
+    /// failed less than [`RETRY_DELAY`] ago. False when there is none.
+    async fn connected(&mut self) -> bool {
+        if self.conn.is_some() {
+            return true;
+        }
+        if self.down_until.is_some_and(|until| Instant::now() < until) {
             return false;
         }
-        match (self.connect)().await {
-            Ok(conn) => {
-                self.conn = conn;
+        match tokio::time::timeout(self.timeout, (self.connect)()).await {
+            Ok(Ok(conn)) => {
+                self.conn = Some(conn);
+                self.down_until = None;
                 self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Err(_) => false,
+            Ok(Err(_)) => {
+                self.down_until = Some(Instant::now() + RETRY_DELAY);
+                false
+            }
+            Err(_) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.down_until = Some(Instant::now() + RETRY_DELAY);
+                false
+            }
         }
     }
+
+    /// After a failure: opens the write connection again if it no longer answers; true if a
+    /// new one is open (false when the old one answers, or none could be opened).
+    async fn reconnect(&mut self) -> bool {
+        if let Some(conn) = self.conn.as_mut() {
+            if matches!(
+                tokio::time::timeout(self.timeout, conn.ping()).await,
+                Ok(Ok(()))
+            ) {
+                return false;
+            }
+            self.conn = None;
+        }
+        // Straight away: the connection was lost now, not refused a moment ago.
+        self.down_until = None;
+        self.connected().await
+    }
+}
+
+/// Begins a transaction on `conn`, applies `writes` and commits.
+async fn apply_all(conn: &mut AnyConnection, writes: &mut [Box<dyn Queued>]) -> sqlx::Result<()> {
+    let mut transaction = conn.begin().await?;
+    for write in writes.iter_mut() {
+        if let Err(error) = write.apply(&mut transaction).await {
+            let _ = transaction.rollback().await;
+            return Err(error);
+        }
+    }
+    transaction.commit().await
+}
+
+/// Errors that mean the connection (not the statement) failed.
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The error a write gets when the database cannot take it now.
+fn unavailable(message: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        message.to_owned(),
+    ))
 }

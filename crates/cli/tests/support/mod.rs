@@ -71,3 +71,25 @@ pub async fn run_beside_lab(args: Vec<String>) -> Output {
     .await
     .unwrap()
 }
+
+/// Waits until something accepts connections on `addr` (a server just started); fails the
+/// test after 30 s.
+pub fn wait_for_listener(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mta-sts serve did not listen on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A TLS report for example.com with report-id `r-ID` and ID successful sessions.
+pub fn report_json(id: usize) -> String {
+    format!(
+        r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"example.com","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
+    )
+}
