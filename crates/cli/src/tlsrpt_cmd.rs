@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mta_sts_sender::tlsrpt::{
-    Clock, CollectorOptions, DeliveryOptions, Reporter, SystemClock, bind_socket, build_day,
-    collect_lines, collect_socket, deliver_due, gzip, receive_buffer_size, report_file_name,
-    report_mail,
+    Clock, CollectorOptions, DeliveryOptions, ReportSigner, Reporter, SystemClock, bind_socket,
+    build_day, collect_lines, collect_socket, deliver_due, gzip, receive_buffer_size,
+    report_file_name,
 };
 use mta_sts_store::{DeliveryState, Store};
 use mta_sts_tlsrpt::ReportUri;
@@ -78,6 +78,16 @@ pub struct ReporterArgs {
     /// Limit in seconds for each connection, handshake and reply.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// DKIM-sign report mails with this private key (PEM: RSA or Ed25519), as RFC 8460 §3
+    /// asks; publish its public key at SELECTOR._domainkey.DOMAIN.
+    #[arg(long, value_name = "PEM", requires = "dkim_selector")]
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM selector (s=) of --dkim-key.
+    #[arg(long, value_name = "SELECTOR", requires = "dkim_key")]
+    pub dkim_selector: Option<String>,
+    /// The DKIM signing domain (d=) [default: the domain of --mail-from].
+    #[arg(long, value_name = "DOMAIN", requires = "dkim_key")]
+    pub dkim_domain: Option<String>,
 }
 
 /// `tlsrpt collect`.
@@ -191,6 +201,21 @@ fn delivery_options(args: &ReporterArgs) -> anyhow::Result<DeliveryOptions> {
     options.max_mail_size = args.max_size;
     options.max_https_size = args.max_size;
     options.timeout = Duration::from_secs(args.timeout.max(1));
+    if let (Some(path), Some(selector)) = (&args.dkim_key, &args.dkim_selector) {
+        let shown = || clean(&path.display().to_string()).into_owned();
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", shown()))?;
+        let domain = match &args.dkim_domain {
+            Some(domain) => domain.clone(),
+            None => options
+                .mail_from
+                .rsplit_once('@')
+                .map(|(_, domain)| domain.to_owned())
+                .unwrap_or_default(),
+        };
+        let signer = ReportSigner::from_pem(&pem, &domain, selector)
+            .with_context(|| format!("--dkim-key {}", shown()))?;
+        options.dkim = Some(Arc::new(signer));
+    }
     Ok(options)
 }
 
@@ -423,14 +448,7 @@ fn write_out(
                 })
                 .unwrap_or_default();
         if !recipients.is_empty() {
-            let mail = report_mail(
-                &options.reporter,
-                report,
-                &compressed,
-                &options.mail_from,
-                &recipients,
-                now,
-            );
+            let mail = options.report_mail(report, &compressed, &recipients, now)?;
             let path = dir.join(format!("{}.eml", name.trim_end_matches(".json.gz")));
             std::fs::write(&path, mail)
                 .with_context(|| format!("cannot write {}", clean(&path.display().to_string())))?;

@@ -275,6 +275,8 @@ fn send_out_writes_gzip_reports_and_mails_instead_of_delivering() {
     let data = dir.join("sender");
     collect(&data, &lines);
     let out_dir = dir.join("out");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    std::fs::write(dir.join("dkim.pem"), key.serialize_pem()).unwrap();
     let out = bin()
         .args([
             "tlsrpt",
@@ -283,8 +285,12 @@ fn send_out_writes_gzip_reports_and_mails_instead_of_delivering() {
             DAY,
             "--contact",
             "tlsrpt@sender.example",
-            "--out",
+            "--dkim-selector",
+            "tlsrpt",
+            "--dkim-key",
         ])
+        .arg(dir.join("dkim.pem"))
+        .arg("--out")
         .arg(&out_dir)
         .arg("--data-dir")
         .arg(&data)
@@ -325,7 +331,14 @@ fn send_out_writes_gzip_reports_and_mails_instead_of_delivering() {
         ),
         (expected[0].1, expected[0].2)
     );
-    assert!(names.iter().any(|name| name.ends_with(".eml")));
+    let mail_name = names.iter().find(|name| name.ends_with(".eml")).unwrap();
+    let mail = std::fs::read_to_string(out_dir.join(mail_name)).unwrap();
+    assert!(mail.starts_with("DKIM-Signature: "), "{mail}");
+    assert!(
+        mail.contains("a=ed25519-sha256") && mail.contains("d=sender.example"),
+        "{mail}"
+    );
+    assert!(mail.contains("s=tlsrpt;"), "{mail}");
     // Nothing was delivered: both deliveries still wait.
     let out = bin()
         .args(["tlsrpt", "status", "--json", "--data-dir"])

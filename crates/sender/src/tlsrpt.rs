@@ -10,12 +10,14 @@
 //!   the `tlsrpt` crate's strict writer, stored with a pending delivery per `rua` URI.
 //! - [`deliver_due`]: `mailto:` as a [`report_mail`] through an SMTP relay (STARTTLS required),
 //!   `https:` as a POST of `application/tlsrpt+gzip`; retries with [`backoff`] for
-//!   [`RETRY_FOR`], a size limit and a suppression list ([`DeliveryOptions`]).
+//!   [`RETRY_FOR`], a size limit and a suppression list ([`DeliveryOptions`]); mails
+//!   DKIM-signed by a [`ReportSigner`] when one is configured (RFC 8460 §3).
 
 mod collect;
 mod daily;
 mod datagram;
 mod deliver;
+mod dkim;
 mod mail;
 
 pub use collect::{
@@ -30,4 +32,5 @@ pub use datagram::{
 pub use deliver::{
     DeliveryOptions, DeliveryRun, RETRY_FOR, backoff, deliver_due, is_suppressed, mailto_address,
 };
+pub use dkim::{DkimError, ReportSigner};
 pub use mail::report_mail;

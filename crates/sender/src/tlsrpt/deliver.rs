@@ -20,6 +20,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use super::daily::{Reporter, gzip};
+use super::dkim::{DkimError, ReportSigner};
 use super::mail::report_mail;
 
 /// How long a report is retried after it was built (RFC 8460 §5.3 lets a sender give up; a day
@@ -55,6 +56,9 @@ pub struct DeliveryOptions {
     /// Addresses to connect to for `https:` hosts instead of looking them up (as curl's
     /// `--resolve`): a receiver's staging address, or a test server.
     pub resolve: Vec<(String, IpAddr)>,
+    /// Signs report mails with DKIM (RFC 8460 §3: they SHOULD be signed); unsigned when
+    /// `None`.
+    pub dkim: Option<Arc<ReportSigner>>,
 }
 
 impl DeliveryOptions {
@@ -79,6 +83,27 @@ impl DeliveryOptions {
             suppressed: Vec::new(),
             timeout: Duration::from_secs(30),
             resolve: Vec::new(),
+            dkim: None,
+        }
+    }
+
+    /// The report mail of `report` to `to`, sent at `now`: [`report_mail`] from
+    /// [`DeliveryOptions::mail_from`], DKIM-signed when [`DeliveryOptions::dkim`] is set.
+    ///
+    /// # Errors
+    ///
+    /// When the mail cannot be signed.
+    pub fn report_mail(
+        &self,
+        report: &OutgoingReport,
+        gzip: &[u8],
+        to: &[String],
+        now: i64,
+    ) -> Result<Vec<u8>, DkimError> {
+        let mail = report_mail(&self.reporter, report, gzip, &self.mail_from, to, now);
+        match &self.dkim {
+            Some(signer) => signer.sign(&mail),
+            None => Ok(mail),
         }
     }
 }
@@ -348,14 +373,9 @@ async fn send_mail(
         .tls(Tls::Required(tls))
         .timeout(Some(options.timeout))
         .build();
-    let mail = report_mail(
-        &options.reporter,
-        report,
-        compressed,
-        &options.mail_from,
-        &[recipient],
-        now,
-    );
+    let mail = options
+        .report_mail(report, compressed, &[recipient], now)
+        .map_err(|error| Refusal::Temporary(error.to_string()))?;
     match transport.send_raw(&envelope, &mail).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_permanent() => Err(Refusal::Permanent(format!(
