@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+mod bulk;
 mod collected;
 mod error;
 mod location;
@@ -293,27 +294,13 @@ impl Store {
             && measure(bytes, INLINE_READ_LIMIT)
                 .is_ok_and(|cost| cost.json_len <= INLINE_READ_LIMIT);
         let write = if small {
-            let raw = new_raw(source, content_type, bytes);
-            let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
-            StoreIngest {
-                raw,
-                trust,
-                verdict,
-                refused: None,
-            }
+            StoreIngest::new(new_raw(source, content_type, bytes), trust, max_len)
         } else {
             // Hashing and reading a large body takes milliseconds: not on the async workers,
             // where it would hold up every other request scheduled there.
             let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
             tokio::task::spawn_blocking(move || {
-                let raw = new_raw(source, &content_type, &bytes);
-                let verdict = read_body(&raw.content_type, &raw.bytes, max_len);
-                StoreIngest {
-                    raw,
-                    trust,
-                    verdict,
-                    refused: None,
-                }
+                StoreIngest::new(new_raw(source, &content_type, &bytes), trust, max_len)
             })
             .await
             // Only a runtime shutting down cancels the task (`read_body` catches panics).
@@ -484,7 +471,7 @@ const INLINE_READ_LIMIT: usize = 64 * 1024;
 /// Reads a body (a mail when `content_type` is `message/rfc822`, else zip, gzip or JSON by its
 /// bytes), turning a panic of the reader into [`Verdict::ReaderFailed`] so that the body is
 /// still stored.
-fn read_body(content_type: &str, bytes: &[u8], max_len: usize) -> Verdict {
+pub(crate) fn read_body(content_type: &str, bytes: &[u8], max_len: usize) -> Verdict {
     match catch_unwind(AssertUnwindSafe(|| {
         decode_body(content_type, bytes, max_len)
     })) {

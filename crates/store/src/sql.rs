@@ -48,6 +48,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 include_str!("../migrations/sqlite/0002_distinct_bodies.sql"),
             ),
             (
+                3,
+                "policy ordinal",
+                include_str!("../migrations/sqlite/0003_policy_ordinal.sql"),
+            ),
+            (
                 40,
                 "policy cache",
                 include_str!("../migrations/sqlite/0040_policy_cache.sql"),
@@ -68,6 +73,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 2,
                 "distinct bodies",
                 include_str!("../migrations/postgres/0002_distinct_bodies.sql"),
+            ),
+            (
+                3,
+                "policy ordinal",
+                include_str!("../migrations/postgres/0003_policy_ordinal.sql"),
             ),
             (
                 40,
@@ -170,7 +180,7 @@ pub(crate) async fn insert_quarantine(
 }
 
 /// Why a read report cannot be stored as rows, if it cannot.
-fn unindexable(report: &Report) -> Option<String> {
+pub(crate) fn unindexable(report: &Report) -> Option<String> {
     let fields = [
         ("organization-name", &report.organization_name),
         ("report-id", &report.report_id),
@@ -310,8 +320,8 @@ async fn insert_children(
     report: i64,
     read: &ReadReport,
 ) -> sqlx::Result<()> {
-    for policy in &read.report.policies {
-        insert_policy(conn, report, policy).await?;
+    for (ordinal, policy) in read.report.policies.iter().enumerate() {
+        insert_policy(conn, report, ordinal, policy).await?;
     }
     for warning in &read.warnings {
         sqlx::query("INSERT INTO report_warnings (report, path, message) VALUES ($1, $2, $3)")
@@ -327,13 +337,14 @@ async fn insert_children(
 async fn insert_policy(
     conn: &mut AnyConnection,
     report: i64,
+    ordinal: usize,
     result: &PolicyResult,
 ) -> sqlx::Result<()> {
     let policy = &result.policy;
     let policy_id: i64 = sqlx::query_scalar(
         "INSERT INTO report_policies (report, policy_type, policy_domain, policy_string, \
-         mx_host, successful_sessions, failed_sessions) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+         mx_host, successful_sessions, failed_sessions, ordinal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(report)
     .bind(text(policy.policy_type.as_str()))
@@ -344,6 +355,7 @@ async fn insert_policy(
         result.summary.total_successful_session_count,
     ))
     .bind(saturating_i64(result.summary.total_failure_session_count))
+    .bind(saturating_i64(ordinal as u64))
     .fetch_one(&mut *conn)
     .await?;
     for detail in &result.failure_details {
@@ -540,7 +552,7 @@ pub(crate) async fn get_report(
     };
     let policy_rows = sqlx::query(
         "SELECT id, policy_type, policy_domain, policy_string, mx_host, successful_sessions, \
-         failed_sessions FROM report_policies WHERE report = $1 ORDER BY id",
+         failed_sessions FROM report_policies WHERE report = $1 ORDER BY ordinal, id",
     )
     .bind(key.0)
     .fetch_all(&mut *conn)

@@ -34,6 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::model::Ingested;
+use crate::writes::StoreIngest;
 
 /// A write the writer task can apply inside its transaction.
 pub(crate) trait Write: Send + 'static {
@@ -57,6 +59,18 @@ pub(crate) trait Write: Send + 'static {
 
     /// What the store was doing, for errors.
     fn operation(&self) -> &'static str;
+
+    /// A report ingest that can be stored together with the others of its batch, in
+    /// multi-row statements ([`bulk`](crate::bulk)); `None` for any other write.
+    fn batchable(&self) -> Option<&StoreIngest> {
+        None
+    }
+
+    /// The output for what the multi-row path did with [`Write::batchable`]'s ingest.
+    fn batched_output(&self, ingested: Ingested) -> Option<Self::Output> {
+        let _ = ingested;
+        None
+    }
 }
 
 /// A queued write with its waiter, its type erased so that one channel carries every kind.
@@ -67,6 +81,11 @@ trait Queued: Send {
     ) -> Pin<Box<dyn Future<Output = sqlx::Result<()>> + Send + 'c>>;
     /// See [`Write::refused`].
     fn refused(&mut self, error: &sqlx::Error) -> bool;
+    /// See [`Write::batchable`].
+    fn batchable(&self) -> Option<&StoreIngest>;
+    /// Takes the outcome of the multi-row path as this write's output; false when the write
+    /// has no use for it (then it is applied on its own).
+    fn batched(&mut self, ingested: Ingested) -> bool;
     /// True when nobody waits for the answer any more.
     fn abandoned(&self) -> bool;
     /// Answers the waiter with the output of the last successful `apply`.
@@ -93,6 +112,15 @@ impl<W: Write> Queued for Envelope<W> {
 
     fn refused(&mut self, error: &sqlx::Error) -> bool {
         self.write.refused(error)
+    }
+
+    fn batchable(&self) -> Option<&StoreIngest> {
+        self.write.batchable()
+    }
+
+    fn batched(&mut self, ingested: Ingested) -> bool {
+        self.output = self.write.batched_output(ingested);
+        self.output.is_some()
     }
 
     fn abandoned(&self) -> bool {
@@ -398,16 +426,42 @@ impl Task {
     }
 }
 
-/// Begins a transaction on `conn`, applies `writes` and commits.
+/// Begins a transaction on `conn`, applies `writes` and commits. The report ingests among
+/// them go first, together, in multi-row statements; what that path leaves (and every other
+/// write) is applied on its own.
 async fn apply_all(conn: &mut AnyConnection, writes: &mut [Box<dyn Queued>]) -> sqlx::Result<()> {
     let mut transaction = conn.begin().await?;
-    for write in writes.iter_mut() {
-        if let Err(error) = write.apply(&mut transaction).await {
-            let _ = transaction.rollback().await;
-            return Err(error);
-        }
+    let result = apply_in(&mut transaction, writes).await;
+    if result.is_err() {
+        let _ = transaction.rollback().await;
+        return result;
     }
     transaction.commit().await
+}
+
+async fn apply_in(conn: &mut AnyConnection, writes: &mut [Box<dyn Queued>]) -> sqlx::Result<()> {
+    let mut done = vec![false; writes.len()];
+    let batchable: Vec<usize> = (0..writes.len())
+        .filter(|&i| writes[i].batchable().is_some())
+        .collect();
+    if batchable.len() > 1 {
+        let ingests: Vec<&StoreIngest> = batchable
+            .iter()
+            .filter_map(|&i| writes[i].batchable())
+            .collect();
+        let outcomes = crate::bulk::insert_ingests(conn, &ingests).await?;
+        for (&i, outcome) in batchable.iter().zip(outcomes) {
+            if let Some(ingested) = outcome {
+                done[i] = writes[i].batched(ingested);
+            }
+        }
+    }
+    for (write, done) in writes.iter_mut().zip(done) {
+        if !done {
+            write.apply(conn).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Errors that mean the connection (not the statement) failed.

@@ -96,10 +96,42 @@ pub(crate) struct StoreIngest {
     /// body is then kept in quarantine with this reason, so no report is ever lost to a value
     /// the database cannot hold.
     pub(crate) refused: Option<String>,
+    /// SHA-256 of the read report as the strict writer writes it (what tells two bodies of one
+    /// identity apart), computed with the reading rather than on the writer task; `None` when
+    /// the body is not a storable report.
+    pub(crate) content_sha256: Option<String>,
+}
+
+impl StoreIngest {
+    /// Reads `raw` (decompressed up to `max_len`) and prepares its write.
+    pub(crate) fn new(raw: NewRaw, trust: i64, max_len: usize) -> Self {
+        let verdict = crate::read_body(&raw.content_type, &raw.bytes, max_len);
+        let content_sha256 = match &verdict {
+            Verdict::Read(read) if sql::unindexable(&read.report).is_none() => {
+                Some(sql::sha256_hex(read.report.to_json().as_bytes()))
+            }
+            _ => None,
+        };
+        StoreIngest {
+            raw,
+            trust,
+            verdict,
+            refused: None,
+            content_sha256,
+        }
+    }
 }
 
 impl Write for StoreIngest {
     type Output = Ingested;
+
+    fn batchable(&self) -> Option<&StoreIngest> {
+        (self.refused.is_none() && self.content_sha256.is_some()).then_some(self)
+    }
+
+    fn batched_output(&self, ingested: Ingested) -> Option<Ingested> {
+        Some(ingested)
+    }
 
     async fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> sqlx::Result<Ingested> {
         let now = self.raw.received_at;

@@ -44,6 +44,7 @@ on_both_backends!(
     a_different_body_with_a_stored_identity_is_kept_as_a_conflict,
     dkim_verified_mail_beats_an_unsigned_body,
     both_backends_have_the_same_columns,
+    reports_committed_together_read_back_as_read,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -551,20 +552,100 @@ async fn get_returns_every_fixture_as_read(location: Location) {
             .unwrap_or_else(|| panic!("{name}: stored report not found"));
         assert_eq!(stored.key, key);
         assert_eq!(stored.raw, outcome_raw(&store, &bytes).await, "{name}");
-        assert_eq!(stored.report, expected.report, "{name}");
-        let warnings: Vec<(String, String)> = stored
-            .warnings
-            .iter()
-            .map(|w| (w.path.clone(), w.message.clone()))
-            .collect();
-        let expected_warnings: Vec<(String, String)> = expected
-            .warnings
-            .iter()
-            .map(|w| (w.path.clone(), w.kind.to_string()))
-            .collect();
-        assert_eq!(warnings, expected_warnings, "{name}");
+        assert_same_report(&stored, &expected, &name);
     }
     store.close().await;
+}
+
+/// Reports that arrive together are committed together, in multi-row statements: each reads
+/// back exactly as read (policies in order, each with its own failure details, warnings), a
+/// body sent twice in one batch is stored once, and two bodies of one identity in one batch
+/// are both kept, one counted.
+async fn reports_committed_together_read_back_as_read(location: Location) {
+    let store = Arc::new(open(&location).await);
+    let mut bodies: Vec<(String, Vec<u8>)> = all_fixtures();
+    bodies.extend(
+        all_fixtures()
+            .into_iter()
+            .map(|(n, b)| (format!("{n} again"), b)),
+    );
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&fixture("google-sts-enforce.json")).expect("fixture is JSON");
+    forged["policies"][0]["summary"]["total-failure-session-count"] = 999.into();
+    bodies.push(("forged google".to_owned(), forged.to_string().into_bytes()));
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|(name, bytes)| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let outcome = store
+                    .ingest(Source::File, "application/tlsrpt+json", &bytes)
+                    .await
+                    .unwrap_or_else(|error| panic!("{name}: {error}"));
+                (name, bytes, outcome)
+            })
+        })
+        .collect();
+    let mut keys: BTreeMap<ReportKey, Vec<u8>> = BTreeMap::new();
+    let (mut conflicts, mut duplicates) = (0, 0);
+    for task in tasks {
+        let (name, bytes, outcome) = task.await.expect("task");
+        match outcome {
+            Ingested::Stored { report, .. } => {
+                assert!(
+                    keys.insert(report, bytes).is_none(),
+                    "{name}: key given twice"
+                );
+            }
+            Ingested::Conflict { report, .. } => {
+                conflicts += 1;
+                keys.insert(report, bytes);
+            }
+            Ingested::Duplicate { .. } => duplicates += 1,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(conflicts, 1, "the forged body");
+    assert!(
+        duplicates >= all_fixtures().len(),
+        "each fixture's second copy"
+    );
+    for (key, bytes) in &keys {
+        let expected = read(bytes);
+        let stored = store.get_report(*key).await.expect("get").expect("stored");
+        assert_same_report(&stored, &expected, &format!("report {}", key.0));
+    }
+    let counted = all_reports(&store).await.len();
+    assert_eq!(
+        counted,
+        keys.len() - 1,
+        "one body of the conflicting identity counts"
+    );
+    let stats = store.writer_stats();
+    assert!(
+        stats.commits < stats.writes,
+        "the reports were committed together: {stats:?}"
+    );
+    Arc::into_inner(store)
+        .expect("last reference")
+        .close()
+        .await;
+}
+
+/// `stored` holds what reading gave: the report, and the reader's warnings as notes.
+fn assert_same_report(stored: &mta_sts_store::StoredReport, expected: &ReadReport, name: &str) {
+    assert_eq!(stored.report, expected.report, "{name}");
+    let warnings: Vec<(String, String)> = stored
+        .warnings
+        .iter()
+        .map(|w| (w.path.clone(), w.message.clone()))
+        .collect();
+    let expected_warnings: Vec<(String, String)> = expected
+        .warnings
+        .iter()
+        .map(|w| (w.path.clone(), w.kind.to_string()))
+        .collect();
+    assert_eq!(warnings, expected_warnings, "{name}");
 }
 
 /// The raw key of bytes stored before: storing them again returns it.
@@ -1199,6 +1280,7 @@ async fn both_backends_have_the_same_columns(location: Location) {
         "report_policies.mx_host",
         "report_policies.successful_sessions",
         "report_policies.failed_sessions",
+        "report_policies.ordinal",
         "report_warnings.id",
         "report_warnings.report",
         "report_warnings.path",
