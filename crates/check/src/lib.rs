@@ -5,7 +5,8 @@
 //! record); [`analyze`] turns that [`Evidence`] into [`Finding`]s and two verdicts: what a
 //! compliant sender does ([`SenderVerdict`]) and strict RFC hygiene ([`Hygiene`]).
 //! [`suggest`] derives the policy and records to publish from the live MX set. [`Checker`]
-//! checks many domains in one run with bounded concurrency and one network (one DNS cache).
+//! checks many domains in one run with bounded concurrency and one network (one DNS cache);
+//! [`Summary`] counts a scan's results (adoption, modes, misconfigurations, top MX hosts).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,10 +25,15 @@ mod analyze;
 mod evidence;
 mod finding;
 mod many;
+mod scan;
 mod suggest;
 
 pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, analyze};
 pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
 pub use many::{Checker, DEFAULT_CONCURRENCY, RUN_DNS_CACHE_SIZE};
+pub use scan::{
+    Category, LineEvidence, LineFinding, LineMxHost, LinePolicy, LineTxt, LineTxtAnswer,
+    LineVerdict, MAX_AGE_BUCKETS, MaxAgeBucket, ScanLine, Share, Summary, SummaryReport, TopMx,
+};
 pub use suggest::{PolicyDiff, RuaSource, SuggestRequest, Suggestion, Warning, suggest};

@@ -1,4 +1,5 @@
-//! Many domains in one run, bounded: `check D1 D2 …` today, the bulk scanner next.
+//! Many domains in one run, bounded: `check D1 D2 …` ([`Checker::check_all`]) and `scan`
+//! ([`Checker::check_each`], fed from a stream).
 
 use futures_util::{Stream, StreamExt};
 use mta_sts_net::Net;
@@ -89,5 +90,19 @@ impl Checker {
                 }
             })
             .buffered(self.concurrency)
+    }
+
+    /// The reports of the domains `domains` yields, each as soon as it is ready (in any
+    /// order), never more than the limit at once. Domains are pulled from `domains` only as
+    /// earlier ones finish, so a bounded channel or a file read line by line behind it keeps
+    /// memory bounded whatever the input size.
+    pub fn check_each<'a, S, D>(&'a self, domains: S) -> impl Stream<Item = Report> + 'a
+    where
+        S: Stream<Item = D> + 'a,
+        D: AsRef<str> + 'a,
+    {
+        domains
+            .map(move |domain| async move { self.check(domain.as_ref()).await })
+            .buffer_unordered(self.concurrency)
     }
 }

@@ -39,6 +39,13 @@ pub enum Command {
     /// MTA-STS, in testing, or without TLS-RPT has at least a warning), 2 when the check could
     /// not be done (e.g. the resolver does not answer).
     Check(CheckArgs),
+    /// Check many domains from a file or standard input (`--domains FILE|-`), one JSON line
+    /// per domain as it finishes (the object `check --json` gives); `scan summarize
+    /// RESULTS` counts a results file.
+    ///
+    /// Exit status: 0 when every input line was checked, 1 when some lines are not domain
+    /// names (named on standard error and skipped), 2 for usage or I/O errors.
+    Scan(crate::scan_cmd::ScanArgs),
     /// Suggest the policy and DNS records to publish for a domain, from its live MX hosts, with
     /// the rollout order and the change from what is published now.
     ///

@@ -38,7 +38,7 @@ pub fn parse_resolver(value: &str) -> Result<SocketAddr, String> {
 /// The network as the flags describe it. `--timeout` bounds every step and the whole policy
 /// fetch (which gets at most the RFC's minute either way); `many` turns on the DNS cache
 /// shared by the domains of the run.
-fn net_for(args: &NetArgs, many: bool) -> anyhow::Result<Net> {
+pub(crate) fn net_for(args: &NetArgs, many: bool) -> anyhow::Result<Net> {
     let mut config = NetConfig {
         resolver: args.resolver,
         https_port: args.https_port,

@@ -9,7 +9,8 @@
 //! - `args.rs`: every subcommand and flag with its help text ([`args::Cli`]), in one place.
 //! - [`run`] below: one match arm per subcommand, calling its module.
 //! - `check.rs`: `check` (the live check, `mta_sts_check::gather` then `analyze`);
-//!   `suggest_cmd.rs`: `suggest`.
+//!   `suggest_cmd.rs`: `suggest`; `scan_cmd.rs`: `scan` and `scan summarize` (many domains
+//!   through the same `Checker`, `mta_sts_check::Summary`).
 //! - `lint.rs`: `lint policy|sts-record|tlsrpt-record`.
 //! - `policy_cmd.rs`: `policy new` and `policy match`.
 //! - `dns.rs`: `dns records`.
@@ -65,6 +66,7 @@ mod query_cmd;
 mod render;
 mod reports_cmd;
 mod resolver_cmd;
+mod scan_cmd;
 mod serve;
 mod suggest_cmd;
 mod tlsrpt_cmd;
@@ -152,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let style = render::Style::detect(cli.color);
     match cli.command {
         Command::Check(a) => check::check(&a, style),
+        Command::Scan(a) => scan_cmd::run(&a, style),
         Command::Suggest(a) => suggest_cmd::suggest(&a, style),
         Command::Serve(a) => serve::serve(&a),
         Command::Reports(ReportsCommand::List(a)) => serve::list(&a, style),

@@ -1,0 +1,706 @@
+//! `mta-sts scan`: many domains from a file or standard input, one JSON line per domain as
+//! it finishes, through the same [`Checker`] as `check`; `scan summarize` counts a results
+//! file.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal as _, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt as _;
+use mta_sts_check::{CheckOptions, Checker, ScanLine, Summary, SummaryReport};
+
+use crate::Outcome;
+use crate::args::NetArgs;
+use crate::dns::policy_domain;
+use crate::render::{Style, clean};
+
+/// Longest input line read as a domain name (a name has at most 253 characters; the rest
+/// is room for spaces and a rank column).
+const MAX_LINE: u64 = 1024;
+
+/// `scan` and `scan summarize`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScanArgs {
+    #[command(subcommand)]
+    pub action: Option<ScanAction>,
+    /// The domains, one a line (`-` for standard input). Blank lines and lines starting with
+    /// `#` are skipped; of a line `RANK,DOMAIN` (a top list) the last field is taken.
+    #[arg(long, value_name = "FILE|-", required = true)]
+    pub domains: Option<PathBuf>,
+    /// Check at most N domains at once.
+    #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Write the results here (one JSON line per domain) instead of standard output; the
+    /// summary is then printed at the end. An existing non-empty file is refused unless
+    /// --resume is given.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Do not connect to port 25 (many networks block outbound SMTP).
+    #[arg(long)]
+    pub no_smtp: bool,
+    /// Continue an interrupted scan: the domains already in --out are not checked again, new
+    /// results are appended.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Take only every N-th domain, starting with the K-th (1 ≤ K ≤ N), so N machines split
+    /// one list.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// `scan summarize`.
+#[derive(Debug, Subcommand)]
+pub enum ScanAction {
+    /// Count a results file: adoption of MTA-STS and TLS-RPT, modes, max_age, misconfigured
+    /// domains by category, mail that would be lost, the MX hosts used by most domains.
+    ///
+    /// Exit status: 0, or 1 when some lines are not scan results (named on standard error
+    /// and left out), 2 when the file cannot be read.
+    Summarize(SummarizeArgs),
+}
+
+/// Output format of `scan summarize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// A table for people.
+    Table,
+    /// One JSON object.
+    Json,
+    /// `metric,key,domains,share` rows.
+    Csv,
+}
+
+/// `scan summarize RESULTS`.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// The results file of `scan --out` (`-` for standard input).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// Print JSON (same as --format json).
+    #[arg(long, conflicts_with_all = ["csv", "format"])]
+    pub json: bool,
+    /// Print CSV (same as --format csv).
+    #[arg(long, conflicts_with = "format")]
+    pub csv: bool,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// Show the N MX hosts used by most domains.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `--shard K/N`, K counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    k: u64,
+    n: u64,
+}
+
+impl Shard {
+    /// Whether the `index`-th domain of the input (from 0) is in this shard.
+    fn takes(self, index: u64) -> bool {
+        index % self.n == self.k - 1
+    }
+}
+
+fn parse_shard(value: &str) -> Result<Shard, String> {
+    let bad = || format!("{value:?} is not K/N with 1 ≤ K ≤ N (e.g. 1/4, 2/4, 3/4, 4/4)");
+    let (k, n) = value.split_once('/').ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { k, n })
+}
+
+/// `scan …`.
+pub fn run(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
+    match &args.action {
+        Some(ScanAction::Summarize(a)) => summarize(a, style),
+        None => scan(args, style),
+    }
+}
+
+/// An input of lines: a file, or standard input for `-`.
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes into `buf` (without the line end); a longer
+/// line is consumed to its end and reported as `Ok(Some(false))`. `Ok(None)` at the end.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let n = input.take(MAX_LINE + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        return Ok(Some(buf.len() as u64 <= MAX_LINE));
+    }
+    if n as u64 <= MAX_LINE {
+        return Ok(Some(true)); // the last line, without a line end
+    }
+    // Too long: skip to the end of the line.
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        let m = input.take(64 * 1024).read_until(b'\n', &mut rest)?;
+        if m == 0 || rest.last() == Some(&b'\n') {
+            return Ok(Some(false));
+        }
+    }
+}
+
+/// The domain names already in a results file, for `--resume`. A last line cut short (the
+/// scan was killed while writing it) is cut off the file, so appending continues on a line
+/// of its own.
+fn finished_domains(path: &Path) -> anyhow::Result<HashSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Domain {
+        domain: String,
+    }
+    let mut done = HashSet::new();
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let mut input = BufReader::new(&mut file);
+    let mut line = Vec::new();
+    let (mut number, mut complete_len) = (0u64, 0u64);
+    while next_line(&mut input, &mut line, path)? {
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            eprintln!(
+                "mta-sts: {} line {number} was cut short (the scan was interrupted while writing it); it is dropped and its domain checked again",
+                path.display()
+            );
+            break;
+        }
+        let parsed: Domain = serde_json::from_slice(&line).with_context(|| {
+            format!(
+                "{} line {number} is not a scan result; --resume continues only a file written by scan --out",
+                path.display()
+            )
+        })?;
+        done.insert(parsed.domain);
+        complete_len += line.len() as u64;
+    }
+    drop(input);
+    if file.metadata()?.len() != complete_len {
+        file.set_len(complete_len)
+            .with_context(|| format!("cannot cut the last line off {}", path.display()))?;
+    }
+    Ok(done)
+}
+
+/// Reads the next line of a results file into `line` (with its line end, when it has one);
+/// false at the end.
+fn next_line(input: &mut dyn BufRead, line: &mut Vec<u8>, path: &Path) -> anyhow::Result<bool> {
+    line.clear();
+    let n = input
+        .read_until(b'\n', line)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(n > 0)
+}
+
+/// What the reader thread counts, for the progress line and the end.
+#[derive(Default)]
+struct Counts {
+    /// Domains sent to be checked.
+    queued: AtomicU64,
+    /// Domains skipped as already in the results (`--resume`).
+    resumed: AtomicU64,
+    /// Lines that are not domain names.
+    invalid: AtomicU64,
+    /// The input has been read to its end.
+    read_all: AtomicBool,
+    /// Domains checked.
+    done: AtomicU64,
+    /// Domains whose check could not be completed.
+    incomplete: AtomicU64,
+}
+
+/// Reads `input` line by line on its own thread, sending each domain of the shard that is
+/// not in `skip` into a channel of `capacity`: the file is never all in memory.
+fn spawn_reader(
+    mut input: Box<dyn BufRead + Send>,
+    name: String,
+    shard: Option<Shard>,
+    skip: HashSet<String>,
+    capacity: usize,
+    counts: Arc<Counts>,
+) -> (
+    tokio::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<std::io::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let (mut number, mut index) = (0u64, 0u64);
+        let result = loop {
+            let fits = match read_line(&mut *input, &mut buf) {
+                Ok(Some(fits)) => fits,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            number += 1;
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let this = index;
+            index += 1;
+            if shard.is_some_and(|s| !s.takes(this)) {
+                continue;
+            }
+            let field = text.rsplit(',').next().unwrap_or_default().trim();
+            let domain = if !fits {
+                Err(format!("longer than {MAX_LINE} bytes"))
+            } else if std::str::from_utf8(&buf).is_err() {
+                Err("not UTF-8".to_owned())
+            } else {
+                policy_domain(field).map_err(|e| e.to_string())
+            };
+            match domain {
+                Ok(domain) if skip.contains(&domain) => {
+                    counts.resumed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(domain) => {
+                    counts.queued.fetch_add(1, Ordering::Relaxed);
+                    if tx.blocking_send(domain).is_err() {
+                        break Ok(()); // the scan stopped
+                    }
+                }
+                Err(why) => {
+                    counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "\r\x1b[2Kmta-sts: {name} line {number}: skipped: {}",
+                        clean(&why)
+                    );
+                }
+            }
+        };
+        counts.read_all.store(true, Ordering::Relaxed);
+        result
+    });
+    (rx, reader)
+}
+
+/// `scan --domains FILE …`.
+fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
+    let Some(domains) = &args.domains else {
+        anyhow::bail!("--domains FILE|- is required");
+    };
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    let skip = match &args.out {
+        Some(out) if args.resume => finished_domains(out)?,
+        Some(out) => {
+            if std::fs::metadata(out).is_ok_and(|m| m.len() > 0) {
+                anyhow::bail!(
+                    "{} exists and is not empty: add --resume to continue that scan, or remove it",
+                    out.display()
+                );
+            }
+            HashSet::new()
+        }
+        None => HashSet::new(),
+    };
+    let input = open_input(domains)?;
+    let mut output: Box<dyn Write> = match &args.out {
+        Some(out) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(out)
+                .with_context(|| format!("cannot write {}", out.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let net = crate::check::net_for(&args.net, true)?;
+    let options = CheckOptions {
+        no_smtp: args.no_smtp,
+        without_sni: false,
+    };
+    let checker = Checker::new(net, options).concurrency(args.concurrency);
+    let counts = Arc::new(Counts::default());
+    let progress = Progress::start(Arc::clone(&counts));
+    let runtime = crate::runtime()?;
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let (rx, reader) = spawn_reader(
+            input,
+            domains.display().to_string(),
+            args.shard,
+            skip,
+            args.concurrency * 2,
+            Arc::clone(&counts),
+        );
+        let queue = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|domain| (domain, rx))
+        });
+        let ticker = tokio::spawn(progress.clone().tick());
+        let mut reports = std::pin::pin!(checker.check_each(queue));
+        let mut line = String::new();
+        while let Some(report) = reports.next().await {
+            line.clear();
+            line.push_str(&serde_json::to_string(&report)?);
+            line.push('\n');
+            // One write per line, flushed: a killed scan leaves whole lines (but the last).
+            output.write_all(line.as_bytes())?;
+            output.flush()?;
+            counts.done.fetch_add(1, Ordering::Relaxed);
+            if report.incomplete.is_some() {
+                counts.incomplete.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ticker.abort();
+        progress.clear();
+        let read = tokio::task::spawn_blocking(move || reader.join())
+            .await
+            .context("the input reader stopped")?;
+        match read {
+            Ok(result) => result.with_context(|| format!("cannot read {}", domains.display())),
+            Err(_) => anyhow::bail!("the input reader stopped"),
+        }
+    });
+    result?;
+    drop(output);
+    let invalid = counts.invalid.load(Ordering::Relaxed);
+    let resumed = counts.resumed.load(Ordering::Relaxed);
+    let done = counts.done.load(Ordering::Relaxed);
+    let mut end = format!("mta-sts: scanned {done} domain{}", plural(done));
+    if resumed > 0 {
+        let _ = write!(end, ", {resumed} already in the results (--resume)");
+    }
+    if invalid > 0 {
+        let _ = write!(
+            end,
+            ", {invalid} line{} skipped as not domain names",
+            plural(invalid)
+        );
+    }
+    eprintln!("{end}");
+    if let Some(out) = &args.out {
+        let (summary, _) = read_results(out)?;
+        outln!(
+            "{}",
+            summary_table(&summary.report(10), style, &out.display().to_string())
+        );
+    }
+    Ok(if invalid > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The progress line on a terminal's standard error: done, domains/s, ETA once the input is
+/// read to its end, incomplete checks. Nothing when standard error is not a terminal.
+#[derive(Clone)]
+struct Progress {
+    counts: Arc<Counts>,
+    started: Instant,
+    shown: Arc<AtomicBool>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn start(counts: Arc<Counts>) -> Self {
+        Self {
+            counts,
+            started: Instant::now(),
+            shown: Arc::new(AtomicBool::new(false)),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    async fn tick(self) {
+        if !self.terminal {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        loop {
+            let c = &self.counts;
+            let done = c.done.load(Ordering::Relaxed);
+            let queued = c.queued.load(Ordering::Relaxed);
+            let secs = self.started.elapsed().as_secs_f64();
+            let rate = done as f64 / secs.max(0.001);
+            let eta = if c.read_all.load(Ordering::Relaxed) && rate > 0.0 {
+                format!("ETA {:.0} s", queued.saturating_sub(done) as f64 / rate)
+            } else {
+                "ETA when the input is read".to_owned()
+            };
+            let total = if c.read_all.load(Ordering::Relaxed) {
+                format!("/{queued}")
+            } else {
+                String::new()
+            };
+            eprint!(
+                "\r\x1b[2Kscanning: {done}{total} done, {rate:.1} domains/s, {eta}, {} incomplete",
+                c.incomplete.load(Ordering::Relaxed)
+            );
+            self.shown.store(true, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn clear(&self) {
+        if self.shown.swap(false, Ordering::Relaxed) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Counts a results file line by line; the second value is how many lines are not scan
+/// results (each named on standard error).
+fn read_results(path: &Path) -> anyhow::Result<(Summary, u64)> {
+    let mut input = open_input(path)?;
+    let mut summary = Summary::new();
+    let (mut bad, mut number) = (0u64, 0u64);
+    let mut line = Vec::new();
+    while next_line(&mut *input, &mut line, path)? {
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<ScanLine>(&line) {
+            Ok(result) => summary.add(&result),
+            Err(e) => {
+                bad += 1;
+                eprintln!(
+                    "mta-sts: {} line {number} is not a scan result, left out: {}",
+                    path.display(),
+                    clean(&e.to_string())
+                );
+            }
+        }
+    }
+    Ok((summary, bad))
+}
+
+/// `scan summarize RESULTS`.
+fn summarize(args: &SummarizeArgs, style: Style) -> anyhow::Result<Outcome> {
+    let format = if args.json {
+        SummaryFormat::Json
+    } else if args.csv {
+        SummaryFormat::Csv
+    } else {
+        args.format.unwrap_or(SummaryFormat::Table)
+    };
+    let (summary, bad) = read_results(&args.results)?;
+    let report = summary.report(args.top);
+    match format {
+        SummaryFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        SummaryFormat::Csv => summary_csv(&report)?,
+        SummaryFormat::Table => outln!(
+            "{}",
+            summary_table(&report, style, &args.results.display().to_string())
+        ),
+    }
+    Ok(if bad > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn percent(share: f64) -> String {
+    format!("{:5.1} %", share * 100.0)
+}
+
+/// The summary for people.
+fn summary_table(r: &SummaryReport, style: Style, source: &str) -> String {
+    let mut out = String::new();
+    let row = |out: &mut String, label: &str, s: &mta_sts_check::Share| {
+        let _ = writeln!(out, "  {label:<40} {:>9}  {}", s.domains, percent(s.share));
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!("{} domains in {}", r.domains, clean(source)))
+    );
+    row(&mut out, "check incomplete", &r.incomplete);
+    let _ = writeln!(out, "\n{}", style.bold("Adoption (of all domains)"));
+    row(&mut out, "MTA-STS record published", &r.mta_sts_published);
+    row(&mut out, "MTA-STS record valid", &r.mta_sts_record_valid);
+    row(&mut out, "MTA-STS policy valid", &r.mta_sts_policy_valid);
+    row(&mut out, "TLS-RPT record published", &r.tlsrpt_published);
+    row(&mut out, "TLS-RPT record valid", &r.tlsrpt_valid);
+    let _ = writeln!(out, "\n{}", style.bold("Modes (of valid policies)"));
+    for (mode, s) in &r.modes {
+        row(&mut out, mode, s);
+    }
+    let _ = writeln!(out, "\n{}", style.bold("max_age (of valid policies)"));
+    for bucket in &r.max_age {
+        row(&mut out, &bucket.label, &bucket.count);
+    }
+    let _ = writeln!(out, "\n{}", style.bold("Sender verdicts (of all domains)"));
+    for (status, s) in &r.verdicts {
+        row(&mut out, status, s);
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold("Misconfigured: an error (of domains with an MTA-STS record)")
+    );
+    row(&mut out, "any category", &r.misconfigured);
+    for (category, s) in &r.misconfigured_by_category {
+        row(&mut out, category.title(), s);
+    }
+    let _ = writeln!(out, "\n{}", style.bold("Mail at risk (of valid policies)"));
+    row(
+        &mut out,
+        "would lose mail (enforce, every MX fails)",
+        &r.would_lose_mail,
+    );
+    row(&mut out, "degraded (enforce, some MX fail)", &r.degraded);
+    let shown = if r.mx_hosts as usize > r.top_mx.len() {
+        format!(
+            " (top {} of {}; --top N for more)",
+            r.top_mx.len(),
+            r.mx_hosts
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!("MX hosts by domains{shown}"))
+    );
+    let _ = writeln!(out, "  {:<40} {:>9}  {:>9}", "host", "domains", "failing");
+    for mx in &r.top_mx {
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>9}  {:>9}",
+            clean(&mx.host),
+            mx.domains,
+            mx.failing
+        );
+    }
+    out
+}
+
+/// The summary as `metric,key,domains,share` rows.
+fn summary_csv(r: &SummaryReport) -> anyhow::Result<()> {
+    let mut csv = csv::Writer::from_writer(std::io::stdout());
+    csv.write_record(["metric", "key", "domains", "share"])?;
+    let mut row = |metric: &str, key: &str, s: &mta_sts_check::Share| {
+        csv.write_record([
+            metric,
+            key,
+            &s.domains.to_string(),
+            &format!("{:.6}", s.share),
+        ])
+    };
+    row(
+        "domains",
+        "",
+        &mta_sts_check::Share {
+            domains: r.domains,
+            share: 1.0,
+        },
+    )?;
+    row("incomplete", "", &r.incomplete)?;
+    row("adoption", "mta-sts-published", &r.mta_sts_published)?;
+    row("adoption", "mta-sts-record-valid", &r.mta_sts_record_valid)?;
+    row("adoption", "mta-sts-policy-valid", &r.mta_sts_policy_valid)?;
+    row("adoption", "tlsrpt-published", &r.tlsrpt_published)?;
+    row("adoption", "tlsrpt-valid", &r.tlsrpt_valid)?;
+    for (mode, s) in &r.modes {
+        row("mode", mode, s)?;
+    }
+    for bucket in &r.max_age {
+        row("max-age", &bucket.label, &bucket.count)?;
+    }
+    for (status, s) in &r.verdicts {
+        row("verdict", status, s)?;
+    }
+    row("misconfigured", "any", &r.misconfigured)?;
+    for (category, s) in &r.misconfigured_by_category {
+        row("misconfigured", category.name(), s)?;
+    }
+    row("would-lose-mail", "", &r.would_lose_mail)?;
+    row("degraded", "", &r.degraded)?;
+    for mx in &r.top_mx {
+        let share = if r.domains == 0 {
+            0.0
+        } else {
+            mx.domains as f64 / r.domains as f64
+        };
+        row(
+            "top-mx",
+            &mx.host,
+            &mta_sts_check::Share {
+                domains: mx.domains,
+                share,
+            },
+        )?;
+    }
+    csv.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_input() {
+        let shards: Vec<Shard> = (1..=3)
+            .map(|k| parse_shard(&format!("{k}/3")).unwrap())
+            .collect();
+        for index in 0..30 {
+            let takers = shards.iter().filter(|s| s.takes(index)).count();
+            assert_eq!(takers, 1, "line {index}");
+        }
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", ""] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_lines_are_skipped_whole() {
+        let long = "x".repeat(5000);
+        let text = format!("a.example\n{long}\nb.example");
+        let mut input: &[u8] = text.as_bytes();
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut input, &mut buf).unwrap(), Some(true));
+        assert_eq!(buf, b"a.example");
+        assert_eq!(read_line(&mut input, &mut buf).unwrap(), Some(false));
+        assert_eq!(read_line(&mut input, &mut buf).unwrap(), Some(true));
+        assert_eq!(buf, b"b.example");
+        assert_eq!(read_line(&mut input, &mut buf).unwrap(), None);
+    }
+}

@@ -1,0 +1,518 @@
+//! `mta-sts scan` and `mta-sts scan summarize` as a user runs them, against a loopback lab of
+//! a few hundred generated domains of several kinds, healthy and broken.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use mta_sts_testnet::{
+    DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, SmtpBehaviour, SmtpHandle, Zone,
+};
+use serde_json::Value;
+use support::run_beside_lab as run;
+
+const PER_KIND: usize = 30;
+const PROVIDER: &str = "provider.example";
+
+/// The kinds of domain, one after the other; each is judged differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Healthy,
+    TestingExpiredMx,
+    NoRecord,
+    PolicyNotFound,
+    EnforceWithoutStartTls,
+    RecordServFail,
+    NxDomain,
+}
+
+const KINDS: [Kind; 7] = [
+    Kind::Healthy,
+    Kind::TestingExpiredMx,
+    Kind::NoRecord,
+    Kind::PolicyNotFound,
+    Kind::EnforceWithoutStartTls,
+    Kind::RecordServFail,
+    Kind::NxDomain,
+];
+const DOMAINS: usize = PER_KIND * KINDS.len();
+
+fn kind_of(i: usize) -> Kind {
+    KINDS[i % KINDS.len()]
+}
+
+fn domain_name(i: usize) -> String {
+    format!("d{i:04}.example")
+}
+
+fn mx(name: &str) -> String {
+    format!("{name}.{PROVIDER}")
+}
+
+struct World {
+    lab: Lab,
+    dns: DnsHandle,
+    _web: HttpsHandle,
+    _mx: Vec<SmtpHandle>,
+    ca_file: PathBuf,
+    dir: PathBuf,
+}
+
+async fn world(name: &str) -> World {
+    let lab = Lab::new();
+    let good = lab
+        .smtp(
+            &mx("mx-good"),
+            SmtpBehaviour::starttls(lab.ca().issue(&[&mx("mx-good")]).unwrap()),
+        )
+        .await
+        .unwrap();
+    let expired = lab
+        .smtp(
+            &mx("mx-expired"),
+            SmtpBehaviour::starttls(lab.ca().issue_expired(&[&mx("mx-expired")]).unwrap()),
+        )
+        .await
+        .unwrap();
+    let plain = lab
+        .smtp(&mx("mx-plain"), SmtpBehaviour::NoStartTls)
+        .await
+        .unwrap();
+    let sites = (0..DOMAINS).map(|i| {
+        let (d, kind) = (domain_name(i), kind_of(i));
+        let host = format!("mta-sts.{d}");
+        let mode = if kind == Kind::TestingExpiredMx {
+            "testing"
+        } else {
+            "enforce"
+        };
+        let policy = format!("version: STSv1\nmode: {mode}\nmx: *.{PROVIDER}\nmax_age: 86400\n");
+        match kind {
+            Kind::PolicyNotFound => Site::new(&host, HttpBehaviour::Status(404)),
+            _ => Site::policy(&host, &policy),
+        }
+    });
+    let web = lab.https(sites).await.unwrap();
+    let mut zones = vec![
+        Zone::new(PROVIDER)
+            .address("mx-good", good.ip())
+            .address("mx-expired", expired.ip())
+            .address("mx-plain", plain.ip()),
+    ];
+    for i in 0..DOMAINS {
+        let (d, kind) = (domain_name(i), kind_of(i));
+        let mx_host = match kind {
+            Kind::TestingExpiredMx => mx("mx-expired"),
+            Kind::EnforceWithoutStartTls => mx("mx-plain"),
+            _ => mx("mx-good"),
+        };
+        let zone = Zone::new(&d)
+            .mx(10, &mx_host)
+            .address("mta-sts", web.ip())
+            .txt("_smtp._tls", &[&format!("v=TLSRPTv1; rua=mailto:tls@{d}")]);
+        zones.push(match kind {
+            Kind::NoRecord => zone,
+            Kind::RecordServFail => zone.servfail("_mta-sts"),
+            Kind::NxDomain => Zone::new(&d).nxdomain("@"),
+            _ => zone.txt("_mta-sts", &["v=STSv1; ", &format!("id={i}")]),
+        });
+    }
+    let dns = lab.dns(zones).await.unwrap();
+    let ca_file = support::temp_file(&format!("{name}-ca.pem"), lab.ca().root_pem().as_bytes());
+    let dir = ca_file.parent().unwrap().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    World {
+        lab,
+        dns,
+        _web: web,
+        _mx: vec![good, expired, plain],
+        ca_file,
+        dir,
+    }
+}
+
+impl World {
+    /// The network flags for the lab.
+    fn net(&self) -> Vec<String> {
+        vec![
+            "--resolver".into(),
+            self.dns.addr().to_string(),
+            "--ca-file".into(),
+            self.ca_file.display().to_string(),
+            "--https-port".into(),
+            self.lab.https_port().unwrap().to_string(),
+            "--smtp-port".into(),
+            self.lab.smtp_port().unwrap().to_string(),
+            "--timeout".into(),
+            "5".into(),
+        ]
+    }
+
+    /// A domains file of the whole lab, with `extra` lines first.
+    fn domains_file(&self, extra: &[&str]) -> PathBuf {
+        let mut text: String = extra.iter().map(|l| format!("{l}\n")).collect();
+        for i in 0..DOMAINS {
+            text.push_str(&domain_name(i));
+            text.push('\n');
+        }
+        let path = self.dir.join("domains.txt");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn scan(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = vec!["scan".into()];
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        all.extend(self.net());
+        all
+    }
+
+    /// `scan` of the whole lab into a results file; it must succeed.
+    async fn scan_to_file(&self, extra: &[&str]) -> (PathBuf, std::process::Output) {
+        let domains = self.domains_file(&[]);
+        let out = self.dir.join("results.jsonl");
+        let mut args = vec![
+            "--domains",
+            domains.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let scanned = run(self.scan(&args)).await;
+        assert_eq!(
+            scanned.status.code(),
+            Some(0),
+            "{}",
+            support::stderr(&scanned)
+        );
+        (out, scanned)
+    }
+
+    /// The `_mta-sts` names asked about since the `from`-th query: which domains were checked.
+    fn checked_since(&self, from: usize) -> Vec<String> {
+        self.dns.queries()[from..]
+            .iter()
+            .filter_map(|(name, _)| {
+                let name = name.to_string();
+                name.strip_prefix("_mta-sts.")
+                    .map(|d| d.trim_end_matches('.').to_owned())
+            })
+            .collect()
+    }
+}
+
+/// The lines of a results file, as JSON, by domain (each domain once).
+fn results(text: &str) -> BTreeMap<String, Value> {
+    let mut by_domain = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}: {line}", n + 1));
+        let domain = value["domain"].as_str().unwrap().to_owned();
+        assert!(
+            by_domain.insert(domain.clone(), value).is_none(),
+            "{domain} twice"
+        );
+    }
+    by_domain
+}
+
+/// A report without what changes from one run to the next (times).
+fn stable(mut value: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|key, _| key != "checked_at" && !key.contains("elapsed"));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = include_str!("../../../schema/check.schema.json");
+    let schema: Value = serde_json::from_str(text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_gives_each_domain_the_report_check_gives() {
+    let w = world("equal").await;
+    let (out, scanned) = w.scan_to_file(&[]).await;
+    // The summary follows the scan on standard output.
+    let summary = support::stdout(&scanned);
+    assert!(
+        summary.contains(&format!("{DOMAINS} domains in")),
+        "{summary}"
+    );
+    let scan = results(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(scan.len(), DOMAINS);
+
+    let mut args: Vec<String> = vec!["check".into(), "--json".into()];
+    args.extend((0..DOMAINS).map(domain_name));
+    args.extend(w.net());
+    let checked = run(args).await;
+    let check: Vec<Value> = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(check.len(), DOMAINS);
+
+    let mut statuses: BTreeMap<Kind, BTreeSet<String>> = BTreeMap::new();
+    for (i, alone) in check.into_iter().enumerate() {
+        let name = domain_name(i);
+        let line = scan
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} not scanned"));
+        assert_eq!(
+            stable(line.clone()),
+            stable(alone),
+            "{name}: scan and check disagree"
+        );
+        statuses
+            .entry(kind_of(i))
+            .or_default()
+            .insert(line["sender"]["status"].as_str().unwrap().to_owned());
+    }
+    // Each kind is judged one way, and the kinds apart: the comparison above could fail.
+    assert!(statuses.values().all(|s| s.len() == 1), "{statuses:?}");
+    assert_eq!(
+        statuses[&Kind::Healthy],
+        BTreeSet::from(["protected".into()])
+    );
+    assert_eq!(
+        statuses[&Kind::EnforceWithoutStartTls],
+        BTreeSet::from(["mail-would-bounce".into()])
+    );
+    // Every line is a report of check's schema.
+    let all = Value::Array(scan.into_values().collect());
+    let errors: Vec<String> = schema()
+        .iter_errors(&all)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_checks_only_what_an_interrupted_scan_did_not_finish() {
+    let w = world("resume").await;
+    // The first half, as an interrupted scan leaves it: whole lines, then one cut short.
+    let (out, _) = w.scan_to_file(&["--shard", "1/2"]).await;
+    let domains = w.dir.join("domains.txt");
+    let finished: BTreeSet<String> = results(&std::fs::read_to_string(&out).unwrap())
+        .into_keys()
+        .collect();
+    assert_eq!(finished.len(), DOMAINS / 2);
+    let cut = domain_name(1);
+    assert!(!finished.contains(&cut));
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+        write!(file, "{{\"domain\":\"{cut}\",\"sender\":{{\"sta").unwrap();
+    }
+
+    // Without --resume an existing file is refused.
+    let refused = run(w.scan(&[
+        "--domains",
+        domains.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        support::stderr(&refused).contains("--resume"),
+        "{}",
+        support::stderr(&refused)
+    );
+
+    let before = w.dns.queries().len();
+    let resumed = run(w.scan(&[
+        "--domains",
+        domains.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+    ]))
+    .await;
+    let stderr = support::stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cut short"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} already in the results", DOMAINS / 2)),
+        "{stderr}"
+    );
+    let checked: BTreeSet<String> = w.checked_since(before).into_iter().collect();
+    let expected: BTreeSet<String> = (0..DOMAINS)
+        .map(domain_name)
+        .filter(|d| !finished.contains(d))
+        .collect();
+    // Nothing finished is looked up again; everything else is, the cut domain too.
+    assert_eq!(checked, expected);
+    assert!(checked.contains(&cut));
+    let all = results(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(all.len(), DOMAINS, "every domain once, no cut line left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_split_the_input_and_bad_lines_are_named() {
+    let w = world("shard").await;
+    let domains = w.domains_file(&[
+        "# a comment",
+        "",
+        "not a domain!",
+        &format!("1,{}", domain_name(0).to_uppercase()),
+    ]);
+    let mut shards = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = run(w.scan(&[
+            "--domains",
+            domains.to_str().unwrap(),
+            "--shard",
+            &shard,
+            "--no-smtp",
+        ]))
+        .await;
+        let stderr = support::stderr(&out);
+        // The bad line is the first domain line: in shard 1 only.
+        if k == 1 {
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                stderr.contains("line 3: skipped") && stderr.contains("not a domain!"),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+        }
+        let lines: Vec<String> = support::stdout(&out)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["domain"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        shards.push(lines);
+    }
+    let mut seen = BTreeMap::new();
+    for (k, shard) in shards.iter().enumerate() {
+        // 1 bad line + d0000 twice (upper case, with a rank) + 210 domains = 212 lines.
+        assert!(
+            (70..=71).contains(&shard.len()),
+            "shard {}: {}",
+            k + 1,
+            shard.len()
+        );
+        for d in shard {
+            *seen.entry(d.clone()).or_insert(0) += 1;
+        }
+    }
+    let expected: BTreeSet<String> = (0..DOMAINS).map(domain_name).collect();
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    // d0000 is in the input twice (one line in shard 2, one in shard 3); the rest once.
+    assert_eq!(seen[&domain_name(0)], 2);
+    assert!(
+        seen.iter()
+            .filter(|(d, _)| **d != domain_name(0))
+            .all(|(_, n)| *n == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
+    let w = world("summary").await;
+    let (out, _) = w.scan_to_file(&[]).await;
+    let path = out.to_str().unwrap();
+
+    let json = support::mta_sts(&["scan", "summarize", path, "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", support::stderr(&json));
+    let s = support::json(&json);
+    let n = PER_KIND as u64;
+    assert_eq!(s["domains"], DOMAINS as u64);
+    // Records at Healthy, TestingExpiredMx, PolicyNotFound, EnforceWithoutStartTls.
+    assert_eq!(s["mta_sts_published"]["domains"], 4 * n);
+    assert_eq!(s["mta_sts_policy_valid"]["domains"], 3 * n);
+    // TLS-RPT everywhere but at the missing domains.
+    assert_eq!(s["tlsrpt_valid"]["domains"], 6 * n);
+    assert_eq!(s["modes"]["enforce"]["domains"], 2 * n);
+    assert_eq!(s["modes"]["testing"]["domains"], n);
+    assert_eq!(s["modes"]["none"]["domains"], 0);
+    let week = s["max_age"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == "1 day to under 1 week")
+        .unwrap();
+    assert_eq!(week["domains"], 3 * n);
+    assert_eq!(week["share"], 1.0);
+    assert_eq!(s["would_lose_mail"]["domains"], n);
+    assert_eq!(s["verdicts"]["protected"]["domains"], n);
+    let by = &s["misconfigured_by_category"];
+    assert_eq!(by["policy-fetch"]["domains"], n, "{by}");
+    // Errors only: the expired certificate under testing is a warning (mail still goes).
+    assert_eq!(by["mx-tls"]["domains"], n, "{by}");
+    assert_eq!(by["sts-record"]["domains"], 0, "{by}");
+    assert_eq!(by["tlsrpt-record"]["domains"], 0, "{by}");
+    assert_eq!(s["misconfigured"]["domains"], 2 * n);
+    let top = s["top_mx"].as_array().unwrap();
+    assert_eq!(top[0]["host"], mx("mx-good"));
+    assert_eq!(top[0]["domains"], 4 * n);
+    assert_eq!(top[0]["failing"], 0);
+    let plain = top.iter().find(|m| m["host"] == mx("mx-plain")).unwrap();
+    assert_eq!(
+        (plain["domains"].clone(), plain["failing"].clone()),
+        (n.into(), n.into())
+    );
+
+    let csv = support::mta_sts(&["scan", "summarize", path, "--csv"]);
+    assert_eq!(csv.status.code(), Some(0));
+    let text = support::stdout(&csv);
+    let mut rows = csv_rows(&text);
+    assert_eq!(rows.remove(0), ["metric", "key", "domains", "share"]);
+    assert!(
+        rows.contains(&vec![
+            "adoption".to_owned(),
+            "mta-sts-published".to_owned(),
+            (4 * n).to_string(),
+            format!("{:.6}", 4.0 / 7.0)
+        ]),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "top-mx" && r[1] == mx("mx-good") && r[2] == (4 * n).to_string()),
+        "{text}"
+    );
+
+    let table = support::mta_sts(&["scan", "summarize", path, "--top", "1"]);
+    let text = support::stdout(&table);
+    assert!(text.contains("MTA-STS record published"), "{text}");
+    assert!(text.contains("would lose mail"), "{text}");
+    assert!(text.contains("(top 1 of 3; --top N for more)"), "{text}");
+    assert!(text.contains(&mx("mx-good")), "{text}");
+    assert!(!text.contains(&mx("mx-plain")), "{text}");
+
+    // A line that is not a result is named and left out; the others still count.
+    let mut broken = std::fs::read_to_string(&out).unwrap();
+    broken.push_str("{\"domain\": \"x.example\"}\n");
+    let broken = support::temp_file("summary-broken.jsonl", broken.as_bytes());
+    let out = support::mta_sts(&["scan", "summarize", broken.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::stderr(&out).contains(&format!("line {} is not a scan result", DOMAINS + 1)),
+        "{}",
+        support::stderr(&out)
+    );
+    assert_eq!(support::json(&out)["domains"], DOMAINS as u64);
+}
+
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
