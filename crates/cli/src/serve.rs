@@ -26,26 +26,12 @@ impl ReportSink for StoreSink {
             .0
             .ingest(Source::Https, content_type, &report.body)
             .await;
-        // One log line per report: who sent it, how big, what became of it.
-        let peer = report
-            .peer
-            .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-        let size = report.body.len();
-        match &ingested {
-            Ok(Ingested::Stored { report: key, .. }) => {
-                tracing::info!(%peer, size, report = key.0, "report stored");
-            }
-            Ok(Ingested::Duplicate { report: key, .. }) => {
-                tracing::info!(%peer, size, report = key.0, "report already stored (duplicate)");
-            }
-            Ok(Ingested::Conflict { report: key, .. }) => {
-                tracing::info!(%peer, size, report = key.0, "report stored (differs from a stored report with the same identity)");
-            }
-            Ok(Ingested::TooLarge { raw, limit }) => {
-                tracing::info!(%peer, size, raw = %raw, limit, "report rejected (413): too large once decompressed");
-            }
-            // The intake logs quarantined (400) and unstored (503) reports itself.
-            Ok(Ingested::Quarantined { .. }) | Err(_) => {}
+        if let Ok(Ingested::Conflict { report: key, .. }) = &ingested {
+            // The intake logs the report itself; a conflict is worth a line of its own.
+            tracing::warn!(
+                report = key.0,
+                "report differs from a stored report with the same identity (one may be forged; see `mta-sts reports show`)"
+            );
         }
         match ingested {
             // A different body with a stored identity is new to the store: kept and flagged.
@@ -216,7 +202,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
         };
         let store = Store::open_with(&location, options)
             .await
-            .with_context(|| format!("cannot open the store at {location}"))?;
+            .map_err(|error| open_error(&location, &error))?;
         tracing::info!("reports are stored in {location}");
         let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(store));
         mta_sts_server::serve(config, sink, mta_sts_server::shutdown_signal())
@@ -238,7 +224,32 @@ pub(crate) async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     }
     Store::open(&location)
         .await
-        .with_context(|| format!("cannot open the store at {location}"))
+        .map_err(|error| open_error(&location, &error))
+}
+
+/// Why the store at `location` could not be opened, said once. A failed connection names
+/// the database and repeats the driver's message at every level of its chain: only the
+/// innermost cause is kept then, with what to check.
+fn open_error(location: &Location, error: &mta_sts_store::StoreError) -> anyhow::Error {
+    let mta_sts_store::StoreError::Connect { source, .. } = error else {
+        return anyhow::anyhow!(
+            "cannot open the store at {location}: {}",
+            clean(&error.to_string())
+        );
+    };
+    let mut cause: &dyn std::error::Error = source;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let hint = if matches!(location, Location::Postgres(_)) {
+        "; is PostgreSQL running there, and are host, port, user, password and database right?"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "cannot open the store at {location}: {}{hint}",
+        clean(&cause.to_string())
+    )
 }
 
 /// `reports list`.

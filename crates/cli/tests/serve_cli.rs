@@ -4,10 +4,10 @@
 
 mod support;
 
-use support::report_json;
+use support::{report_about, report_json};
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -90,23 +90,25 @@ fn start(s: &Setup) -> Serve {
     start_with(s, &[], Stdio::null())
 }
 
-/// `start` with more flags, and standard error (the log) going to `log`.
-fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
-    let addr = SocketAddr::new(s.ip, s.port);
-    let child = bin()
-        .args([
-            "serve",
-            "--listen",
-            &addr.to_string(),
-            "--domain",
-            "example.com",
-        ])
-        .arg("--policy")
+/// `mta-sts serve` in the quick form for the setup's files, without a store.
+fn serve_command(s: &Setup) -> Command {
+    let mut command = bin();
+    command
+        .args(["serve", "--listen"])
+        .arg(SocketAddr::new(s.ip, s.port).to_string())
+        .args(["--domain", "example.com", "--policy"])
         .arg(s.dir.join("policy.txt"))
         .arg("--cert")
         .arg(s.dir.join("cert.pem"))
         .arg("--key")
-        .arg(s.dir.join("key.pem"))
+        .arg(s.dir.join("key.pem"));
+    command
+}
+
+/// `start` with more flags, and standard error (the log) going to `log`.
+fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
+    let addr = SocketAddr::new(s.ip, s.port);
+    let child = serve_command(s)
         .arg("--data-dir")
         .arg(s.dir.join("data"))
         .args(extra)
@@ -116,6 +118,37 @@ fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
         .unwrap();
     support::wait_for_listener(addr);
     Serve { child, addr }
+}
+
+/// Writes `mta-sts.toml` in the setup's directory: its certificate files and data directory,
+/// `[intake]` settings `intake`, and example.com in testing with the MX pattern `mx`.
+fn write_config(s: &Setup, mx: &str, intake: &str) -> PathBuf {
+    let addr = SocketAddr::new(s.ip, s.port);
+    let config = s.dir.join("mta-sts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\nhttps = [\"{addr}\"]\n[tls]\nmode = \"files\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[storage]\ndata_dir = \"data\"\n[intake]\n{intake}\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"{mx}\"]\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts `mta-sts serve --config CONFIG`, its log going to `serve.log` in the setup's
+/// directory.
+fn start_config(s: &Setup, config: &Path) -> (Serve, PathBuf) {
+    let addr = SocketAddr::new(s.ip, s.port);
+    let log_path = s.dir.join("serve.log");
+    let child = bin()
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    support::wait_for_listener(addr);
+    (Serve { child, addr }, log_path)
 }
 
 fn curl(s: &Setup, args: &[&str]) -> Output {
@@ -351,33 +384,24 @@ fn no_acknowledged_report_is_lost_on_sigkill() {
     let _ = std::io::stderr().flush();
 }
 
-/// `kill -HUP` reloads the config file: the next fetch serves the changed policy.
+/// `kill -HUP` reloads the config file: the next fetch serves the changed policy, and the log
+/// and `dns records --config` name the same new `_mta-sts` id.
 #[test]
 fn sighup_reloads_the_config_file() {
     let ca = TestCa::new("serve-reload");
     let s = setup("reload", &ca);
-    let addr = SocketAddr::new(s.ip, s.port);
-    let config = s.dir.join("mta-sts.toml");
-    let write_config = |mx: &str| {
-        let text = format!(
-            "[listen]\nhttps = [\"{addr}\"]\n[tls]\nmode = \"files\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[storage]\ndata_dir = \"data\"\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"{mx}\"]\n"
-        );
-        std::fs::write(&config, text).unwrap();
+    let config = write_config(&s, "mx1.example.com", "");
+    let policy_id = || {
+        let out = bin()
+            .args(["dns", "records", "--format", "json", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["policy_id"].as_str().unwrap().to_owned()
     };
-    write_config("mx1.example.com");
-    let child = bin()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Serve { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "mta-sts serve did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let first_id = policy_id();
+    let (server, log_path) = start_config(&s, &config);
     let url = format!(
         "https://mta-sts.example.com:{}/.well-known/mta-sts.txt",
         s.port
@@ -385,7 +409,7 @@ fn sighup_reloads_the_config_file() {
     let fetch = || String::from_utf8_lossy(&curl(&s, &[&url]).stdout).into_owned();
     assert!(fetch().contains("mx: mx1.example.com\r\n"));
 
-    write_config("mx2.example.com");
+    write_config(&s, "mx2.example.com", "");
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -403,6 +427,19 @@ fn sighup_reloads_the_config_file() {
         assert!(Instant::now() < deadline, "policy not reloaded: {body}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let new_id = policy_id();
+    assert_ne!(first_id, new_id, "a changed policy has a new id");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains(&format!("id={first_id}\"")),
+        "the start-up names the first id: {log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "policy of example.com changed: publish _mta-sts.example.com. TXT \"v=STSv1; id={new_id}\""
+        )),
+        "{log}"
+    );
 }
 
 /// Stops `serve` with SIGTERM, as systemd does, and waits for it to exit.
@@ -430,6 +467,11 @@ fn the_log_in_a_file_is_plain_text_with_one_line_per_event() {
     assert_eq!(post(&s, &report_json(1)), 201);
     assert_eq!(post(&s, &report_json(1)), 200);
     assert_eq!(post(&s, "not a report"), 400);
+    assert_eq!(
+        post(&s, &report_about(3, "example.org")),
+        403,
+        "a report about a domain not served here is refused"
+    );
     terminate(serve);
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(!log.contains('\u{1b}'), "ANSI colour in a file: {log}");
@@ -452,11 +494,22 @@ fn the_log_in_a_file_is_plain_text_with_one_line_per_event() {
     assert!(stored.contains("peer=127.0.0.1:"), "{stored}");
     assert!(!stored.contains("Some("), "{stored}");
     assert!(stored.contains("size="), "{stored}");
-    line("report already stored (duplicate)");
-    let rejected = line("report quarantined");
+    assert!(
+        stored.contains(r#"reporter="Example Sender" report_id="r-1""#),
+        "{stored}"
+    );
+    assert!(stored.contains("status=201"), "{stored}");
+    let duplicate = line("report already stored (duplicate)");
+    assert!(duplicate.contains(r#"report_id="r-1""#), "{duplicate}");
+    let rejected = line("report quarantined (400)");
     assert!(rejected.contains("peer=127.0.0.1:"), "{rejected}");
+    assert!(rejected.contains("WARN"), "{rejected}");
+    let refused = line(
+        "report refused (403, 1 since start): reports about example.org are not accepted here",
+    );
+    assert!(refused.contains(r#"report_id="r-3""#), "{refused}");
     line("shutting down");
-    line("stopped");
+    assert!(line("stopped").contains("refused_reports=1"), "{log}");
 }
 
 #[test]
@@ -497,18 +550,7 @@ fn a_certificate_without_the_policy_host_is_refused_or_warned_about() {
         "PRIVATE KEY",
         &[other.private_key().secret_der()],
     );
-    let out = bin()
-        .args([
-            "serve",
-            "--listen",
-            &SocketAddr::new(s.ip, s.port).to_string(),
-        ])
-        .args(["--domain", "example.com", "--policy"])
-        .arg(s.dir.join("policy.txt"))
-        .arg("--cert")
-        .arg(s.dir.join("cert.pem"))
-        .arg("--key")
-        .arg(s.dir.join("key.pem"))
+    let out = serve_command(&s)
         .arg("--data-dir")
         .arg(s.dir.join("data"))
         .output()
@@ -550,4 +592,98 @@ fn a_database_url_other_than_postgres_is_refused_with_what_is_supported() {
         "{err}"
     );
     assert!(!Path::new("mysql:").exists());
+}
+
+#[test]
+fn every_413_and_503_is_logged_with_the_peer() {
+    let ca = TestCa::new("serve-log-limits");
+    let s = setup("log-limits", &ca);
+    let config = write_config(&s, "mx1.example.com", "max_body = 2000\nmax_concurrent = 1");
+    let (serve, log_path) = start_config(&s, &config);
+    assert_eq!(post(&s, &" ".repeat(3000)), 413);
+    // An upload that never ends holds the only report slot, so another report is shed with
+    // 503. Which of the two the server takes first is a race: when the slow one is the one
+    // shed, it is started again.
+    let slow_upload = || {
+        let mut child = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--resolve"])
+            .arg(format!("mta-sts.example.com:{}:{}", s.port, s.ip))
+            .arg("--cacert")
+            .arg(&s.ca_pem)
+            .args(["-T", "-", "-X", "POST", "-H", "Expect:"])
+            .arg(format!("https://mta-sts.example.com:{}/tlsrpt", s.port))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut upload = child.stdin.take().unwrap();
+        upload.write_all(b"{\"organization-name\":").unwrap();
+        upload.flush().unwrap();
+        (child, upload)
+    };
+    let mut slow = slow_upload();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.0.try_wait().unwrap().is_some() {
+            slow = slow_upload();
+            continue;
+        }
+        let status = post(&s, &report_json(1));
+        if status == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 503: last {status}");
+    }
+    let (mut slow, upload) = slow;
+    let _ = slow.kill();
+    let _ = slow.wait();
+    drop(upload);
+    terminate(serve);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines = |what: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(what))
+            .map(str::to_owned)
+            .collect()
+    };
+    let too_large = lines("report refused (413)");
+    assert_eq!(too_large.len(), 1, "{log}");
+    assert!(too_large[0].contains("peer=127.0.0.1:"), "{log}");
+    assert!(too_large[0].contains("size=3000"), "{log}");
+    let shed = lines("report refused (503)");
+    assert!(!shed.is_empty(), "{log}");
+    assert!(
+        shed.iter()
+            .all(|l| l.contains("peer=127.0.0.1:") && l.contains("status=503")),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreachable_postgres_is_named_once_with_what_to_check() {
+    let ca = TestCa::new("serve-no-postgres");
+    let s = setup("no-postgres", &ca);
+    // Nothing listens on a port just bound and released.
+    let port = std::net::TcpListener::bind((s.ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://mta-sts@{}:{port}/tlsrpt", s.ip);
+    let out = serve_command(&s)
+        .args(["--database", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line, not a retry storm: {err}");
+    assert_eq!(err.matches(&url).count(), 1, "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert!(err.contains("is PostgreSQL running there"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }

@@ -53,7 +53,10 @@ fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
         "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n",
     )
     .unwrap();
-    let identity = lab.ca().issue(&["mta-sts.example.com"]).unwrap();
+    let identity = lab
+        .ca()
+        .issue(&["mta-sts.example.com", "mta-sts.plain.example"])
+        .unwrap();
     let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
     write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
     write_pem(
@@ -70,6 +73,9 @@ fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
             "example.com",
         ])
         .arg("--policy")
+        .arg(dir.join("policy.txt"))
+        // The intake takes reports only about the domains it serves (intake.accept).
+        .args(["--domain", "plain.example", "--policy"])
         .arg(dir.join("policy.txt"))
         .arg("--cert")
         .arg(dir.join("cert.pem"))

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -18,8 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::config::{Config, Intake, Limits};
+use crate::config::{Accept, Config, Intake, Limits};
 use crate::intake::{IncomingReport, IngestOutcome, ReportSink};
+use crate::screen::Summary;
 
 /// Where RFC 8461 §3.3 puts the policy.
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
@@ -36,6 +38,8 @@ pub struct AppState {
     sink: Arc<dyn ReportSink>,
     intake: Arc<Intake>,
     budget: Arc<MemoryBudget>,
+    /// Reports refused by `intake.accept` since start.
+    refused: Arc<AtomicU64>,
 }
 
 /// The intake's memory budget (`limits.intake_memory`): bytes held by reports being read, all
@@ -72,6 +76,7 @@ impl AppState {
             sink,
             intake: Arc::new(config.intake.clone()),
             budget: Arc::new(MemoryBudget::new(&config.limits)),
+            refused: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -84,6 +89,11 @@ impl AppState {
     /// The intake settings the router was built with.
     pub fn intake(&self) -> &Intake {
         &self.intake
+    }
+
+    /// How many reports `intake.accept` refused since start (about domains not served here).
+    pub fn refused_reports(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -132,10 +142,13 @@ fn intake_router(intake: &Intake) -> Router<AppState> {
     )
 }
 
-async fn limit_error(error: BoxError) -> Response {
+async fn limit_error(peer: Option<axum::Extension<PeerAddr>>, error: BoxError) -> Response {
+    let peer = shown_peer(peer);
     if error.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!(%peer, status = 408, "report request timed out");
         (StatusCode::REQUEST_TIMEOUT, "request took too long\n").into_response()
     } else if error.is::<tower::load_shed::error::Overloaded>() {
+        tracing::warn!(%peer, status = 503, "report refused (503): too many report requests at once");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "60")],
@@ -212,13 +225,39 @@ const INLINE_MEASURE_LIMIT: usize = 64 * 1024;
 /// while it hashes or moves it to a blocking thread).
 const BODY_COPIES: usize = 3;
 
-fn intake_busy() -> Response {
+fn intake_busy(peer: &str, size: Option<usize>) -> Response {
+    tracing::warn!(
+        %peer,
+        size,
+        status = 503,
+        "report refused (503): intake memory budget spent"
+    );
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "30")],
         "too many reports being read at once; retry later\n",
     )
         .into_response()
+}
+
+/// The peer as the log shows it: 127.0.0.1:39284, or "unknown" (`oneshot` tests).
+fn shown_peer(peer: Option<axum::Extension<PeerAddr>>) -> String {
+    peer.map_or_else(
+        || "unknown".to_owned(),
+        |axum::Extension(PeerAddr(addr))| addr.to_string(),
+    )
+}
+
+/// The one log line of a report that reached the sink or was refused after reading: who sent
+/// it, which report, how big, what became of it.
+fn log_report(peer: &str, summary: Option<&Summary>, size: usize, status: StatusCode, what: &str) {
+    let (reporter, report_id) = summary.map_or(("?", "?"), |s| (&*s.reporter, &*s.report_id));
+    let status = status.as_u16();
+    match status {
+        ..400 => tracing::info!(%peer, reporter, report_id, size, status, "{what}"),
+        400..500 => tracing::warn!(%peer, reporter, report_id, size, status, "{what}"),
+        _ => tracing::error!(%peer, reporter, report_id, size, status, "{what}"),
+    }
 }
 
 async fn receive_report(
@@ -229,6 +268,8 @@ async fn receive_report(
     // The answer comes before the request timeout even when the store hangs: a 503 the sender
     // retries, never a 408 or a dropped connection that it may not.
     let store_deadline = tokio::time::Instant::now() + store_answer_time(state.intake.timeout);
+    let peer_addr = peer.as_ref().map(|axum::Extension(PeerAddr(addr))| *addr);
+    let peer = shown_peer(peer);
     let max_body = state.intake.max_body;
     let max_decompressed = state.intake.max_decompressed;
     let declared = request
@@ -236,7 +277,8 @@ async fn receive_report(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > max_body) {
+    if let Some(length) = declared.filter(|&length| length > max_body) {
+        tracing::warn!(%peer, size = length, status = 413, "report refused (413): body larger than intake.max_body");
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("report body larger than {max_body} bytes\n"),
@@ -246,7 +288,7 @@ async fn receive_report(
     // The body is held from here on, so its place in the budget comes first.
     let body_bytes = declared.unwrap_or(max_body).saturating_mul(BODY_COPIES);
     let Some(_body_permit) = state.budget.reserve(body_bytes) else {
-        return intake_busy();
+        return intake_busy(&peer, declared);
     };
     let content_type = request
         .headers()
@@ -255,8 +297,13 @@ async fn receive_report(
     // The body limit layer turns a body past `max_body` into 413 here.
     let body = match Bytes::from_request(request, &state).await {
         Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            let status = rejection.status();
+            tracing::warn!(%peer, status = status.as_u16(), "report refused ({}): {}", status.as_u16(), rejection.body_text());
+            return rejection.into_response();
+        }
     };
+    let size = body.len();
     // What reading the report will take, found without allocating it. A body that cannot be
     // measured still goes to the sink, which keeps it in quarantine with the reason.
     let cost = if body.len() <= INLINE_MEASURE_LIMIT && !body.starts_with(b"\x1f\x8b") {
@@ -273,39 +320,92 @@ async fn receive_report(
         cost.reading_bytes()
     });
     let Some(_reading_permit) = state.budget.reserve(reading) else {
-        return intake_busy();
+        return intake_busy(&peer, Some(size));
     };
+    let summary = Summary::read(&body, max_decompressed).await;
+    if state.intake.accept == Accept::Configured
+        && let Some(reason) = summary
+            .as_ref()
+            .and_then(|s| s.refusal(&state.policies.load()))
+    {
+        let refused = state.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        log_report(
+            &peer,
+            summary.as_ref(),
+            size,
+            StatusCode::FORBIDDEN,
+            &format!("report refused (403, {refused} since start): {reason}"),
+        );
+        return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
+    }
     let report = IncomingReport {
-        peer: peer.map(|axum::Extension(PeerAddr(addr))| addr),
+        peer: peer_addr,
         content_type,
         body,
         max_decompressed,
     };
-    // Shown as 127.0.0.1:39284 in the log, or "unknown" (oneshot tests).
-    let peer = report
-        .peer
-        .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    let summary = summary.as_ref();
     let Ok(stored) = tokio::time::timeout_at(store_deadline, state.sink.ingest(report)).await
     else {
-        tracing::error!(%peer, "report not stored: the store did not answer in time");
+        log_report(
+            &peer,
+            summary,
+            size,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "report not stored (503): the store did not answer in time",
+        );
         return store_unavailable();
     };
     match stored {
-        Ok(IngestOutcome::Stored) => (StatusCode::CREATED, "stored\n").into_response(),
+        Ok(IngestOutcome::Stored) => {
+            log_report(&peer, summary, size, StatusCode::CREATED, "report stored");
+            (StatusCode::CREATED, "stored\n").into_response()
+        }
         Ok(IngestOutcome::Duplicate) => {
+            log_report(
+                &peer,
+                summary,
+                size,
+                StatusCode::OK,
+                "report already stored (duplicate)",
+            );
             (StatusCode::OK, "already stored (duplicate)\n").into_response()
         }
         Ok(IngestOutcome::Quarantined { reason }) => {
-            tracing::info!(%peer, %reason, "report quarantined");
+            log_report(
+                &peer,
+                summary,
+                size,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "report quarantined (400): {}",
+                    crate::screen::shown(&reason)
+                ),
+            );
             (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response()
         }
-        Ok(IngestOutcome::TooLarge { limit }) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("report larger than {limit} bytes once decompressed\n"),
-        )
-            .into_response(),
+        Ok(IngestOutcome::TooLarge { limit }) => {
+            log_report(
+                &peer,
+                summary,
+                size,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("report refused (413): larger than {limit} bytes once decompressed"),
+            );
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("report larger than {limit} bytes once decompressed\n"),
+            )
+                .into_response()
+        }
         Err(error) => {
-            tracing::error!(%peer, %error, "report not stored");
+            log_report(
+                &peer,
+                summary,
+                size,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("report not stored (503): {error}"),
+            );
             store_unavailable()
         }
     }

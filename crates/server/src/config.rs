@@ -106,6 +106,21 @@ pub struct Intake {
     pub timeout: Duration,
     /// Report requests handled at once (more: 503).
     pub max_concurrent: usize,
+    /// Which reports are taken (`intake.accept`).
+    pub accept: Accept,
+}
+
+/// `intake.accept`: which reports the intake takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Accept {
+    /// Only reports whose every `policy-domain` is a configured domain (`"configured"`, the
+    /// default), so strangers cannot fill the store with reports about other domains; others
+    /// are answered 403 with the reason, logged and counted, and not stored.
+    #[default]
+    Configured,
+    /// Every readable report (`"any"`): for a collector that takes reports for domains it does
+    /// not host policies for.
+    Any,
 }
 
 impl Default for Intake {
@@ -116,6 +131,7 @@ impl Default for Intake {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
             timeout: DEFAULT_INTAKE_TIMEOUT,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
+            accept: Accept::default(),
         }
     }
 }
@@ -422,6 +438,7 @@ struct RawIntake {
     max_decompressed: Option<usize>,
     timeout_seconds: Option<u64>,
     max_concurrent: Option<usize>,
+    accept: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -689,6 +706,17 @@ impl Config {
                 .timeout_seconds
                 .map_or(defaults.timeout, Duration::from_secs),
             max_concurrent: raw.intake.max_concurrent.unwrap_or(defaults.max_concurrent),
+            accept: match raw.intake.accept.as_deref() {
+                None => defaults.accept,
+                Some("configured") => Accept::Configured,
+                Some("any") => Accept::Any,
+                Some(other) => {
+                    return Err(field(
+                        "intake.accept",
+                        format!("{other:?}: must be \"configured\" or \"any\""),
+                    ));
+                }
+            },
         };
         if let Err(problem) = check_intake_path(&intake.path) {
             return Err(field(

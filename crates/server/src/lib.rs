@@ -37,13 +37,14 @@ mod acme;
 mod app;
 mod config;
 mod intake;
+mod screen;
 mod server;
 mod tls;
 
 pub use acme::AcmeError;
 pub use app::{AppState, POLICY_PATH, PeerAddr, app};
 pub use config::{
-    AcmeConfig, CertFiles, CertMismatch, Config, ConfigError, DEFAULT_HEADER_TIMEOUT,
+    Accept, AcmeConfig, CertFiles, CertMismatch, Config, ConfigError, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_INTAKE_MEMORY, DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT, DEFAULT_MAX_AGE,
     DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake,

@@ -280,6 +280,7 @@ pub async fn serve(
     let listeners = Listeners::bind(&config).await?;
     let server = Server::new(config, sink)?;
     log_listening(&listeners, &server.config());
+    let state = server.state.clone();
     let reloader = server.clone();
     let sighup = tokio::spawn(async move {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -296,7 +297,7 @@ pub async fn serve(
     let result = server.run(listeners, shutdown).await;
     sighup.abort();
     if result.is_ok() {
-        tracing::info!("stopped");
+        tracing::info!(refused_reports = state.refused_reports(), "stopped");
     }
     result
 }

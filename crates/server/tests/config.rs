@@ -172,6 +172,12 @@ fn errors_name_the_domain_and_field() {
             "listen.https",
         ),
         (PLAIN.to_owned(), "no [[domain]]"),
+        (
+            format!(
+                "{PLAIN}[intake]\naccept = \"all\"\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+            ),
+            "intake.accept: \"all\": must be \"configured\" or \"any\"",
+        ),
     ];
     for (text, expected) in cases {
         let error = load(&text).unwrap_err().to_string();

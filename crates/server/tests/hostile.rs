@@ -212,6 +212,8 @@ async fn policy_hosting_and_intake_survive_hostile_clients() {
         })
         .collect();
 
+    // About a served domain: the intake takes no others (intake.accept).
+    const NO_POLICY: &str = r#"{"policy":{"policy-type":"no-policy-found","policy-domain":"example.com"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}"#;
     // 64 gzip bombs that decompress to 10 MiB: 32 valid reports padded with whitespace, which
     // must be stored, and 32 floods of small objects, which must be refused (400) unread.
     let spaces_gz = gzip(&vec![b' '; ten_mib - 4096]);
@@ -223,7 +225,7 @@ async fn policy_hosting_and_intake_survive_hostile_clients() {
             let body = if index % 2 == 0 {
                 bomb(
                     &format!(
-                        r#"{{"organization-name":"Bomb","report-id":"padded-{index}",{DATE_RANGE},"policies":[]"#
+                        r#"{{"organization-name":"Bomb","report-id":"padded-{index}",{DATE_RANGE},"policies":[{NO_POLICY}]"#
                     ),
                     &spaces_gz,
                     "}",

@@ -10,7 +10,7 @@ use http::StatusCode;
 use mta_sts_server::{
     AppState, IncomingReport, IngestOutcome, MemorySink, ReportSink, SinkError, app,
 };
-use support::{OTHER_REPORT, REPORT, REPORT_GZ, config, gzip, post, router, send};
+use support::{OTHER_REPORT, REPORT, REPORT_GZ, STRANGER_REPORT, config, gzip, post, router, send};
 use tokio::sync::Notify;
 
 #[tokio::test]
@@ -306,4 +306,39 @@ async fn memory_sink_stores_once_and_keeps_unreadable_bodies() {
     assert_eq!(held.quarantined.len(), 1);
     assert_eq!(held.quarantined[0].0.as_ref(), b"not a report");
     assert_eq!(held.content_types.len(), 4);
+}
+
+#[tokio::test]
+async fn a_report_about_a_domain_not_served_is_refused_counted_and_not_stored() {
+    let sink = Arc::new(MemorySink::new());
+    let state = AppState::new(&config(""), sink.clone());
+    let router = app(state.clone());
+    for body in [STRANGER_REPORT.to_vec(), gzip(STRANGER_REPORT)] {
+        let (response, text) = send(&router, post("/tlsrpt", None, body)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("reports about company-y.example are not accepted here"),
+            "{text}"
+        );
+    }
+    let held = sink.snapshot();
+    assert!(held.stored.is_empty() && held.quarantined.is_empty());
+    assert!(held.content_types.is_empty(), "the sink never saw them");
+    assert_eq!(state.refused_reports(), 2);
+    // Reports about served domains still go through, whatever the case of the domain.
+    let (response, _) = send(&router, post("/tlsrpt", None, REPORT)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(state.refused_reports(), 2);
+}
+
+#[tokio::test]
+async fn intake_accept_any_takes_reports_about_any_domain() {
+    let sink = Arc::new(MemorySink::new());
+    let state = AppState::new(&config("[intake]\naccept = \"any\""), sink.clone());
+    let router = app(state.clone());
+    let (response, _) = send(&router, post("/tlsrpt", None, STRANGER_REPORT)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(sink.snapshot().stored.len(), 1);
+    assert_eq!(state.refused_reports(), 0);
 }

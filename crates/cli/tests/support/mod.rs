@@ -89,7 +89,12 @@ pub fn wait_for_listener(addr: std::net::SocketAddr) {
 
 /// A TLS report for example.com with report-id `r-ID` and ID successful sessions.
 pub fn report_json(id: usize) -> String {
+    report_about(id, "example.com")
+}
+
+/// [`report_json`] about `domain`'s policy.
+pub fn report_about(id: usize, domain: &str) -> String {
     format!(
-        r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"example.com","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
+        r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"{domain}","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
     )
 }

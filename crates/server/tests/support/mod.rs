@@ -18,8 +18,11 @@ pub const REPORT: &[u8] =
 /// The same report, gzipped by the sender.
 pub const REPORT_GZ: &[u8] =
     include_bytes!("../../../tlsrpt/tests/fixtures/reports/google-sts-enforce.json.gz");
-/// Another report (a different identity).
+/// Another report (a different identity), about example.com.
 pub const OTHER_REPORT: &[u8] =
+    include_bytes!("../../../tlsrpt/tests/fixtures/reports/microsoft-sts-tlsa.json");
+/// A report about company-y.example, a domain the test config does not serve.
+pub const STRANGER_REPORT: &[u8] =
     include_bytes!("../../../tlsrpt/tests/fixtures/reports/rfc8460-appendix-b.json");
 
 /// Plain-HTTP config for example.com (testing) and example.org (enforce), plus `extra` TOML.
