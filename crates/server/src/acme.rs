@@ -122,6 +122,7 @@ impl Acme {
         }
         if let Some(key) = self.load_saved(host)
             && let Some(renew_in) = renewal_due_in(&key)
+            && names_host(&key, host, "the saved certificate")
         {
             self.resolver.insert(host, key);
             tracing::info!(%host, "certificate loaded from the ACME state directory");
@@ -136,6 +137,12 @@ impl Acme {
             host: host.to_owned(),
             message: "the CA sent a certificate that cannot be used with its key".into(),
         })?;
+        if !names_host(&key, host, "the certificate the CA sent") {
+            return Err(AcmeError::Order {
+                host: host.to_owned(),
+                message: "the CA sent a certificate for other names".into(),
+            });
+        }
         self.write_state(&format!("{host}.crt"), chain_pem.as_bytes())?;
         self.write_state(&format!("{host}.key"), key_pem.as_bytes())?;
         let renew_in = renewal_due_in(&key).unwrap_or(RETRY_AFTER_FAILURE);
@@ -287,6 +294,20 @@ fn challenge_certificate(host: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>,
         vec![cert.der().clone()],
         signing_key,
     )))
+}
+
+/// Whether `key`'s certificate names `host`, which senders check (RFC 8461 §3.3); when not,
+/// says so with the names it has.
+fn names_host(key: &CertifiedKey, host: &str, which: &str) -> bool {
+    let leaf = key
+        .end_entity_cert()
+        .map(|leaf| leaf.as_ref())
+        .unwrap_or_default();
+    let Some(names) = crate::config::names_missing(leaf, host) else {
+        return true;
+    };
+    tracing::warn!(%host, ?names, "{which} does not name {host}; not serving it");
+    false
 }
 
 fn parse_pem(chain: &str, key: &str) -> Option<Arc<CertifiedKey>> {

@@ -210,7 +210,19 @@ fn certificate_names(path: &Path) -> Option<Vec<String>> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let leaf = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    leaf_names(leaf.as_ref())
+}
+
+/// The names of the DER certificate `leaf` when they do not cover `host` (empty when it cannot
+/// be read); `None` when they do. For certificates that are not files (ACME's).
+pub(crate) fn names_missing(leaf: &[u8], host: &str) -> Option<Vec<String>> {
+    let names = leaf_names(leaf).unwrap_or_default();
+    (!names.iter().any(|name| name_covers(name, host))).then_some(names)
+}
+
+/// The DNS names of a DER certificate: its subject alternative names, else its common name.
+fn leaf_names(der: &[u8]) -> Option<Vec<String>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let sans: Vec<String> = match cert.subject_alternative_name() {
         Ok(Some(ext)) => ext
             .value

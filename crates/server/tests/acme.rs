@@ -145,6 +145,8 @@ fn run_server(
     (stop, task)
 }
 
+/// A certificate is ordered (in place of a saved one for other names), served, saved, and
+/// served again after a restart without the CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_is_obtained_from_pebble_by_tls_alpn_01_and_reused_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,6 +163,21 @@ async fn certificate_is_obtained_from_pebble_by_tls_alpn_01_and_reused_after_res
     let (pebble, port, management) = start_pebble(dir.path(), &ca, addr.port(), dns.addr());
 
     let state_dir = dir.path().join("acme");
+    // A saved certificate that does not name the host (copied from another server, say) is not
+    // served: a new one is ordered, the only kind the client below (trusting pebble) accepts.
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let stray = ca.issue(&["www.example.org"]).unwrap();
+    let chain: Vec<&[u8]> = stray.chain().iter().map(|c| c.as_ref()).collect();
+    support::write_pem(
+        &state_dir.join("mta-sts.example.com.crt"),
+        "CERTIFICATE",
+        &chain,
+    );
+    support::write_pem(
+        &state_dir.join("mta-sts.example.com.key"),
+        "PRIVATE KEY",
+        &[stray.private_key().secret_der()],
+    );
     let config_text = format!(
         r#"
 [tls]
