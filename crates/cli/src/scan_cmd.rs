@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
 use mta_sts_check::{CheckOptions, Checker, ScanLine, Summary, SummaryReport};
 
@@ -69,32 +69,18 @@ pub enum ScanAction {
     Summarize(SummarizeArgs),
 }
 
-/// Output format of `scan summarize`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SummaryFormat {
-    /// A table for people.
-    Table,
-    /// One JSON object.
-    Json,
-    /// `metric,key,domains,share` rows.
-    Csv,
-}
-
 /// `scan summarize RESULTS`.
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
     /// The results file of `scan --out` (`-` for standard input).
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
-    /// Print JSON (same as --format json).
-    #[arg(long, conflicts_with_all = ["csv", "format"])]
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// Print CSV (same as --format csv).
-    #[arg(long, conflicts_with = "format")]
+    /// Print `metric,key,domains,share` rows.
+    #[arg(long)]
     pub csv: bool,
-    /// Output format.
-    #[arg(long, value_enum)]
-    pub format: Option<SummaryFormat>,
     /// Show the N MX hosts used by most domains.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
@@ -259,6 +245,11 @@ fn spawn_reader(
     std::thread::JoinHandle<std::io::Result<()>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let erase = if std::io::stderr().is_terminal() {
+        "\r\x1b[2K"
+    } else {
+        ""
+    };
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let (mut number, mut index) = (0u64, 0u64);
@@ -299,8 +290,9 @@ fn spawn_reader(
                 }
                 Err(why) => {
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    // On a terminal the progress line is erased first.
                     eprintln!(
-                        "\r\x1b[2Kmta-sts: {name} line {number}: skipped: {}",
+                        "{erase}mta-sts: {name} line {number}: skipped: {}",
                         clean(&why)
                     );
                 }
@@ -511,19 +503,12 @@ fn read_results(path: &Path) -> anyhow::Result<(Summary, u64)> {
 
 /// `scan summarize RESULTS`.
 fn summarize(args: &SummarizeArgs, style: Style) -> anyhow::Result<Outcome> {
-    let format = if args.json {
-        SummaryFormat::Json
-    } else if args.csv {
-        SummaryFormat::Csv
-    } else {
-        args.format.unwrap_or(SummaryFormat::Table)
-    };
     let (summary, bad) = read_results(&args.results)?;
     let report = summary.report(args.top);
-    match format {
-        SummaryFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
-        SummaryFormat::Csv => summary_csv(&report)?,
-        SummaryFormat::Table => outln!(
+    match (args.json, args.csv) {
+        (true, _) => outln!("{}", serde_json::to_string_pretty(&report)?),
+        (_, true) => summary_csv(&report)?,
+        _ => outln!(
             "{}",
             summary_table(&report, style, &args.results.display().to_string())
         ),
