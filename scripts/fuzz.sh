@@ -34,7 +34,7 @@ fi
 fixtures() {
     case $1 in
         tlsrpt_report) echo ../crates/tlsrpt/tests/fixtures/{reports,regressions,public} ;;
-        tlsrpt_mail) echo ../crates/tlsrpt/tests/fixtures/{mail,public} ;;
+        tlsrpt_mail) echo ../crates/tlsrpt/tests/fixtures/{mail,mail-regressions,public} ;;
         tlsrpt_datagram) echo ../crates/sender/tests/fixtures/datagrams ;;
     esac
 }

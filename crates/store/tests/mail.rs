@@ -133,3 +133,36 @@ async fn a_gzip_bomb_in_a_mail_is_refused_as_too_large() {
     assert!(matches!(outcome, Ingested::TooLarge { .. }), "{outcome:?}");
     store.close().await;
 }
+
+/// A mail the MIME parser fails on (fuzz target `tlsrpt_mail`) is kept raw in quarantine with
+/// its reason, and the next mail is stored.
+#[tokio::test]
+async fn a_mail_the_mime_parser_fails_on_is_kept_in_quarantine() {
+    let (_dir, store) = open().await;
+    let bytes = fixture("mail-regressions", "mail-parser-invalid-part-id.eml");
+    let outcome = store
+        .ingest(Source::Mail, "message/rfc822", &bytes)
+        .await
+        .unwrap();
+    let Ingested::Quarantined { raw, reason } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    if cfg!(debug_assertions) {
+        assert_eq!(
+            reason,
+            "mail is not a TLS report: its MIME structure could not be parsed (the MIME parser \
+             failed on it)"
+        );
+    }
+    assert_eq!(store.raw(*raw).await.unwrap().unwrap().bytes, bytes);
+    let next = store
+        .ingest(
+            Source::Mail,
+            "message/rfc822",
+            &fixture("mail", "bare-tlsrpt-gzip.eml"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(next, Ingested::Stored { .. }), "{next:?}");
+    store.close().await;
+}

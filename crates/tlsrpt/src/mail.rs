@@ -29,6 +29,7 @@
 
 use std::borrow::Cow;
 use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
@@ -87,13 +88,25 @@ pub struct ReportAttachment {
 ///
 /// [`ReportError::NotReportMail`] when the bytes are not a MIME message or hold no report
 /// part (the reason lists the parts seen); [`ReportError::Gzip`], [`ReportError::Zip`] or
-/// [`ReportError::TooLarge`] when the report part does not decompress within the limit.
+/// [`ReportError::TooLarge`] when the report part does not decompress within the limit. A
+/// message the MIME parser fails on (it panics on some malformed structures) is
+/// [`ReportError::NotReportMail`] too, never a panic.
 pub fn read_mail(bytes: &[u8], max_len: usize) -> Result<ReportMail, ReportError> {
     if bytes.len() > MAX_MAIL_SIZE {
         return Err(ReportError::TooLarge {
             limit: MAX_MAIL_SIZE,
         });
     }
+    // mail-parser 0.11 asserts its own invariants on some malformed MIME (a `debug_assert!`
+    // on a part it cannot place): a panic there is this mail's problem, not the run's.
+    catch_unwind(AssertUnwindSafe(|| read_parsed(bytes, max_len))).unwrap_or_else(|_| {
+        Err(not_report(
+            "its MIME structure could not be parsed (the MIME parser failed on it)",
+        ))
+    })
+}
+
+fn read_parsed(bytes: &[u8], max_len: usize) -> Result<ReportMail, ReportError> {
     let message = MessageParser::default()
         .parse(bytes)
         .filter(|message| !message.headers().is_empty())

@@ -363,3 +363,24 @@ fn a_zip_file_body_is_read() {
     let (_, from_mail) = mail("mail", "application-zip.eml");
     assert_eq!(read.report, from_mail.report);
 }
+
+/// Regression (fuzz target `tlsrpt_mail`): mail-parser 0.11.9 panics on this mangled forwarded
+/// mail in builds with debug assertions (`debug_assert!` "Invalid part ID" in
+/// `parsers/message.rs`). The reader turns that into a refusal with a reason; without debug
+/// assertions mail-parser recovers what it can instead, and the reader goes on. Never a panic.
+#[test]
+fn a_mail_the_mime_parser_panics_on_is_refused_with_a_reason() {
+    let bytes = fixture("mail-regressions", "mail-parser-invalid-part-id.eml");
+    let outcome = read_mail(&bytes, DEFAULT_MAX_DECOMPRESSED);
+    if cfg!(debug_assertions) {
+        let Err(ReportError::NotReportMail { reason }) = &outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(
+            reason,
+            "its MIME structure could not be parsed (the MIME parser failed on it)"
+        );
+    }
+    // The same body as the store reads it.
+    let _ = decode_body("message/rfc822", &bytes, DEFAULT_MAX_DECOMPRESSED);
+}
