@@ -5,13 +5,19 @@
 //! to the same entry, and a failure seen again (same result type, addresses, names, additional
 //! information and reason code) adds to the same failure detail. Entries come out in a stable
 //! order, so the same input always writes the same bytes.
+//!
+//! What comes in is taken as the lenient reader would read it back (NUL replaced, `policy-string`
+//! entries unpacked: TLSA records joined with `;` are split), so a report written from it reads
+//! back unchanged, and what the reader would see as one policy is one entry.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::datetime::{Zone, parse_date_time};
+use super::read::{policy_as_read, text_as_read};
 use super::{
-    AppliedPolicy, DateRange, FailureDetail, PolicyResult, Report, SessionSummary, Timestamp,
+    AppliedPolicy, DateRange, FailureDetail, PolicyResult, Report, ResultType, SessionSummary,
+    Timestamp,
 };
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -199,7 +205,23 @@ impl ReportBuilder {
     /// Adds `detail.failed_session_count` failures of the kind `detail` describes under
     /// `policy`. Session counts are separate ([`ReportBuilder::add_sessions`]): failure types
     /// overlap (RFC 8460 §4), so details need not add up to the summary.
-    pub fn add_failure(&mut self, policy: &AppliedPolicy, detail: FailureDetail) {
+    pub fn add_failure(&mut self, policy: &AppliedPolicy, mut detail: FailureDetail) {
+        if let ResultType::Other(name) = &mut detail.result_type {
+            *name = text_as_read(name);
+        }
+        for text in [
+            &mut detail.sending_mta_ip,
+            &mut detail.receiving_mx_hostname,
+            &mut detail.receiving_mx_helo,
+            &mut detail.receiving_ip,
+            &mut detail.additional_information,
+            &mut detail.failure_reason_code,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *text = text_as_read(text);
+        }
         let key = FailureKey {
             result_type: detail.result_type.as_str().to_owned(),
             sending_mta_ip: detail.sending_mta_ip.clone(),
@@ -226,10 +248,10 @@ impl ReportBuilder {
     /// ordered by result type and then the rest.
     pub fn build(self) -> Report {
         Report {
-            organization_name: self.organization_name,
+            organization_name: text_as_read(&self.organization_name),
             date_range: self.date_range,
-            contact_info: self.contact_info,
-            report_id: self.report_id,
+            contact_info: self.contact_info.as_deref().map(text_as_read),
+            report_id: text_as_read(&self.report_id),
             policies: self
                 .policies
                 .into_values()
@@ -243,6 +265,7 @@ impl ReportBuilder {
     }
 
     fn entry(&mut self, policy: &AppliedPolicy) -> &mut Entry {
+        let policy = &policy_as_read(policy);
         let key = PolicyKey {
             policy_domain: policy.policy_domain.clone(),
             policy_type: policy.policy_type.as_str().to_owned(),
@@ -365,6 +388,38 @@ mod tests {
                 ("dane-required", 1)
             ]
         );
+    }
+
+    /// Regression (fuzz target `tlsrpt_datagram`): a TLSA `policy-string` entry holding `;`
+    /// (records joined, as some senders write them) was written as one entry and read back
+    /// as two; NUL was written and read back as U+FFFD.
+    #[test]
+    fn what_the_reader_would_change_is_changed_before_it_is_written() {
+        let policy = AppliedPolicy {
+            policy_type: PolicyType::Tlsa,
+            policy_string: vec![
+                "3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6".into(),
+                "3 1 1$ABCDEF0123456789ABCDEF0123456789ABCDEF0123456;89ABCDEF0123459876".into(),
+            ],
+            policy_domain: "dane\0.example".into(),
+            mx_host: vec![],
+        };
+        let mut builder = ReportBuilder::new("o\0", "r", UtcDay::containing(0).date_range());
+        builder.add_sessions(&policy, 1, 0);
+        let mut detail = failure(ResultType::Other("x\0".into()), "::1", 1);
+        detail.additional_information = Some("a\0b".into());
+        builder.add_failure(&policy, detail);
+        let report = builder.build();
+        assert_eq!(report.organization_name, "o\u{FFFD}");
+        let written = &report.policies[0];
+        assert_eq!(written.policy.policy_string.len(), 3);
+        assert_eq!(written.policy.policy_domain, "dane\u{FFFD}.example");
+        assert_eq!(
+            written.failure_details[0].additional_information.as_deref(),
+            Some("a\u{FFFD}b")
+        );
+        let read = Report::from_json(report.to_json().as_bytes()).unwrap();
+        assert_eq!(read.report, report);
     }
 
     #[test]

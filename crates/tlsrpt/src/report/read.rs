@@ -80,6 +80,42 @@ fn replace_nul(text: &mut String) -> bool {
     true
 }
 
+/// `policy` as the reader reads it back once written: NUL replaced in every string, and the
+/// `policy-string` entries unpacked by the reader's rules (a JSON array in a string, TLSA records
+/// joined with `;`). The builder applies it, so what it writes reads back unchanged.
+pub(crate) fn policy_as_read(policy: &AppliedPolicy) -> AppliedPolicy {
+    let mut reader = Reader::default();
+    let mut policy_string = Vec::new();
+    for text in &policy.policy_string {
+        reader.policy_string_entry(text, "", &policy.policy_type, &mut policy_string);
+    }
+    let mut policy_type = policy.policy_type.clone();
+    if let PolicyType::Other(name) = &mut policy_type {
+        replace_nul(name);
+    }
+    let mut read = AppliedPolicy {
+        policy_type,
+        policy_string,
+        policy_domain: policy.policy_domain.clone(),
+        mx_host: policy.mx_host.clone(),
+    };
+    replace_nul(&mut read.policy_domain);
+    read.policy_string
+        .iter_mut()
+        .chain(&mut read.mx_host)
+        .for_each(|text| {
+            replace_nul(text);
+        });
+    read
+}
+
+/// `text` as the reader reads it back: NUL replaced (see [`policy_as_read`]).
+pub(crate) fn text_as_read(text: &str) -> String {
+    let mut text = text.to_owned();
+    replace_nul(&mut text);
+    text
+}
+
 /// A string the report cannot be identified without.
 fn identity_string(root: &Object, key: &'static str) -> Result<String, ReportError> {
     match root.get(key) {
