@@ -369,6 +369,18 @@ pub struct ReportsIngestArgs {
     /// Print the counts as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keep mail without a passing DKIM signature in quarantine instead of the reports.
+    #[arg(long, conflicts_with = "no_dkim")]
+    pub require_dkim: bool,
+    /// Do not check DKIM signatures (no DNS lookups).
+    #[arg(long)]
+    pub no_dkim: bool,
+    /// Look DKIM keys up with this DNS server (IP:PORT) instead of the system resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Timeout of each DKIM key lookup, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub dns_timeout: f64,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mta_sts_store::{Ingested, Source, Store, StoreError};
+use mta_sts_store::{DkimCheck, DkimResult, Ingested, Origin, Source, Store, StoreError};
 use mta_sts_tlsrpt::mail::MAX_MAIL_SIZE;
 use tokio::sync::Semaphore;
 
 use crate::Outcome;
 use crate::args::ReportsIngestArgs;
+use crate::dkim_verify::DkimVerifier;
 use crate::render::clean;
 
 /// Bodies in flight at once: enough to fill the writer's group commits.
@@ -61,6 +62,23 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
         None
     };
     let location = crate::serve::location(&args.store, None)?;
+    let dkim = if args.no_dkim {
+        None
+    } else {
+        match DkimVerifier::new(&dkim_net_config(args)?) {
+            Ok(verifier) => Some(Arc::new(verifier)),
+            // An MDA must not lose the message over it: go on, every mail unchecked (and in
+            // quarantine with --require-dkim).
+            Err(error) => {
+                eprintln!(
+                    "mta-sts: warning: DKIM signatures are not checked: {}",
+                    clean(&format!("{error:#}"))
+                );
+                None
+            }
+        }
+    };
+    let require_dkim = args.require_dkim;
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
         let store = match Store::open(&location).await {
@@ -77,7 +95,7 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::Exit(EX_TEMPFAIL));
             }
         };
-        let run = Run::new(store.clone());
+        let run = Run::new(store.clone(), dkim, require_dkim);
         for source in &sources {
             match source {
                 SourceArg::Stdin => {
@@ -104,6 +122,19 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
         } else {
             Outcome::Ok
         })
+    })
+}
+
+/// The DNS that DKIM keys are looked up with: `--resolver` or the system's, a short timeout
+/// per query (a signature whose key cannot be had fails, it does not hold up the run).
+fn dkim_net_config(args: &ReportsIngestArgs) -> anyhow::Result<mta_sts_net::NetConfig> {
+    if !(args.dns_timeout.is_finite() && args.dns_timeout > 0.0) {
+        anyhow::bail!("--dns-timeout must be a positive number of seconds");
+    }
+    Ok(mta_sts_net::NetConfig {
+        resolver: args.resolver,
+        timeout: Duration::from_secs_f64(args.dns_timeout),
+        ..mta_sts_net::NetConfig::default()
     })
 }
 
@@ -227,6 +258,9 @@ struct Counters {
     skipped: AtomicU64,
     unreadable: AtomicU64,
     store_errors: AtomicU64,
+    dkim_pass: AtomicU64,
+    dkim_fail: AtomicU64,
+    dkim_none: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +272,9 @@ struct Totals {
     skipped: u64,
     unreadable: u64,
     store_errors: u64,
+    dkim_pass: u64,
+    dkim_fail: u64,
+    dkim_none: u64,
 }
 
 impl Counters {
@@ -251,6 +288,9 @@ impl Counters {
             skipped: get(&self.skipped),
             unreadable: get(&self.unreadable),
             store_errors: get(&self.store_errors),
+            dkim_pass: get(&self.dkim_pass),
+            dkim_fail: get(&self.dkim_fail),
+            dkim_none: get(&self.dkim_none),
         }
     }
 }
@@ -266,6 +306,11 @@ impl Totals {
                 "skipped": self.skipped,
                 "unreadable": self.unreadable,
                 "store_errors": self.store_errors,
+                "dkim": {
+                    "pass": self.dkim_pass,
+                    "fail": self.dkim_fail,
+                    "none": self.dkim_none,
+                },
             });
             outln!("{}", serde_json::to_string_pretty(&value)?);
             return Ok(());
@@ -284,14 +329,23 @@ impl Totals {
             outln!("message: {what}");
             return Ok(());
         }
+        let checked = self.dkim_pass + self.dkim_fail + self.dkim_none;
         outln!(
-            "{} read: {} stored, {} duplicates, {} quarantined, {} skipped, {} unreadable{}",
+            "{} read: {} stored, {} duplicates, {} quarantined, {} skipped, {} unreadable{}{}",
             self.read,
             self.stored,
             self.duplicates,
             self.quarantined,
             self.skipped,
             self.unreadable,
+            if checked > 0 {
+                format!(
+                    "; DKIM of {checked} mails: {} pass, {} fail, {} unsigned",
+                    self.dkim_pass, self.dkim_fail, self.dkim_none
+                )
+            } else {
+                String::new()
+            },
             if self.store_errors > 0 {
                 format!(", {} not stored (store error)", self.store_errors)
             } else {
@@ -305,6 +359,8 @@ impl Totals {
 /// One run of `ingest`: the store, the bodies in flight, the counts and the progress line.
 struct Run {
     store: Arc<Store>,
+    dkim: Option<Arc<DkimVerifier>>,
+    require_dkim: bool,
     slots: Arc<Semaphore>,
     totals: Arc<Counters>,
     progress: Option<Progress>,
@@ -316,13 +372,15 @@ struct Progress {
 }
 
 impl Run {
-    fn new(store: Arc<Store>) -> Self {
+    fn new(store: Arc<Store>, dkim: Option<Arc<DkimVerifier>>, require_dkim: bool) -> Self {
         let progress = std::io::stderr().is_terminal().then(|| Progress {
             started: Instant::now(),
             last: std::sync::Mutex::new(Instant::now()),
         });
         Self {
             store,
+            dkim,
+            require_dkim,
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
             totals: Arc::new(Counters::default()),
             progress,
@@ -337,10 +395,10 @@ impl Run {
         self.totals.read.fetch_add(1, Ordering::Relaxed);
         let store = self.store.clone();
         let totals = self.totals.clone();
+        let dkim = self.dkim.clone();
+        let require_dkim = self.require_dkim;
         tokio::spawn(async move {
-            let outcome = store
-                .ingest(item.source, item.content_type, &item.bytes)
-                .await;
+            let outcome = ingest_one(&store, dkim.as_deref(), require_dkim, &totals, &item).await;
             record(&totals, &item, &outcome);
             if let Ok(outcome) = &outcome {
                 settle(&item, outcome);
@@ -518,6 +576,52 @@ impl Run {
             }
         }
     }
+}
+
+/// One body into the store. A mail's DKIM check comes first: a verified mail is the more
+/// trusted origin (its body wins a conflict), and the check is recorded with the raw body. With
+/// `require_dkim`, a mail whose check does not pass is kept in quarantine instead.
+async fn ingest_one(
+    store: &Store,
+    dkim: Option<&DkimVerifier>,
+    require_dkim: bool,
+    totals: &Counters,
+    item: &Item,
+) -> Result<Ingested, StoreError> {
+    let is_mail = item.content_type == MAIL_TYPE;
+    let check = match dkim {
+        Some(verifier) if is_mail => Some(verifier.verify(&item.bytes).await),
+        _ => None,
+    };
+    if let Some(check) = &check {
+        match check.result {
+            DkimResult::Pass => &totals.dkim_pass,
+            DkimResult::Fail => &totals.dkim_fail,
+            DkimResult::None => &totals.dkim_none,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+    if require_dkim && is_mail {
+        let check = check.clone().unwrap_or(DkimCheck {
+            result: DkimResult::Fail,
+            domain: None,
+            reason: Some("DKIM could not be checked (no DNS resolver)".to_owned()),
+        });
+        if !check.passed() {
+            return store
+                .hold_unauthenticated(item.source, item.content_type, &item.bytes, &check)
+                .await;
+        }
+    }
+    let origin = Origin {
+        source: item.source,
+        dkim_verified: check.as_ref().is_some_and(DkimCheck::passed),
+    };
+    let outcome = store.ingest(origin, item.content_type, &item.bytes).await?;
+    if let Some(check) = &check {
+        store.record_dkim(outcome.raw(), check).await?;
+    }
+    Ok(outcome)
 }
 
 fn record(totals: &Counters, item: &Item, outcome: &Result<Ingested, StoreError>) {

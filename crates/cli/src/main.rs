@@ -55,6 +55,7 @@ macro_rules! outln {
 
 mod args;
 mod check;
+mod dkim_verify;
 mod dns;
 mod docs_cmd;
 mod ingest_cmd;

@@ -30,7 +30,14 @@ fn s(path: &Path) -> &str {
 
 /// `reports ingest --data-dir DATA --json SOURCES...`.
 fn ingest_json(data: &Path, sources: &[&str]) -> std::process::Output {
-    let mut args = vec!["reports", "ingest", "--data-dir", s(data), "--json"];
+    let mut args = vec![
+        "reports",
+        "ingest",
+        "--no-dkim",
+        "--data-dir",
+        s(data),
+        "--json",
+    ];
     args.extend_from_slice(sources);
     mta_sts(&args)
 }
@@ -96,6 +103,7 @@ fn the_summary_line_counts_what_happened() {
     let out = mta_sts(&[
         "reports",
         "ingest",
+        "--no-dkim",
         "--data-dir",
         s(&dir.join("data")),
         s(&fixtures("mail").join("bare-tlsrpt-gzip.eml")),
@@ -112,7 +120,14 @@ fn the_summary_line_counts_what_happened() {
 fn as_an_mda_a_mail_is_stored_once_and_exit_is_0() {
     let dir = temp_dir("mda");
     let data = dir.join("data");
-    let args = ["reports", "ingest", "--data-dir", s(&data), "-"];
+    let args = [
+        "reports",
+        "ingest",
+        "--no-dkim",
+        "--data-dir",
+        s(&data),
+        "-",
+    ];
     let mail = fixture("public", "parsedmarc__google.com_smtp_tls_report.eml");
     let first = with_stdin(&args, &mail);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
@@ -128,7 +143,14 @@ fn as_an_mda_a_mail_is_stored_once_and_exit_is_0() {
 fn as_an_mda_a_poison_mail_is_quarantined_and_exit_is_0() {
     let dir = temp_dir("mda-poison");
     let out = with_stdin(
-        &["reports", "ingest", "--data-dir", s(&dir.join("data")), "-"],
+        &[
+            "reports",
+            "ingest",
+            "--no-dkim",
+            "--data-dir",
+            s(&dir.join("data")),
+            "-",
+        ],
         &fixture("mail", "broken-gzip.eml"),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -150,6 +172,7 @@ fn as_an_mda_a_store_that_cannot_be_reached_exits_75() {
         &[
             "reports",
             "ingest",
+            "--no-dkim",
             "--database",
             "postgres://postgres@127.0.0.1:1/reports",
             "-",
@@ -173,6 +196,7 @@ fn a_data_directory_that_cannot_be_created_exits_75() {
         &[
             "reports",
             "ingest",
+            "--no-dkim",
             "--data-dir",
             s(&blocker.join("data")),
             "-",
@@ -274,6 +298,7 @@ fn a_missing_file_is_named_and_the_rest_goes_on() {
     let out = mta_sts(&[
         "reports",
         "ingest",
+        "--no-dkim",
         "--data-dir",
         s(&dir.join("data")),
         "--json",
@@ -519,4 +544,142 @@ fn a_reporter_that_stopped_sending_is_named() {
         json(&out)["stopped_reporters"],
         serde_json::json!({"b.example": "2024-03-03"})
     );
+}
+
+/// `mail` with CRLF line ends, as it travels over SMTP.
+fn crlf(mail: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(mail)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// `mail` signed with a new Ed25519 key by `domain` under `selector`, and the key's TXT record.
+fn dkim_signed(mail: &[u8], domain: &str, selector: &str) -> (Vec<u8>, String) {
+    use base64::Engine;
+    use mail_auth::common::crypto::Ed25519Key;
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::DkimSigner;
+    let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+    let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
+    let record = format!(
+        "v=DKIM1; k=ed25519; p={}",
+        base64::engine::general_purpose::STANDARD.encode(key.public_key())
+    );
+    let signature = DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(["From", "To", "Date", "Subject", "Message-ID"])
+        .sign(mail)
+        .unwrap();
+    ([signature.to_header().as_bytes(), mail].concat(), record)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dkim_is_checked_through_the_given_dns_and_require_dkim_quarantines_what_does_not_pass() {
+    use mta_sts_testnet::{DnsServer, Zone};
+    let dir = temp_dir("dkim");
+    let mails = dir.join("mails");
+    std::fs::create_dir_all(&mails).unwrap();
+    // Signed by the reporter, with its key published: pass.
+    let (google, google_key) = dkim_signed(
+        &crlf(&fixture("mail", "bare-tlsrpt-gzip.eml")),
+        "google.example",
+        "rpt",
+    );
+    std::fs::write(mails.join("1-signed.eml"), &google).unwrap();
+    // Signed, then a signed header changed on the way: fail.
+    let (microsoft, microsoft_key) = dkim_signed(
+        &crlf(&fixture("mail", "bare-tlsrpt-json-qp.eml")),
+        "microsoft.example",
+        "s1",
+    );
+    let tampered = String::from_utf8(microsoft)
+        .unwrap()
+        .replace("01:00:00 +0000", "02:00:00 +0000");
+    std::fs::write(mails.join("2-tampered.eml"), tampered).unwrap();
+    // Signed with a key that is not published: fail.
+    let (orphan, _) = dkim_signed(
+        &crlf(&fixture("mail", "multipart-report-gzip.eml")),
+        "google.example",
+        "gone",
+    );
+    std::fs::write(mails.join("3-no-key.eml"), orphan).unwrap();
+    // Not signed: none.
+    std::fs::write(
+        mails.join("4-unsigned.eml"),
+        fixture("mail", "application-gzip.eml"),
+    )
+    .unwrap();
+    let dns = DnsServer::new([
+        Zone::new("google.example").txt("rpt._domainkey", &[&google_key]),
+        Zone::new("microsoft.example").txt("s1._domainkey", &[&microsoft_key]),
+    ])
+    .start()
+    .await
+    .unwrap();
+    let resolver = dns.addr().to_string();
+    let run = |data: &Path, extra: &[&str]| {
+        let mut args: Vec<String> = ["reports", "ingest", "--json", "--resolver", &resolver]
+            .map(str::to_owned)
+            .into();
+        args.extend(["--data-dir".to_owned(), s(data).to_owned()]);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args.push(s(&mails).to_owned());
+        support::run_beside_lab(args)
+    };
+
+    let out = run(&dir.join("open"), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(
+        (
+            j["dkim"]["pass"].as_u64(),
+            j["dkim"]["fail"].as_u64(),
+            j["dkim"]["none"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{j}"
+    );
+    // Without --require-dkim every report is stored (the signed and the multipart mail carry
+    // the same report: one is a duplicate).
+    assert_eq!(counts(&out), [4, 3, 1, 0, 0, 0], "{j}");
+    let asked: Vec<String> = dns
+        .queries()
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    for key in [
+        "rpt._domainkey.google.example.",
+        "s1._domainkey.microsoft.example.",
+        "gone._domainkey.google.example.",
+    ] {
+        assert!(asked.iter().any(|n| n == key), "{key} not asked: {asked:?}");
+    }
+
+    let out = run(&dir.join("strict"), &["--require-dkim"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(counts(&out), [4, 1, 0, 3, 0, 0], "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("4-unsigned.eml: quarantined: DKIM is required and the mail is not signed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2-tampered.eml: quarantined: DKIM is required and no signature verified: d=microsoft.example"),
+        "{err}"
+    );
+    assert!(
+        err.contains("3-no-key.eml: quarantined: DKIM is required and no signature verified: d=google.example"),
+        "{err}"
+    );
+    let listed = json(&reports("list", &dir.join("strict"), &["--json"]));
+    let orgs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["organization_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(orgs, ["Google Inc."], "{listed}");
+    dns.shutdown().await;
 }

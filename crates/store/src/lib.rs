@@ -40,6 +40,7 @@
 pub mod analysis;
 mod bulk;
 mod collected;
+mod dkim;
 mod error;
 mod location;
 mod model;
@@ -64,6 +65,7 @@ pub use collected::{
     CollectorTotals, Delivery, DeliveryState, DeliveryUpdate, InvalidDatagram, NewOutgoingReport,
     OutgoingKey, OutgoingReport, ReportScope,
 };
+pub use dkim::{DkimCheck, DkimResult};
 pub use error::StoreError;
 pub use location::{Location, SQLITE_FILE_NAME, redact_password};
 pub use model::{

@@ -91,6 +91,9 @@ pub enum QuarantineCode {
     Refused,
     /// Put there by [`Store::quarantine`](crate::Store::quarantine).
     Manual,
+    /// A mail without a passing DKIM signature, held because DKIM was required
+    /// ([`Store::hold_unauthenticated`](crate::Store::hold_unauthenticated)).
+    DkimRequired,
     /// A code written by another version of mta-sts, as stored.
     Other(String),
 }
@@ -105,6 +108,7 @@ impl QuarantineCode {
             Self::ReaderFailed => "reader-failed",
             Self::Refused => "refused",
             Self::Manual => "manual",
+            Self::DkimRequired => "dkim-required",
             Self::Other(name) => name,
         }
     }
@@ -118,6 +122,7 @@ impl QuarantineCode {
             "reader-failed" => Self::ReaderFailed,
             "refused" => Self::Refused,
             "manual" => Self::Manual,
+            "dkim-required" => Self::DkimRequired,
             other => Self::Other(other.to_owned()),
         }
     }

@@ -53,6 +53,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 include_str!("../migrations/sqlite/0003_policy_ordinal.sql"),
             ),
             (
+                20,
+                "dkim",
+                include_str!("../migrations/sqlite/0020_dkim.sql"),
+            ),
+            (
                 40,
                 "policy cache",
                 include_str!("../migrations/sqlite/0040_policy_cache.sql"),
@@ -78,6 +83,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 3,
                 "policy ordinal",
                 include_str!("../migrations/postgres/0003_policy_ordinal.sql"),
+            ),
+            (
+                20,
+                "dkim",
+                include_str!("../migrations/postgres/0020_dkim.sql"),
             ),
             (
                 40,
