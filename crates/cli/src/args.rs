@@ -209,6 +209,10 @@ pub enum ReportsCommand {
     /// Exit status: 0 when listed or shown, 2 when ID is not in quarantine or the store cannot
     /// be read.
     Quarantine(ReportsQuarantineArgs),
+    /// Derive every stored report again from its raw bytes (after an upgrade with a reader
+    /// fix), and read again what the reader refused: reports that now read leave the
+    /// quarantine. Report keys of re-derived reports change.
+    Rebuild(ReportsRebuildArgs),
 }
 
 /// `reports quarantine`: list (the default) or show one.
@@ -252,6 +256,15 @@ pub struct QuarantineShowArgs {
     /// keep or to ingest again.
     #[arg(long)]
     pub raw: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsRebuildArgs {
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

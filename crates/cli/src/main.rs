@@ -16,8 +16,8 @@
 //! - `dns.rs`: `dns records`.
 //! - `serve.rs`: `serve` (the store wired into `mta_sts_server` as its report sink) and
 //!   `reports list|show`; `ingest_cmd.rs`: `reports ingest` (files, stdin as an MDA, Maildir,
-//!   mbox).
-//! - `reports_cmd.rs`: `reports summary|export` and readiness; `quarantine_cmd.rs`:
+//!   mbox), with `dkim_verify.rs` checking report mail's DKIM signatures.
+//! - `reports_cmd.rs`: `reports summary|export|readiness|rebuild`; `quarantine_cmd.rs`:
 //!   `reports quarantine list|show`.
 //! - `resolver_cmd.rs`: `resolver` and `resolver purge`, the Postfix socketmap policy server
 //!   (`mta_sts_sender`) and its cache; `query_cmd.rs`: `query`, what it answers and why;
@@ -165,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Reports(ReportsCommand::Export(a)) => reports_cmd::export(&a),
         Command::Reports(ReportsCommand::Readiness(a)) => reports_cmd::readiness(&a, style),
         Command::Reports(ReportsCommand::Quarantine(a)) => quarantine_cmd::run(&a, style),
+        Command::Reports(ReportsCommand::Rebuild(a)) => reports_cmd::rebuild(&a),
         Command::Lint(LintCommand::Policy(a)) => lint::policy(&a, style),
         Command::Lint(LintCommand::StsRecord(a)) => lint::sts_record(&a, style),
         Command::Lint(LintCommand::TlsrptRecord(a)) => lint::tlsrpt_record(&a, style),

@@ -1,6 +1,8 @@
-//! `mta-sts reports summary|export|readiness`: the stored reports as answers.
+//! `mta-sts reports summary|export|readiness`: the stored reports as answers; `reports
+//! rebuild`: every report derived again from the raw bytes kept.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -11,8 +13,8 @@ use mta_sts_store::analysis::{
 
 use crate::Outcome;
 use crate::args::{
-    ExportFormat, ReportsExportArgs, ReportsReadinessArgs, ReportsSummaryArgs, StoreArgs,
-    SummaryBy, TimeArgs,
+    ExportFormat, ReportsExportArgs, ReportsReadinessArgs, ReportsRebuildArgs, ReportsSummaryArgs,
+    StoreArgs, SummaryBy, TimeArgs,
 };
 use crate::render::{Style, clean};
 
@@ -453,6 +455,52 @@ fn verdict_text(verdict: &Verdict) -> String {
             format!("not enough data: {days} days, {reporters} reporters")
         }
     }
+}
+
+/// `reports rebuild`.
+pub fn rebuild(args: &ReportsRebuildArgs) -> anyhow::Result<Outcome> {
+    let terminal = std::io::stderr().is_terminal();
+    let stats = crate::runtime()?.block_on(async {
+        let store = crate::serve::open_store(&args.store).await?;
+        let mut last = std::time::Instant::now();
+        let stats = store
+            .rebuild(|so_far| {
+                if terminal && last.elapsed() >= std::time::Duration::from_millis(200) {
+                    last = std::time::Instant::now();
+                    eprint!(
+                        "\r\x1b[2K{} derived again, {} released, {} unreadable",
+                        so_far.rederived, so_far.released, so_far.unreadable
+                    );
+                }
+            })
+            .await?;
+        if terminal {
+            eprint!("\r\x1b[2K");
+        }
+        store.close().await;
+        anyhow::Ok(stats)
+    })?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "rederived": stats.rederived,
+                "released": stats.released,
+                "unreadable": stats.unreadable,
+                "held": stats.held,
+            }))?
+        );
+    } else {
+        outln!(
+            "{} reports derived again, {} released from quarantine, {} still unreadable, {} held \
+             on purpose (manual, dkim-required)",
+            stats.rederived,
+            stats.released,
+            stats.unreadable,
+            stats.held
+        );
+    }
+    Ok(Outcome::Ok)
 }
 
 fn readiness_json(r: &Readiness) -> serde_json::Value {

@@ -683,3 +683,31 @@ async fn dkim_is_checked_through_the_given_dns_and_require_dkim_quarantines_what
     assert_eq!(orgs, ["Google Inc."], "{listed}");
     dns.shutdown().await;
 }
+
+#[test]
+fn rebuild_derives_the_stored_reports_again_and_keeps_poison_in_quarantine() {
+    let dir = temp_dir("rebuild");
+    let data = dir.join("data");
+    let out = ingest_json(
+        &data,
+        &[
+            s(&fixtures("public").join("mox__google-example.eml")),
+            s(&fixtures("mail").join("broken-gzip.eml")),
+        ],
+    );
+    assert_eq!(counts(&out), [2, 1, 0, 1, 0, 0]);
+    let out = reports("rebuild", &data, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"rederived": 1, "released": 0, "unreadable": 1, "held": 0})
+    );
+    let out = reports("rebuild", &data, &[]);
+    assert_eq!(
+        stdout(&out),
+        "1 reports derived again, 0 released from quarantine, 1 still unreadable, 0 held on \
+         purpose (manual, dkim-required)\n"
+    );
+    let list = reports("list", &data, &["--json"]);
+    assert_eq!(json(&list).as_array().unwrap().len(), 1);
+}

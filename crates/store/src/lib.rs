@@ -45,6 +45,7 @@ mod error;
 mod location;
 mod model;
 mod policy_cache;
+mod rebuild;
 mod sql;
 mod writer;
 mod writes;
@@ -73,6 +74,7 @@ pub use model::{
     RawReport, ReportFilter, ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
 pub use policy_cache::{PolicyEntry, PolicyPurge, StoredPolicy};
+pub use rebuild::RebuildStats;
 pub use sql::MAX_INDEXED_LEN;
 pub use writer::WriterStats;
 
