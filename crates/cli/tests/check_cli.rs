@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::run_beside_lab as run;
+use support::{lab_ca_file, lab_flags, run_beside_lab as run};
 
 use mta_sts_testnet::{
     DnsHandle, HttpBehaviour, HttpsHandle, Lab, SilentDnsServer, Site, SiteTls, SmtpBehaviour,
@@ -40,12 +40,7 @@ async fn domain(policy: &str, with_records: bool) -> Domain {
             .txt("_smtp._tls", &["v=TLSRPTv1; rua=mailto:tlsrpt@example.com"]);
     }
     let dns = lab.dns([zone]).await.unwrap();
-    let ca_file = std::env::temp_dir().join(format!(
-        "mta-sts-cli-ca-{}-{}.pem",
-        std::process::id(),
-        dns.addr().ip()
-    ));
-    std::fs::write(&ca_file, lab.ca().root_pem()).unwrap();
+    let ca_file = lab_ca_file(&lab);
     Domain {
         lab,
         dns,
@@ -57,18 +52,7 @@ async fn domain(policy: &str, with_records: bool) -> Domain {
 
 impl Domain {
     fn args(&self) -> Vec<String> {
-        vec![
-            "--resolver".into(),
-            self.dns.addr().to_string(),
-            "--ca-file".into(),
-            self.ca_file.display().to_string(),
-            "--https-port".into(),
-            self.lab.https_port().unwrap().to_string(),
-            "--smtp-port".into(),
-            self.lab.smtp_port().unwrap().to_string(),
-            "--timeout".into(),
-            "3".into(),
-        ]
+        lab_flags(&self.lab, &self.dns, &self.ca_file)
     }
 }
 
@@ -274,12 +258,7 @@ async fn world() -> World {
     }
     zones.push(Zone::new("gone.example").nxdomain("@"));
     let dns = lab.dns(zones).await.unwrap();
-    let ca_file = std::env::temp_dir().join(format!(
-        "mta-sts-cli-world-ca-{}-{}.pem",
-        std::process::id(),
-        dns.addr().ip()
-    ));
-    std::fs::write(&ca_file, lab.ca().root_pem()).unwrap();
+    let ca_file = lab_ca_file(&lab);
     World {
         lab,
         dns,
@@ -293,18 +272,7 @@ impl World {
     fn check(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["check".into()];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        args.extend([
-            "--resolver".into(),
-            self.dns.addr().to_string(),
-            "--ca-file".into(),
-            self.ca_file.display().to_string(),
-            "--https-port".into(),
-            self.lab.https_port().unwrap().to_string(),
-            "--smtp-port".into(),
-            self.lab.smtp_port().unwrap().to_string(),
-            "--timeout".into(),
-            "3".into(),
-        ]);
+        args.extend(lab_flags(&self.lab, &self.dns, &self.ca_file));
         args
     }
 }
@@ -598,7 +566,7 @@ async fn held_out_lab_shows_id_cname_and_timeout_within_40_s() {
     }
     zones.push(Zone::new("hoster.example").txt("_mta-sts.records", &["v=STSv1; id=aliased7"]));
     let dns = lab.dns(zones).await.unwrap();
-    let ca_file = support::temp_file("held-out-ca.pem", lab.ca().root_pem().as_bytes());
+    let ca_file = lab_ca_file(&lab);
     let args: Vec<String> = [
         "check",
         "multi.example",
@@ -673,22 +641,6 @@ fn zone_with_records(domain: &str, id: &str) -> Zone {
             "_smtp._tls",
             &[&format!("v=TLSRPTv1; rua=mailto:tls@{domain}")],
         )
-}
-
-/// The CLI's `check` flags for a lab whose resolver is `dns`.
-fn lab_flags(lab: &Lab, dns: &DnsHandle, ca_file: &std::path::Path) -> Vec<String> {
-    vec![
-        "--resolver".into(),
-        dns.addr().to_string(),
-        "--ca-file".into(),
-        ca_file.display().to_string(),
-        "--https-port".into(),
-        lab.https_port().unwrap().to_string(),
-        "--smtp-port".into(),
-        lab.smtp_port().unwrap().to_string(),
-        "--timeout".into(),
-        "3".into(),
-    ]
 }
 
 /// Runs `check DOMAIN FLAGS` twice: the human output and the `--json` report (which must
@@ -766,7 +718,7 @@ async fn check_over_ipv6_shows_each_address_of_ipv6_only_and_dual_stack_mx() {
         .await
         .unwrap();
     assert!(dns.addr().is_ipv6() && web.ip().is_ipv6() && mx.ip().is_ipv6());
-    let ca_file = support::temp_file("ipv6-ca.pem", lab.ca().root_pem().as_bytes());
+    let ca_file = lab_ca_file(&lab);
     let (text, v) = check_both("v6.example", &lab_flags(&lab, &dns, &ca_file)).await;
 
     let port = lab.smtp_port().unwrap();
@@ -833,7 +785,7 @@ async fn check_shows_a_refused_aaaa_beside_a_working_a() {
             .address("mx", refused_v6.ip())])
         .await
         .unwrap();
-    let ca_file = support::temp_file("ipv4-ca.pem", lab.ca().root_pem().as_bytes());
+    let ca_file = lab_ca_file(&lab);
     let (text, v) = check_both("v4.example", &lab_flags(&lab, &dns, &ca_file)).await;
     assert_eq!(
         probes_of(&v, "mx.v4.example"),
@@ -923,7 +875,7 @@ async fn silent_mx_inside_the_namespace() {
             .address("refused", refused.ip())])
         .await
         .unwrap();
-    let ca_file = support::temp_file("silent-ca.pem", lab.ca().root_pem().as_bytes());
+    let ca_file = lab_ca_file(&lab);
     let started = std::time::Instant::now();
     let (text, v) = check_both("quiet.example", &lab_flags(&lab, &dns, &ca_file)).await;
     let elapsed = started.elapsed();

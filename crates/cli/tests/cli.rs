@@ -2,9 +2,9 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use support::{json, mta_sts, stdout, temp_file, with_stdin};
+use support::{bin, json, mta_sts, stdout, temp_file, with_stdin};
 
 const GOOD: &str =
     "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 604800\n";
@@ -382,7 +382,7 @@ fn dns_records_refuses_invalid_policy_and_rua() {
 fn record_arguments_that_are_not_utf8_get_a_diagnostic() {
     use std::os::unix::ffi::OsStrExt;
     let arg = std::ffi::OsStr::from_bytes(b"v=STSv1; id=\xff");
-    let out = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+    let out = bin()
         .args(["lint", "sts-record", "--json"])
         .arg(arg)
         .output()
@@ -408,7 +408,7 @@ fn a_reader_that_stops_early_is_not_an_error() {
     let body = format!("{GOOD}{keys}");
     assert!(body.len() < 64 * 1024);
     let path = temp_file("long.txt", body.as_bytes());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+    let mut child = bin()
         .args(["lint", "policy", "--json", path.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

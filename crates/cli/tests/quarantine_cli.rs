@@ -5,15 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{json, mta_sts, stderr, stdout};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("mta-sts-quarantine-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use support::{json, mta_sts, stderr, stdout, temp_dir};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{json, mta_sts, stderr, stdout, with_stdin};
+use support::{json, mta_sts, stderr, stdout, temp_dir, with_stdin};
 
 fn fixtures(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,13 +15,6 @@ fn fixtures(dir: &str) -> PathBuf {
 
 fn fixture(dir: &str, name: &str) -> Vec<u8> {
     std::fs::read(fixtures(dir).join(name)).unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mta-sts-reports-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn s(path: &Path) -> &str {

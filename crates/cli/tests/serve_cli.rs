@@ -4,12 +4,14 @@
 
 mod support;
 
-use support::{report_about, report_json};
+use support::{
+    Server as Serve, bin, report_about, report_json, start_listening, temp_dir, write_cert_files,
+};
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,38 +20,6 @@ use mta_sts_testnet::{Lab, TestCa, Zone, next_loopback_ip};
 
 const POLICY: &str =
     "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mta-sts-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write_pem(path: &Path, label: &str, ders: &[&[u8]]) {
-    let text: String = ders
-        .iter()
-        .map(|der| pem::encode(&pem::Pem::new(label, der.to_vec())))
-        .collect();
-    std::fs::write(path, text).unwrap();
-}
-
-/// A running `mta-sts serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Files for one server: policy, certificate for mta-sts.example.com from `ca`, data dir.
 struct Setup {
@@ -62,14 +32,7 @@ struct Setup {
 fn setup(name: &str, ca: &TestCa) -> Setup {
     let dir = temp_dir(name);
     std::fs::write(dir.join("policy.txt"), POLICY).unwrap();
-    let identity = ca.issue(&["mta-sts.example.com"]).unwrap();
-    let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
-    write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
-    write_pem(
-        &dir.join("key.pem"),
-        "PRIVATE KEY",
-        &[identity.private_key().secret_der()],
-    );
+    write_cert_files(&dir, &ca.issue(&["mta-sts.example.com"]).unwrap());
     let ca_pem = dir.join("ca.pem");
     std::fs::write(&ca_pem, ca.root_pem()).unwrap();
     let ip = IpAddr::V4(next_loopback_ip());
@@ -107,17 +70,15 @@ fn serve_command(s: &Setup) -> Command {
 
 /// `start` with more flags, and standard error (the log) going to `log`.
 fn start_with(s: &Setup, extra: &[&str], log: impl Into<Stdio>) -> Serve {
-    let addr = SocketAddr::new(s.ip, s.port);
-    let child = serve_command(s)
-        .arg("--data-dir")
-        .arg(s.dir.join("data"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    support::wait_for_listener(addr);
-    Serve { child, addr }
+    start_listening(
+        serve_command(s)
+            .arg("--data-dir")
+            .arg(s.dir.join("data"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log),
+        SocketAddr::new(s.ip, s.port),
+    )
 }
 
 /// Writes `mta-sts.toml` in the setup's directory: its certificate files and data directory,
@@ -138,17 +99,16 @@ fn write_config(s: &Setup, mx: &str, intake: &str) -> PathBuf {
 /// Starts `mta-sts serve --config CONFIG`, its log going to `serve.log` in the setup's
 /// directory.
 fn start_config(s: &Setup, config: &Path) -> (Serve, PathBuf) {
-    let addr = SocketAddr::new(s.ip, s.port);
     let log_path = s.dir.join("serve.log");
-    let child = bin()
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    support::wait_for_listener(addr);
-    (Serve { child, addr }, log_path)
+    let serve = start_listening(
+        bin()
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stderr(std::fs::File::create(&log_path).unwrap()),
+        SocketAddr::new(s.ip, s.port),
+    );
+    (serve, log_path)
 }
 
 fn curl(s: &Setup, args: &[&str]) -> Output {
@@ -542,13 +502,9 @@ fn json_logs_are_one_object_per_line() {
 fn a_certificate_without_the_policy_host_is_refused_or_warned_about() {
     let ca = TestCa::new("serve-mismatch");
     let s = setup("mismatch", &ca);
-    let other = ca.issue(&["www.example.org", "example.org"]).unwrap();
-    let chain: Vec<&[u8]> = other.chain().iter().map(|c| c.as_ref()).collect();
-    write_pem(&s.dir.join("cert.pem"), "CERTIFICATE", &chain);
-    write_pem(
-        &s.dir.join("key.pem"),
-        "PRIVATE KEY",
-        &[other.private_key().secret_der()],
+    write_cert_files(
+        &s.dir,
+        &ca.issue(&["www.example.org", "example.org"]).unwrap(),
     );
     let out = serve_command(&s)
         .arg("--data-dir")

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Output;
 
-use support::run_beside_lab;
+use support::{lab_ca_file, lab_flags, run_beside_lab};
 
 use mta_sts_testnet::{DnsHandle, HttpsHandle, Lab, Site, Zone};
 
@@ -33,12 +33,7 @@ async fn domain(policy: &str, mx: &[&str]) -> Domain {
         zone = zone.mx(10, host);
     }
     let dns = lab.dns([zone]).await.unwrap();
-    let ca_file = std::env::temp_dir().join(format!(
-        "mta-sts-suggest-ca-{}-{}.pem",
-        std::process::id(),
-        dns.addr().ip()
-    ));
-    std::fs::write(&ca_file, lab.ca().root_pem()).unwrap();
+    let ca_file = lab_ca_file(&lab);
     Domain {
         lab,
         dns,
@@ -51,18 +46,8 @@ impl Domain {
     /// Runs `mta-sts suggest example.com EXTRA...` against this lab, off the async runtime so
     /// the lab keeps serving.
     async fn suggest(&self, extra: &[&str]) -> Output {
-        let mut args: Vec<String> = vec![
-            "suggest".into(),
-            "example.com".into(),
-            "--resolver".into(),
-            self.dns.addr().to_string(),
-            "--ca-file".into(),
-            self.ca_file.display().to_string(),
-            "--https-port".into(),
-            self.lab.https_port().unwrap().to_string(),
-            "--timeout".into(),
-            "3".into(),
-        ];
+        let mut args: Vec<String> = vec!["suggest".into(), "example.com".into()];
+        args.extend(lab_flags(&self.lab, &self.dns, &self.ca_file));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         run_beside_lab(args).await
     }

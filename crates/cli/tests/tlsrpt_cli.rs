@@ -7,47 +7,20 @@ mod support;
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use mta_sts_store::{Location, ReportFilter, Source, Store};
 use mta_sts_testnet::{Lab, SmtpBehaviour, SmtpServer, next_loopback_ip};
 use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, decode};
+use support::{Server, bin, start_listening, temp_dir, write_cert_files};
 
 const DAY: &str = "2026-11-01";
 /// Noon on [`DAY`], UTC.
 const NOON: i64 = 1_793_491_200 + 12 * 3600;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mta-sts-tlsrpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write_pem(path: &Path, label: &str, ders: &[&[u8]]) {
-    let text: String = ders
-        .iter()
-        .map(|der| pem::encode(&pem::Pem::new(label, der.to_vec())))
-        .collect();
-    std::fs::write(path, text).unwrap();
-}
-
-/// A running `mta-sts serve`, killed on drop.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
+/// A running `mta-sts serve` for example.com and plain.example, storing into `dir/received`.
+fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Server {
     std::fs::write(
         dir.join("policy.txt"),
         "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n",
@@ -57,38 +30,31 @@ fn start_serve(dir: &Path, lab: &Lab, addr: SocketAddr) -> Serve {
         .ca()
         .issue(&["mta-sts.example.com", "mta-sts.plain.example"])
         .unwrap();
-    let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
-    write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
-    write_pem(
-        &dir.join("key.pem"),
-        "PRIVATE KEY",
-        &[identity.private_key().secret_der()],
-    );
-    let child = bin()
-        .args([
-            "serve",
-            "--listen",
-            &addr.to_string(),
-            "--domain",
-            "example.com",
-        ])
-        .arg("--policy")
-        .arg(dir.join("policy.txt"))
-        // The intake takes reports only about the domains it serves (intake.accept).
-        .args(["--domain", "plain.example", "--policy"])
-        .arg(dir.join("policy.txt"))
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--data-dir")
-        .arg(dir.join("received"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for_listener(addr);
-    Serve(child)
+    write_cert_files(dir, &identity);
+    start_listening(
+        bin()
+            .args([
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--domain",
+                "example.com",
+            ])
+            .arg("--policy")
+            .arg(dir.join("policy.txt"))
+            // The intake takes reports only about the domains it serves (intake.accept).
+            .args(["--domain", "plain.example", "--policy"])
+            .arg(dir.join("policy.txt"))
+            .arg("--cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"))
+            .arg("--data-dir")
+            .arg(dir.join("received"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        addr,
+    )
 }
 
 /// Datagrams for two domains; returns them as lines and the expected (successful, failed)

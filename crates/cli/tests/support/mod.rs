@@ -4,7 +4,17 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mta_sts_testnet::{DnsHandle, Identity, Lab};
+
+/// `mta-sts`, to add arguments to.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+}
 
 /// Runs `mta-sts ARGS` with an empty standard input.
 pub fn mta_sts(args: &[&str]) -> Output {
@@ -13,7 +23,7 @@ pub fn mta_sts(args: &[&str]) -> Output {
 
 /// Runs `mta-sts ARGS` with `input` on standard input.
 pub fn with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mta-sts"))
+    let mut child = bin()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -47,7 +57,7 @@ pub fn json(out: &Output) -> serde_json::Value {
 }
 
 /// A file with `body` in a directory of this test binary and process.
-pub fn temp_file(name: &str, body: &[u8]) -> std::path::PathBuf {
+pub fn temp_file(name: &str, body: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mta-sts-{}-{}",
         env!("CARGO_CRATE_NAME"),
@@ -62,14 +72,9 @@ pub fn temp_file(name: &str, body: &[u8]) -> std::path::PathBuf {
 /// Runs `mta-sts ARGS` off the async runtime, so a lab on this runtime keeps serving
 /// meanwhile.
 pub async fn run_beside_lab(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_mta-sts"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || bin().args(&args).output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// Waits until something accepts connections on `addr` (a server just started); fails the
@@ -97,4 +102,84 @@ pub fn report_about(id: usize, domain: &str) -> String {
     format!(
         r#"{{"organization-name":"Example Sender","date-range":{{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"}},"contact-info":"tlsrpt@sender.example","report-id":"r-{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.example.com","max_age: 604800"],"policy-domain":"{domain}","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":{id},"total-failure-session-count":1}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mx1.example.com","failed-session-count":1}}]}}]}}"#
     )
+}
+
+/// An empty directory for `name`, of this test binary and process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mta-sts-{}-{}-{name}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes DER blocks as one PEM file.
+pub fn write_pem(path: &Path, label: &str, ders: &[&[u8]]) {
+    let text: String = ders
+        .iter()
+        .map(|der| pem::encode(&pem::Pem::new(label, der.to_vec())))
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes `identity` as `cert.pem` (its chain) and `key.pem` in `dir`.
+pub fn write_cert_files(dir: &Path, identity: &Identity) {
+    let chain: Vec<&[u8]> = identity.chain().iter().map(|c| c.as_ref()).collect();
+    write_pem(&dir.join("cert.pem"), "CERTIFICATE", &chain);
+    write_pem(
+        &dir.join("key.pem"),
+        "PRIVATE KEY",
+        &[identity.private_key().secret_der()],
+    );
+}
+
+/// A running `mta-sts` server process, killed on drop.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` and waits until something listens on `addr`.
+pub fn start_listening(command: &mut Command, addr: SocketAddr) -> Server {
+    let child = command.spawn().unwrap();
+    wait_for_listener(addr);
+    Server { child, addr }
+}
+
+/// The lab's root certificate in a file of its own, for `--ca-file`.
+pub fn lab_ca_file(lab: &Lab) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    temp_file(&format!("lab-ca-{n}.pem"), lab.ca().root_pem().as_bytes())
+}
+
+/// The flags that point `check` or `suggest` at `lab`, whose resolver is `dns`: `--resolver`,
+/// `--ca-file`, `--https-port`, `--smtp-port` (when the lab runs SMTP servers) and
+/// `--timeout 3`.
+pub fn lab_flags(lab: &Lab, dns: &DnsHandle, ca_file: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--resolver".into(),
+        dns.addr().to_string(),
+        "--ca-file".into(),
+        ca_file.display().to_string(),
+        "--https-port".into(),
+        lab.https_port().unwrap().to_string(),
+    ];
+    if let Some(port) = lab.smtp_port() {
+        args.extend(["--smtp-port".into(), port.to_string()]);
+    }
+    args.extend(["--timeout".into(), "3".into()]);
+    args
 }
