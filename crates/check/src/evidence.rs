@@ -14,6 +14,8 @@ use mta_sts_policy::StsRecord;
 use mta_sts_tlsrpt::TlsRptRecord;
 use serde::{Serialize, Serializer};
 
+use crate::shared::Probes;
+
 /// Most SMTP sessions one domain's check has open at once: a domain with many MX hosts and
 /// addresses must not open dozens of sockets in a burst.
 pub const MAX_PROBES_PER_DOMAIN: usize = 8;
@@ -223,6 +225,16 @@ fn now() -> i64 {
 /// addresses of every MX host are looked up at once and probed, at most
 /// [`MAX_PROBES_PER_DOMAIN`] sessions at a time.
 pub async fn gather(net: &Net, domain: &str, options: CheckOptions) -> Evidence {
+    gather_with(net, &Probes::unshared(), domain, options).await
+}
+
+/// [`gather`], taking the SMTP probes from `probes` (shared by the domains of a run).
+pub(crate) async fn gather_with(
+    net: &Net,
+    probes: &Probes,
+    domain: &str,
+    options: CheckOptions,
+) -> Evidence {
     let resolver = net.resolver();
     let sts_name = format!("_mta-sts.{domain}");
     let tlsrpt_name = format!("_smtp._tls.{domain}");
@@ -260,7 +272,7 @@ pub async fn gather(net: &Net, domain: &str, options: CheckOptions) -> Evidence 
             })
             .collect()
     } else {
-        probe_hosts(net, hosts, options).await
+        probe_hosts(net, probes, hosts, options).await
     };
     Evidence {
         domain: domain.to_owned(),
@@ -279,6 +291,7 @@ pub async fn gather(net: &Net, domain: &str, options: CheckOptions) -> Evidence 
 /// results stay in host and address order.
 async fn probe_hosts(
     net: &Net,
+    shared: &Probes,
     hosts: Vec<(String, u16, bool)>,
     options: CheckOptions,
 ) -> Vec<MxHost> {
@@ -303,7 +316,7 @@ async fn probe_hosts(
     let mut probes: Vec<Vec<MxProbe>> = vec![Vec::new(); hosts.len()];
     let finished: Vec<(usize, MxProbe)> = futures_util::stream::iter(sessions)
         .map(|(index, host, ip)| async move {
-            (index, net.probe_mx_with(host, ip, probe_options).await)
+            (index, shared.probe(net, host, ip, probe_options).await)
         })
         .buffered(MAX_PROBES_PER_DOMAIN)
         .collect()

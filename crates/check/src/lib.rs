@@ -26,12 +26,14 @@ mod evidence;
 mod finding;
 mod many;
 mod scan;
+mod shared;
 mod suggest;
 
 pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, analyze};
 pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
-pub use many::{Checker, DEFAULT_CONCURRENCY, RUN_DNS_CACHE_SIZE};
+pub use many::{Checker, DEFAULT_CONCURRENCY, DEFAULT_PER_DESTINATION, RUN_DNS_CACHE_SIZE};
+pub use shared::{PROBE_CACHE_SIZE, PROBE_CACHE_TTL};
 pub use scan::{
     Category, LineEvidence, LineFinding, LineMxHost, LinePolicy, LineTxt, LineTxtAnswer,
     LineVerdict, MAX_AGE_BUCKETS, MaxAgeBucket, ScanLine, Share, Summary, SummaryReport, TopMx,

@@ -39,6 +39,11 @@ pub fn parse_resolver(value: &str) -> Result<SocketAddr, String> {
 /// fetch (which gets at most the RFC's minute either way); `many` turns on the DNS cache
 /// shared by the domains of the run.
 pub(crate) fn net_for(args: &NetArgs, many: bool) -> anyhow::Result<Net> {
+    Net::new(net_config(args, many)?).context("cannot set up the network")
+}
+
+/// The network configuration [`net_for`] builds on.
+pub(crate) fn net_config(args: &NetArgs, many: bool) -> anyhow::Result<NetConfig> {
     let mut config = NetConfig {
         resolver: args.resolver,
         https_port: args.https_port,
@@ -58,7 +63,7 @@ pub(crate) fn net_for(args: &NetArgs, many: bool) -> anyhow::Result<Net> {
             .add_ca_file(file)
             .with_context(|| format!("--ca-file {}", file.display()))?;
     }
-    Net::new(config).context("cannot set up the network")
+    Ok(config)
 }
 
 /// The network for one domain (no DNS cache: every lookup sees the zone as it is now).

@@ -68,6 +68,7 @@ mod render;
 mod reports_cmd;
 mod resolver_cmd;
 mod scan_cmd;
+mod scan_resume;
 mod serve;
 mod suggest_cmd;
 mod tlsrpt_cmd;

@@ -2,7 +2,6 @@
 //! it finishes, through the same [`Checker`] as `check`; `scan summarize` counts a results
 //! file.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal as _, Read, Write};
@@ -20,10 +19,15 @@ use crate::Outcome;
 use crate::args::NetArgs;
 use crate::dns::policy_domain;
 use crate::render::{Style, clean};
+use crate::scan_resume::{self, Finished, Input, Ledger};
 
 /// Longest input line read as a domain name (a name has at most 253 characters; the rest
 /// is room for spaces and a rank column).
 const MAX_LINE: u64 = 1024;
+
+/// How often `FILE.resume` is written during a scan with --out: a resumed scan remembers by
+/// name only what was written since.
+const MARK_EVERY: Duration = Duration::from_secs(1);
 
 /// `scan` and `scan summarize`.
 #[derive(Debug, Args)]
@@ -47,13 +51,21 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_smtp: bool,
     /// Continue an interrupted scan: the domains already in --out are not checked again, new
-    /// results are appended.
+    /// results are appended. Which input lines are finished is kept in FILE.resume beside
+    /// the results (written every second), so memory stays bounded however long the list.
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Take only every N-th domain, starting with the K-th (1 ≤ K ≤ N), so N machines split
     /// one list.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
+    /// Start at most N domains per second, all destinations together [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// At most N sessions (SMTP probes, policy fetches) open at once to one IP address, so
+    /// no one provider is hammered (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_PER_DESTINATION)]
+    pub per_destination: usize,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -97,6 +109,12 @@ impl Shard {
     /// Whether the `index`-th domain of the input (from 0) is in this shard.
     fn takes(self, index: u64) -> bool {
         index % self.n == self.k - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
     }
 }
 
@@ -157,53 +175,6 @@ fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<Opti
     }
 }
 
-/// The domain names already in a results file, for `--resume`. A last line cut short (the
-/// scan was killed while writing it) is cut off the file, so appending continues on a line
-/// of its own.
-fn finished_domains(path: &Path) -> anyhow::Result<HashSet<String>> {
-    #[derive(serde::Deserialize)]
-    struct Domain {
-        domain: String,
-    }
-    let mut done = HashSet::new();
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-    };
-    let mut input = BufReader::new(&mut file);
-    let mut line = Vec::new();
-    let (mut number, mut complete_len) = (0u64, 0u64);
-    while next_line(&mut input, &mut line, path)? {
-        number += 1;
-        if line.last() != Some(&b'\n') {
-            eprintln!(
-                "mta-sts: {} line {number} was cut short (the scan was interrupted while writing it); it is dropped and its domain checked again",
-                path.display()
-            );
-            break;
-        }
-        let parsed: Domain = serde_json::from_slice(&line).with_context(|| {
-            format!(
-                "{} line {number} is not a scan result; --resume continues only a file written by scan --out",
-                path.display()
-            )
-        })?;
-        done.insert(parsed.domain);
-        complete_len += line.len() as u64;
-    }
-    drop(input);
-    if file.metadata()?.len() != complete_len {
-        file.set_len(complete_len)
-            .with_context(|| format!("cannot cut the last line off {}", path.display()))?;
-    }
-    Ok(done)
-}
-
 /// Reads the next line of a results file into `line` (with its line end, when it has one);
 /// false at the end.
 fn next_line(input: &mut dyn BufRead, line: &mut Vec<u8>, path: &Path) -> anyhow::Result<bool> {
@@ -232,16 +203,18 @@ struct Counts {
 }
 
 /// Reads `input` line by line on its own thread, sending each domain of the shard that is
-/// not in `skip` into a channel of `capacity`: the file is never all in memory.
+/// not `finished`, with its line number, into a channel of `capacity`: the file is never all
+/// in memory. `ledger` (with --out) learns of every line.
 fn spawn_reader(
     mut input: Box<dyn BufRead + Send>,
     name: String,
     shard: Option<Shard>,
-    skip: HashSet<String>,
+    finished: Finished,
+    ledger: Option<Arc<Ledger>>,
     capacity: usize,
     counts: Arc<Counts>,
 ) -> (
-    tokio::sync::mpsc::Receiver<String>,
+    tokio::sync::mpsc::Receiver<(u64, String)>,
     std::thread::JoinHandle<std::io::Result<()>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity);
@@ -253,6 +226,11 @@ fn spawn_reader(
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let (mut number, mut index) = (0u64, 0u64);
+        let skipped = |number: u64, finished: bool| {
+            if let Some(ledger) = &ledger {
+                ledger.skipped(number, finished);
+            }
+        };
         let result = loop {
             let fits = match read_line(&mut *input, &mut buf) {
                 Ok(Some(fits)) => fits,
@@ -263,11 +241,13 @@ fn spawn_reader(
             let text = String::from_utf8_lossy(&buf);
             let text = text.trim();
             if text.is_empty() || text.starts_with('#') {
+                skipped(number, false);
                 continue;
             }
             let this = index;
             index += 1;
             if shard.is_some_and(|s| !s.takes(this)) {
+                skipped(number, false);
                 continue;
             }
             let field = text.rsplit(',').next().unwrap_or_default().trim();
@@ -279,16 +259,22 @@ fn spawn_reader(
                 policy_domain(field).map_err(|e| e.to_string())
             };
             match domain {
-                Ok(domain) if skip.contains(&domain) => {
+                Ok(domain) if finished.contains(number, Some(&domain)) => {
                     counts.resumed.fetch_add(1, Ordering::Relaxed);
+                    // Lines below the old mark need no listing: the new mark is above them.
+                    skipped(number, number >= finished.first_unmarked());
                 }
                 Ok(domain) => {
                     counts.queued.fetch_add(1, Ordering::Relaxed);
-                    if tx.blocking_send(domain).is_err() {
+                    if let Some(ledger) = &ledger {
+                        ledger.sent(number);
+                    }
+                    if tx.blocking_send((number, domain)).is_err() {
                         break Ok(()); // the scan stopped
                     }
                 }
                 Err(why) => {
+                    skipped(number, false);
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
                     // On a terminal the progress line is erased first.
                     eprintln!(
@@ -312,8 +298,13 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
-    let skip = match &args.out {
-        Some(out) if args.resume => finished_domains(out)?,
+    let domains_name = domains.display().to_string();
+    let input_id = Input {
+        domains: &domains_name,
+        shard: args.shard.map(|s| s.to_string()),
+    };
+    let (finished, mut results_bytes) = match &args.out {
+        Some(out) if args.resume => scan_resume::finished(out, &input_id)?,
         Some(out) => {
             if std::fs::metadata(out).is_ok_and(|m| m.len() > 0) {
                 anyhow::bail!(
@@ -321,9 +312,11 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
                     out.display()
                 );
             }
-            HashSet::new()
+            // The mark of results since removed says nothing about this scan.
+            let _ = std::fs::remove_file(scan_resume::mark_path(out));
+            (Finished::default(), 0)
         }
-        None => HashSet::new(),
+        None => (Finished::default(), 0),
     };
     let input = open_input(domains)?;
     let mut output: Box<dyn Write> = match &args.out {
@@ -336,37 +329,61 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
         ),
         None => Box::new(std::io::stdout()),
     };
-    let net = crate::check::net_for(&args.net, true)?;
+    let mut config = crate::check::net_config(&args.net, true)?;
+    config.per_destination = args.per_destination;
+    let net = mta_sts_net::Net::new(config).context("cannot set up the network")?;
     let options = CheckOptions {
         no_smtp: args.no_smtp,
         without_sni: false,
     };
-    let checker = Checker::new(net, options).concurrency(args.concurrency);
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        anyhow::bail!("--rate must be a positive number of domains per second, not {rate}");
+    }
+    let checker = Checker::new(net, options)
+        .concurrency(args.concurrency)
+        .rate(args.rate);
     let counts = Arc::new(Counts::default());
+    let ledger = args.out.as_ref().map(|_| Arc::new(Ledger::default()));
     let progress = Progress::start(Arc::clone(&counts));
     let runtime = crate::runtime()?;
     let result: anyhow::Result<()> = runtime.block_on(async {
         let (rx, reader) = spawn_reader(
             input,
-            domains.display().to_string(),
+            domains_name.clone(),
             args.shard,
-            skip,
+            finished,
+            ledger.clone(),
             args.concurrency * 2,
             Arc::clone(&counts),
         );
         let queue = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|domain| (domain, rx))
+            rx.recv().await.map(|item| (item, rx))
         });
         let ticker = tokio::spawn(progress.clone().tick());
         let mut reports = std::pin::pin!(checker.check_each(queue));
         let mut line = String::new();
-        while let Some(report) = reports.next().await {
+        let mut marked = Instant::now();
+        let mark = |bytes: u64| match (&args.out, &ledger) {
+            (Some(out), Some(ledger)) => ledger.write_mark(out, &input_id, bytes),
+            _ => Ok(()),
+        };
+        while let Some((number, report)) = reports.next().await {
             line.clear();
             line.push_str(&serde_json::to_string(&report)?);
             line.push('\n');
             // One write per line, flushed: a killed scan leaves whole lines (but the last).
             output.write_all(line.as_bytes())?;
             output.flush()?;
+            results_bytes += line.len() as u64;
+            if let Some(ledger) = &ledger {
+                ledger.written(number);
+            }
+            if marked.elapsed() >= MARK_EVERY {
+                mark(results_bytes)?;
+                marked = Instant::now();
+            }
             counts.done.fetch_add(1, Ordering::Relaxed);
             if report.incomplete.is_some() {
                 counts.incomplete.fetch_add(1, Ordering::Relaxed);
@@ -378,9 +395,10 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
             .await
             .context("the input reader stopped")?;
         match read {
-            Ok(result) => result.with_context(|| format!("cannot read {}", domains.display())),
+            Ok(result) => result.with_context(|| format!("cannot read {}", domains.display()))?,
             Err(_) => anyhow::bail!("the input reader stopped"),
         }
+        mark(results_bytes)
     });
     result?;
     drop(output);

@@ -1,153 +1,45 @@
 //! `mta-sts scan` and `mta-sts scan summarize` as a user runs them, against a loopback lab of
-//! a few hundred generated domains of several kinds, healthy and broken.
+//! a few hundred generated domains of several kinds, healthy and broken, on two shared MX
+//! fleets ([`ManyDomains`]).
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use mta_sts_testnet::{
-    DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, SmtpBehaviour, SmtpHandle, Zone,
-};
+use mta_sts_testnet::{DomainKind as Kind, ManyDomains};
 use serde_json::Value;
 use support::run_beside_lab as run;
 
 const PER_KIND: usize = 30;
-const PROVIDER: &str = "provider.example";
-
-/// The kinds of domain, one after the other; each is judged differently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Healthy,
-    TestingExpiredMx,
-    NoRecord,
-    PolicyNotFound,
-    EnforceWithoutStartTls,
-    RecordServFail,
-    NxDomain,
-}
-
-const KINDS: [Kind; 7] = [
-    Kind::Healthy,
-    Kind::TestingExpiredMx,
-    Kind::NoRecord,
-    Kind::PolicyNotFound,
-    Kind::EnforceWithoutStartTls,
-    Kind::RecordServFail,
-    Kind::NxDomain,
-];
-const DOMAINS: usize = PER_KIND * KINDS.len();
+const DOMAINS: usize = PER_KIND * Kind::ALL.len();
+const FLEETS: usize = 2;
 
 fn kind_of(i: usize) -> Kind {
-    KINDS[i % KINDS.len()]
+    ManyDomains::kind(i)
 }
 
 fn domain_name(i: usize) -> String {
-    format!("d{i:04}.example")
-}
-
-fn mx(name: &str) -> String {
-    format!("{name}.{PROVIDER}")
+    ManyDomains::domain(i)
 }
 
 struct World {
-    lab: Lab,
-    dns: DnsHandle,
-    _web: HttpsHandle,
-    _mx: Vec<SmtpHandle>,
+    many: ManyDomains,
     ca_file: PathBuf,
     dir: PathBuf,
 }
 
 async fn world(name: &str) -> World {
-    let lab = Lab::new();
-    let good = lab
-        .smtp(
-            &mx("mx-good"),
-            SmtpBehaviour::starttls(lab.ca().issue(&[&mx("mx-good")]).unwrap()),
-        )
-        .await
-        .unwrap();
-    let expired = lab
-        .smtp(
-            &mx("mx-expired"),
-            SmtpBehaviour::starttls(lab.ca().issue_expired(&[&mx("mx-expired")]).unwrap()),
-        )
-        .await
-        .unwrap();
-    let plain = lab
-        .smtp(&mx("mx-plain"), SmtpBehaviour::NoStartTls)
-        .await
-        .unwrap();
-    let sites = (0..DOMAINS).map(|i| {
-        let (d, kind) = (domain_name(i), kind_of(i));
-        let host = format!("mta-sts.{d}");
-        let mode = if kind == Kind::TestingExpiredMx {
-            "testing"
-        } else {
-            "enforce"
-        };
-        let policy = format!("version: STSv1\nmode: {mode}\nmx: *.{PROVIDER}\nmax_age: 86400\n");
-        match kind {
-            Kind::PolicyNotFound => Site::new(&host, HttpBehaviour::Status(404)),
-            _ => Site::policy(&host, &policy),
-        }
-    });
-    let web = lab.https(sites).await.unwrap();
-    let mut zones = vec![
-        Zone::new(PROVIDER)
-            .address("mx-good", good.ip())
-            .address("mx-expired", expired.ip())
-            .address("mx-plain", plain.ip()),
-    ];
-    for i in 0..DOMAINS {
-        let (d, kind) = (domain_name(i), kind_of(i));
-        let mx_host = match kind {
-            Kind::TestingExpiredMx => mx("mx-expired"),
-            Kind::EnforceWithoutStartTls => mx("mx-plain"),
-            _ => mx("mx-good"),
-        };
-        let zone = Zone::new(&d)
-            .mx(10, &mx_host)
-            .address("mta-sts", web.ip())
-            .txt("_smtp._tls", &[&format!("v=TLSRPTv1; rua=mailto:tls@{d}")]);
-        zones.push(match kind {
-            Kind::NoRecord => zone,
-            Kind::RecordServFail => zone.servfail("_mta-sts"),
-            Kind::NxDomain => Zone::new(&d).nxdomain("@"),
-            _ => zone.txt("_mta-sts", &["v=STSv1; ", &format!("id={i}")]),
-        });
-    }
-    let dns = lab.dns(zones).await.unwrap();
-    let ca_file = support::temp_file(&format!("{name}-ca.pem"), lab.ca().root_pem().as_bytes());
-    let dir = ca_file.parent().unwrap().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    World {
-        lab,
-        dns,
-        _web: web,
-        _mx: vec![good, expired, plain],
-        ca_file,
-        dir,
-    }
+    let many = ManyDomains::start(DOMAINS, FLEETS).await.unwrap();
+    let ca_file = support::lab_ca_file(many.lab());
+    let dir = support::temp_dir(name);
+    World { many, ca_file, dir }
 }
 
 impl World {
     /// The network flags for the lab.
     fn net(&self) -> Vec<String> {
-        vec![
-            "--resolver".into(),
-            self.dns.addr().to_string(),
-            "--ca-file".into(),
-            self.ca_file.display().to_string(),
-            "--https-port".into(),
-            self.lab.https_port().unwrap().to_string(),
-            "--smtp-port".into(),
-            self.lab.smtp_port().unwrap().to_string(),
-            "--timeout".into(),
-            "5".into(),
-        ]
+        support::lab_flags(self.many.lab(), self.many.dns(), &self.ca_file)
     }
 
     /// A domains file of the whole lab, with `extra` lines first.
@@ -192,7 +84,7 @@ impl World {
 
     /// The `_mta-sts` names asked about since the `from`-th query: which domains were checked.
     fn checked_since(&self, from: usize) -> Vec<String> {
-        self.dns.queries()[from..]
+        self.many.dns().queries()[from..]
             .iter()
             .filter_map(|(name, _)| {
                 let name = name.to_string();
@@ -299,31 +191,57 @@ async fn scan_gives_each_domain_the_report_check_gives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn resume_checks_only_what_an_interrupted_scan_did_not_finish() {
+async fn resume_after_a_kill_checks_only_what_was_not_finished() {
     let w = world("resume").await;
-    // The first half, as an interrupted scan leaves it: whole lines, then one cut short.
-    let (out, _) = w.scan_to_file(&["--shard", "1/2"]).await;
-    let domains = w.dir.join("domains.txt");
-    let finished: BTreeSet<String> = results(&std::fs::read_to_string(&out).unwrap())
-        .into_keys()
-        .collect();
-    assert_eq!(finished.len(), DOMAINS / 2);
-    let cut = domain_name(1);
-    assert!(!finished.contains(&cut));
+    let domains = w.domains_file(&["# a comment"]);
+    let out = w.dir.join("results.jsonl");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "--domains",
+            domains.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        w.scan(&args)
+    };
+    // A slow scan (--rate), killed once a third of the domains is written and its mark has
+    // been written at least once.
+    let mut child = support::bin()
+        .args(args(&["--rate", "40", "--concurrency", "4"]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mark = out.with_extension("jsonl.resume");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) < DOMAINS / 3
+        || !mark.exists()
     {
+        assert!(std::time::Instant::now() < deadline, "the scan did not get far");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // As a kill while writing leaves it: a last line cut short.
+    let cut = {
+        let text = std::fs::read_to_string(&out).unwrap();
+        let written = results(&text);
+        let cut = (0..DOMAINS)
+            .map(domain_name)
+            .find(|d| !written.contains_key(d))
+            .unwrap();
         use std::io::Write as _;
         let mut file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
         write!(file, "{{\"domain\":\"{cut}\",\"sender\":{{\"sta").unwrap();
-    }
+        cut
+    };
+    let text = std::fs::read_to_string(&out).unwrap();
+    let whole = &text[..text.rfind('\n').unwrap() + 1];
+    let finished: BTreeSet<String> = results(whole).into_keys().collect();
+    assert!(finished.len() >= DOMAINS / 3 && finished.len() < DOMAINS);
 
     // Without --resume an existing file is refused.
-    let refused = run(w.scan(&[
-        "--domains",
-        domains.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let refused = run(args(&[])).await;
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         support::stderr(&refused).contains("--resume"),
@@ -331,20 +249,17 @@ async fn resume_checks_only_what_an_interrupted_scan_did_not_finish() {
         support::stderr(&refused)
     );
 
-    let before = w.dns.queries().len();
-    let resumed = run(w.scan(&[
-        "--domains",
-        domains.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--resume",
-    ]))
-    .await;
+    let before = w.many.dns().queries().len();
+    let resumed = run(args(&["--resume"])).await;
     let stderr = support::stderr(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cut short"), "{stderr}");
     assert!(
-        stderr.contains(&format!("{} already in the results", DOMAINS / 2)),
+        !stderr.contains("remembered by name"),
+        "the mark was used: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} already in the results", finished.len())),
         "{stderr}"
     );
     let checked: BTreeSet<String> = w.checked_since(before).into_iter().collect();
@@ -357,6 +272,67 @@ async fn resume_checks_only_what_an_interrupted_scan_did_not_finish() {
     assert!(checked.contains(&cut));
     let all = results(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(all.len(), DOMAINS, "every domain once, no cut line left");
+
+    // Resuming the finished scan checks nothing.
+    let before = w.many.dns().queries().len();
+    let again = run(args(&["--resume"])).await;
+    assert_eq!(again.status.code(), Some(0), "{}", support::stderr(&again));
+    assert!(w.checked_since(before).is_empty());
+    assert!(
+        support::stderr(&again).contains(&format!("{DOMAINS} already in the results")),
+        "{}",
+        support::stderr(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_mx_is_probed_once_and_its_address_looked_up_from_the_cache() {
+    let w = world("shared").await;
+    let concurrency = 8;
+    let (out, _) = w
+        .scan_to_file(&["--concurrency", &concurrency.to_string()])
+        .await;
+    let scan = results(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(scan.len(), DOMAINS);
+    // Every MX server (one address each) had one SMTP session, however many domains use it.
+    let mut users: BTreeMap<String, usize> = BTreeMap::new();
+    for i in (0..DOMAINS).filter(|i| kind_of(*i) != Kind::NxDomain) {
+        *users.entry(w.many.mx_host(i)).or_default() += 1;
+    }
+    assert_eq!(users.len(), w.many.mx_servers().len());
+    assert!(users.values().all(|n| *n >= PER_KIND / 2), "{users:?}");
+    for server in w.many.mx_servers() {
+        assert_eq!(server.sessions().len(), 1, "{}", server.addr());
+    }
+    // And each domain got the probe of its own MX host.
+    for (i, verdict) in (0..DOMAINS).map(|i| (i, &scan[&domain_name(i)])) {
+        assert_eq!(
+            verdict["sender"]["status"],
+            kind_of(i).status(true),
+            "{}",
+            domain_name(i)
+        );
+        if kind_of(i) != Kind::NxDomain {
+            assert_eq!(
+                verdict["evidence"]["mx_hosts"][0]["probes"]["ok"][0]["host"],
+                w.many.mx_host(i).as_str()
+            );
+        }
+    }
+    // The MX hosts' addresses come from the DNS cache: asked at most once per domain checked
+    // at the same time, not once per domain.
+    let queries = w.many.dns().queries();
+    for host in ["mx-good.fleet0.example.", "mx-good.fleet1.example."] {
+        let asked = queries
+            .iter()
+            .filter(|(name, t)| name.to_string() == host && t.to_string() == "A")
+            .count();
+        assert!(
+            (1..=concurrency).contains(&asked),
+            "{host} A asked {asked} times for {} domains",
+            4 * PER_KIND / 2
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -460,13 +436,15 @@ async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
     assert_eq!(by["tlsrpt-record"]["domains"], 0, "{by}");
     assert_eq!(s["misconfigured"]["domains"], 2 * n);
     let top = s["top_mx"].as_array().unwrap();
-    assert_eq!(top[0]["host"], mx("mx-good"));
-    assert_eq!(top[0]["domains"], 4 * n);
+    // Two fleets, each with half of every kind: their good MX hosts tie, named in order.
+    let (good, plain_host) = ("mx-good.fleet0.example", "mx-plain.fleet0.example");
+    assert_eq!(top[0]["host"], good);
+    assert_eq!(top[0]["domains"], 4 * n / 2);
     assert_eq!(top[0]["failing"], 0);
-    let plain = top.iter().find(|m| m["host"] == mx("mx-plain")).unwrap();
+    let plain = top.iter().find(|m| m["host"] == plain_host).unwrap();
     assert_eq!(
         (plain["domains"].clone(), plain["failing"].clone()),
-        (n.into(), n.into())
+        ((n / 2).into(), (n / 2).into())
     );
 
     let csv = support::mta_sts(&["scan", "summarize", path, "--csv"]);
@@ -485,7 +463,7 @@ async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
     );
     assert!(
         rows.iter()
-            .any(|r| r[0] == "top-mx" && r[1] == mx("mx-good") && r[2] == (4 * n).to_string()),
+            .any(|r| r[0] == "top-mx" && r[1] == good && r[2] == (4 * n / 2).to_string()),
         "{text}"
     );
 
@@ -493,9 +471,9 @@ async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
     let text = support::stdout(&table);
     assert!(text.contains("MTA-STS record published"), "{text}");
     assert!(text.contains("would lose mail"), "{text}");
-    assert!(text.contains("(top 1 of 3; --top N for more)"), "{text}");
-    assert!(text.contains(&mx("mx-good")), "{text}");
-    assert!(!text.contains(&mx("mx-plain")), "{text}");
+    assert!(text.contains("(top 1 of 6; --top N for more)"), "{text}");
+    assert!(text.contains(good), "{text}");
+    assert!(!text.contains(plain_host), "{text}");
 
     // A line that is not a result is named and left out; the others still count.
     let mut broken = std::fs::read_to_string(&out).unwrap();

@@ -54,6 +54,11 @@ pub struct NetConfig {
     /// (the default) caches nothing, so every lookup sees the zone as it is now. A run over
     /// many domains sets it, so MX hosts and name servers they share are asked about once.
     pub dns_cache_size: u64,
+    /// Most sessions (SMTP probes, policy fetches) open at once to one destination address; 0
+    /// (the default) sets no cap. A scan sets it, so thousands of domains hosted by one
+    /// provider do not all land on its servers at once. Waiting for a place does not count
+    /// against [`NetConfig::timeout`] or [`NetConfig::fetch_timeout`].
+    pub per_destination: usize,
     /// The name this client gives in `EHLO`.
     pub ehlo_name: String,
     /// The `User-Agent` of policy fetches: names this tool, so a policy host's logs show who
@@ -71,6 +76,7 @@ impl Default for NetConfig {
             timeout: DEFAULT_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             dns_cache_size: 0,
+            per_destination: 0,
             ehlo_name: default_ehlo_name(),
             user_agent: concat!(
                 "mta-sts/",

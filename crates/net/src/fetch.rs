@@ -218,21 +218,7 @@ impl Net {
     ///
     /// The body is returned unparsed: parse it with `mta_sts_policy::Policy`.
     pub async fn fetch_policy(&self, domain: &str) -> Result<FetchedPolicy, FetchError> {
-        let started = Instant::now();
-        let limit = self.config().fetch_timeout;
-        match tokio::time::timeout(limit, self.fetch_policy_unbounded(domain, started)).await {
-            Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout {
-                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-            }),
-        }
-    }
-
-    async fn fetch_policy_unbounded(
-        &self,
-        domain: &str,
-        started: Instant,
-    ) -> Result<FetchedPolicy, FetchError> {
+        let mut budget = Budget::new(self.config().fetch_timeout);
         let domain =
             mta_sts_policy::normalize_host(domain).map_err(|reason| FetchError::InvalidDomain {
                 domain: domain.to_owned(),
@@ -244,26 +230,42 @@ impl Net {
                 domain: domain.clone(),
                 reason: error.to_string(),
             })?;
-        let addresses = self.resolver().addresses(&host).await?;
+        let addresses = budget.run(self.resolver().addresses(&host)).await??;
         let port = self.config().https_port;
         let mut last_failure = None;
         let mut connected = None;
         for ip in addresses {
             let addr = SocketAddr::new(ip, port);
-            match connect(addr, self.config().timeout).await {
+            // Waiting for a place at a busy destination is not part of the fetch's time.
+            let slot = self.destination_slot(ip).await;
+            match budget.run(connect(addr, self.config().timeout)).await? {
                 Ok(stream) => {
-                    connected = Some((addr, stream));
+                    connected = Some((addr, stream, slot));
                     break;
                 }
                 Err(reason) => last_failure = Some(FetchError::Connect { addr, reason }),
             }
         }
-        let Some((peer, tcp)) = connected else {
+        let Some((peer, tcp, _slot)) = connected else {
             return Err(last_failure.unwrap_or_else(|| FetchError::Http {
                 detail: "the policy host has no address".to_owned(),
             }));
         };
+        let mut policy = budget
+            .run(self.fetch_over(tcp, peer, &host, server_name))
+            .await??;
+        policy.elapsed = budget.used;
+        Ok(policy)
+    }
 
+    /// The request and the response over a connection to the policy host `host` at `peer`.
+    async fn fetch_over(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        host: &str,
+        server_name: ServerName<'static>,
+    ) -> Result<FetchedPolicy, FetchError> {
         let connector = TlsConnector::from(self.https_tls());
         let mut tls = connector.connect(server_name, tcp).await.map_err(|error| {
             let (reason, legacy_tls_only) = handshake_failure(&error);
@@ -275,7 +277,7 @@ impl Net {
                 },
             }
         })?;
-        let tls_info = TlsInfo::from_connection(tls.get_ref().1, self.roots(), &host);
+        let tls_info = TlsInfo::from_connection(tls.get_ref().1, self.roots(), host);
         let certificate = match tls_info.certificate {
             Some(certificate) if tls_info.verification.is_valid() => certificate,
             certificate => {
@@ -337,7 +339,33 @@ impl Net {
             certificate,
             tls_version: tls_info.version,
             cipher_suite: tls_info.cipher_suite,
-            elapsed: started.elapsed(),
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+/// The time a policy fetch may take ([`crate::NetConfig::fetch_timeout`]), spent step by step;
+/// waits for a place at the destination are not spent from it.
+struct Budget {
+    limit: Duration,
+    used: Duration,
+}
+
+impl Budget {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            used: Duration::ZERO,
+        }
+    }
+
+    /// Runs one step within what is left; [`FetchError::Timeout`] when it runs out.
+    async fn run<F: std::future::Future>(&mut self, step: F) -> Result<F::Output, FetchError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.limit.saturating_sub(self.used), step).await;
+        self.used += started.elapsed();
+        result.map_err(|_| FetchError::Timeout {
+            limit_ms: u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX),
         })
     }
 }

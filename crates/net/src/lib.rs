@@ -45,6 +45,7 @@ mod config;
 mod dns;
 mod fetch;
 pub mod fuzzing;
+mod limit;
 mod smtp;
 mod tcp;
 
@@ -72,6 +73,8 @@ struct Inner {
     config: NetConfig,
     resolver: Resolver,
     roots: cert::TrustRoots,
+    /// Sessions open per destination address.
+    destinations: limit::Destinations,
     /// Policy fetches: SNI, ALPN `http/1.1`.
     https_tls: Arc<ClientConfig>,
     /// STARTTLS with SNI.
@@ -90,6 +93,7 @@ impl Net {
             https_tls: cert::client_config(Arc::clone(&provider), &[b"http/1.1"], true),
             smtp_tls: cert::client_config(Arc::clone(&provider), &[], true),
             smtp_tls_without_sni: cert::client_config(provider, &[], false),
+            destinations: limit::Destinations::new(config.per_destination),
             config,
             resolver,
             roots,
@@ -111,6 +115,12 @@ impl Net {
 
     fn roots(&self) -> &cert::TrustRoots {
         &self.inner.roots
+    }
+
+    /// A place for one session at `ip`, waiting while [`NetConfig::per_destination`] sessions
+    /// are open there.
+    async fn destination_slot(&self, ip: std::net::IpAddr) -> Option<limit::Slot> {
+        self.inner.destinations.slot(ip).await
     }
 
     fn https_tls(&self) -> Arc<ClientConfig> {

@@ -283,6 +283,8 @@ impl Net {
     }
 
     async fn probe_session(&self, host: &str, addr: SocketAddr, sni: bool) -> MxProbe {
+        // Held for the whole session; the wait for it is not part of the session's time.
+        let _slot = self.destination_slot(addr.ip()).await;
         let started = Instant::now();
         let mut probe = MxProbe::new(host, addr, sni);
         probe.outcome = match self.run_session(&mut probe, host, addr, sni).await {

@@ -241,10 +241,26 @@ enum Answer {
     Drop,
 }
 
+/// The zone of `name`: the one with the longest origin `name` is in.
+fn most_specific_zone<'a>(zones: &'a HashMap<Name, Zone>, name: &Name) -> Option<&'a Zone> {
+    let mut candidate = name.to_lowercase();
+    loop {
+        if let Some(zone) = zones.get(&candidate) {
+            return Some(zone);
+        }
+        if candidate.is_root() {
+            return None;
+        }
+        candidate = candidate.base_name();
+    }
+}
+
 /// The zones served, shared between the server task and its handle.
 #[derive(Debug, Default)]
 struct DnsState {
-    zones: RwLock<Vec<Zone>>,
+    /// By origin, lowercased: a lab of many thousand zones answers each query with a few
+    /// map lookups, not a walk over every zone.
+    zones: RwLock<HashMap<Name, Zone>>,
     queries: Mutex<Vec<(Name, RecordType)>>,
 }
 
@@ -254,11 +270,7 @@ impl DnsState {
         let mut answers = Vec::new();
         let mut name = qname.clone();
         for _ in 0..MAX_CNAME_CHAIN {
-            let Some(zone) = zones
-                .iter()
-                .filter(|zone| zone.origin.zone_of(&name))
-                .max_by_key(|zone| zone.origin.num_labels())
-            else {
+            let Some(zone) = most_specific_zone(&zones, &name) else {
                 // Not ours: REFUSED for the question itself, the chain so far for a CNAME target
                 // outside our zones (a resolver would continue elsewhere).
                 let code = if answers.is_empty() {
@@ -416,7 +428,12 @@ impl DnsServer {
     /// A server answering for `zones` (the most specific zone wins for a name).
     pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
         let state = DnsState {
-            zones: RwLock::new(zones.into_iter().collect()),
+            zones: RwLock::new(
+                zones
+                    .into_iter()
+                    .map(|zone| (zone.origin.to_lowercase(), zone))
+                    .collect(),
+            ),
             queries: Mutex::default(),
         };
         Self {
@@ -470,8 +487,7 @@ impl DnsHandle {
     /// (a policy id that changes, a record that vanishes).
     pub fn set_zone(&self, zone: Zone) {
         let mut zones = self.state.zones.write().unwrap_or_else(|p| p.into_inner());
-        zones.retain(|z| z.origin != zone.origin);
-        zones.push(zone);
+        zones.insert(zone.origin.to_lowercase(), zone);
     }
 
     /// Every question received so far, in order (to show what a client cached or asked).

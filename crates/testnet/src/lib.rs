@@ -17,6 +17,9 @@
 //!   of [`Lab`] put a server on `::1` instead (one per lab and kind, since `::1` is one
 //!   address).
 //!
+//! - [`ManyDomains`]: thousands of generated domains of seven [`DomainKind`]s on a few shared
+//!   MX fleets, with the verdict each must get, for tests and benchmarks of bulk checkers.
+//!
 //! - [`NetNamespace`]: a network namespace of the test's own, for an address that drops SYNs
 //!   (a connect that times out rather than being refused); needs root, `ip` and `nft`.
 //!
@@ -56,6 +59,7 @@ mod dns;
 mod handle;
 mod https;
 mod lab;
+mod many;
 mod netns;
 mod smtp;
 mod tls;
@@ -71,6 +75,7 @@ pub use https::{
     Site, SiteTls,
 };
 pub use lab::Lab;
+pub use many::{DomainKind, ManyDomains};
 pub use netns::NetNamespace;
 pub use smtp::{
     LegacyTlsVersion, ReceivedMessage, ServerCertificate, SmtpBehaviour, SmtpHandle, SmtpServer,
