@@ -30,19 +30,8 @@ if [ ! -x "$venv/bin/mta-sts-daemon" ]; then
     "$venv/bin/pip" install --quiet postfix-mta-sts-resolver
 fi
 
-cleanup() {
-    local pids
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    [ -n "$pids" ] && kill $pids 2>/dev/null || true
-    sleep 0.2
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "/etc/netns/$ns" "$work"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
-mkdir -p "/etc/netns/$ns"
-echo "nameserver 127.0.0.1" > "/etc/netns/$ns/resolv.conf"
+source scripts/netns.sh
+netns_start "$ns" "$work"
 
 ip netns exec "$ns" "$bin/resolver-load" lab --dir "$work" --domains "$domains" 2>"$work/lab.log" &
 for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.1; done

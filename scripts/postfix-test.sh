@@ -14,19 +14,8 @@ ns=mtasts-pfx-$$
 # Built outside the namespace, which has no network for cargo.
 cargo test -p mta-sts --test postfix_e2e --locked --no-run
 
-cleanup() {
-    local pids
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    [ -n "$pids" ] && kill $pids 2>/dev/null || true
-    sleep 0.2
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "/etc/netns/$ns"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
-mkdir -p "/etc/netns/$ns"
-echo "nameserver 127.0.0.1" > "/etc/netns/$ns/resolv.conf"
+source scripts/netns.sh
+netns_start "$ns"
 
 MTA_STS_POSTFIX_NETNS=$ns ip netns exec "$ns" \
     cargo test -p mta-sts --test postfix_e2e --locked --offline -- --ignored --nocapture

@@ -33,9 +33,10 @@ pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, an
 pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
 pub use many::{Checker, DEFAULT_CONCURRENCY, DEFAULT_PER_DESTINATION, RUN_DNS_CACHE_SIZE};
-pub use shared::{PROBE_CACHE_SIZE, PROBE_CACHE_TTL};
 pub use scan::{
     Category, LineEvidence, LineFinding, LineMxHost, LinePolicy, LineTxt, LineTxtAnswer,
-    LineVerdict, MAX_AGE_BUCKETS, MaxAgeBucket, ScanLine, Share, Summary, SummaryReport, TopMx,
+    LineVerdict, MAX_AGE_BUCKETS, MAX_SCAN_LINE, MaxAgeBucket, ScanLine, Share, Summary,
+    SummaryReport, TopMx,
 };
+pub use shared::{PROBE_CACHE_SIZE, PROBE_CACHE_TTL};
 pub use suggest::{PolicyDiff, RuaSource, SuggestRequest, Suggestion, Warning, suggest};

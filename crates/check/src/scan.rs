@@ -97,6 +97,25 @@ pub struct LineMxHost {
     pub host: String,
 }
 
+/// The longest results line read: a report with many MX hosts and certificates stays far
+/// below; more is not a line `scan` wrote.
+pub const MAX_SCAN_LINE: usize = 4 * 1024 * 1024;
+
+impl ScanLine {
+    /// Reads one results line (a report as JSON, as `scan --out` writes it), from a file that
+    /// may hold anything: a line that is not a report, or longer than [`MAX_SCAN_LINE`], is
+    /// an error saying what is wrong and where.
+    pub fn from_json(line: &[u8]) -> Result<ScanLine, String> {
+        if line.len() > MAX_SCAN_LINE {
+            return Err(format!(
+                "the line is {} bytes, more than the {MAX_SCAN_LINE} a report has",
+                line.len()
+            ));
+        }
+        serde_json::from_slice(line).map_err(|e| e.to_string())
+    }
+}
+
 impl LineTxt {
     /// Some record is published at the name.
     fn published(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Reading what the user gives: files, standard input, TXT records in zone-file form.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -150,9 +150,90 @@ pub fn zone_quote(string: &str) -> String {
     s
 }
 
+/// What [`read_line`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// The line is at most the cap long (else the buffer holds only its start).
+    pub fits: bool,
+    /// It ended in a line feed (the last line of a file may not).
+    pub ended: bool,
+    /// Bytes consumed from the input, line end included.
+    pub consumed: u64,
+}
+
+/// Reads one line into `buf` without its line end (LF or CRLF), keeping at most `cap + 1`
+/// bytes of it: a longer line is consumed to its end and not kept, so a file of one endless
+/// line never fills memory. `None` at the end of the input.
+pub fn read_line(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    cap: u64,
+) -> std::io::Result<Option<Line>> {
+    buf.clear();
+    let mut consumed = input.take(cap + 1).read_until(b'\n', buf)? as u64;
+    if consumed == 0 {
+        return Ok(None);
+    }
+    let mut ended = buf.last() == Some(&b'\n');
+    if !ended && consumed > cap {
+        // Too long: skip to the end of the line.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let m = input.take(64 * 1024).read_until(b'\n', &mut rest)?;
+            consumed += m as u64;
+            if m == 0 || rest.last() == Some(&b'\n') {
+                ended = m > 0;
+                break;
+            }
+        }
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(Some(Line {
+        fits: buf.len() as u64 <= cap,
+        ended,
+        consumed,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_skipped_whole() {
+        let long = "x".repeat(5000);
+        let text = format!("a.example\r\n{long}\nb.example");
+        let mut input: &[u8] = text.as_bytes();
+        let mut buf = Vec::new();
+        let line = |fits, ended, consumed| {
+            Some(Line {
+                fits,
+                ended,
+                consumed,
+            })
+        };
+        assert_eq!(
+            read_line(&mut input, &mut buf, 1024).unwrap(),
+            line(true, true, 11)
+        );
+        assert_eq!(buf, b"a.example");
+        assert_eq!(
+            read_line(&mut input, &mut buf, 1024).unwrap(),
+            line(false, true, 5001)
+        );
+        assert_eq!(
+            read_line(&mut input, &mut buf, 1024).unwrap(),
+            line(true, false, 9)
+        );
+        assert_eq!(buf, b"b.example");
+        assert_eq!(read_line(&mut input, &mut buf, 1024).unwrap(), None);
+    }
 
     #[test]
     fn zone_form_concatenates_without_spaces() {

@@ -7,13 +7,15 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use anyhow::Context as _;
+use mta_sts_check::{MAX_SCAN_LINE, ScanLine};
 use serde::{Deserialize, Serialize};
 
+use crate::input::read_line;
 use crate::render::clean;
 
 /// Format version of the mark file.
@@ -162,39 +164,36 @@ fn read_names(
     from: u64,
     names: &mut HashSet<String>,
 ) -> anyhow::Result<u64> {
-    #[derive(Deserialize)]
-    struct Domain {
-        domain: String,
-    }
     file.seek(SeekFrom::Start(from))?;
     let mut input = BufReader::new(file);
     let mut line = Vec::new();
     let mut complete = from;
     let mut number = 0u64;
-    loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", out.display()))?;
-        if n == 0 {
-            break;
-        }
+    while let Some(read) = read_line(&mut input, &mut line, MAX_SCAN_LINE as u64)
+        .with_context(|| format!("cannot read {}", out.display()))?
+    {
         number += 1;
-        if line.last() != Some(&b'\n') {
+        if !read.ended {
             eprintln!(
                 "mta-sts: {} ends in a line cut short (the scan was interrupted while writing it); it is dropped and its domain checked again",
                 out.display()
             );
             break;
         }
-        let parsed: Domain = serde_json::from_slice(&line).with_context(|| {
-            format!(
-                "{} line {number} after byte {from} is not a scan result; --resume continues only a file written by scan --out",
-                out.display()
+        let parsed = if read.fits {
+            ScanLine::from_json(&line)
+        } else {
+            Err(format!("longer than {MAX_SCAN_LINE} bytes"))
+        };
+        let parsed = parsed.map_err(|why| {
+            anyhow::anyhow!(
+                "{} line {number} after byte {from} is not a scan result ({}); --resume continues only a file written by scan --out",
+                out.display(),
+                clean(&why)
             )
         })?;
         names.insert(parsed.domain);
-        complete += n as u64;
+        complete += read.consumed;
     }
     Ok(complete)
 }
@@ -246,14 +245,15 @@ impl Ledger {
 
     /// Writes the mark for results of `results_bytes` bytes (to a new file, then renamed
     /// over the old, so a kill leaves one or the other whole).
-    pub fn write_mark(&self, out: &Path, input: &Input<'_>, results_bytes: u64) -> anyhow::Result<()> {
+    pub fn write_mark(
+        &self,
+        out: &Path,
+        input: &Input<'_>,
+        results_bytes: u64,
+    ) -> anyhow::Result<()> {
         let mark = {
             let mut state = self.state();
-            let next_line = state
-                .pending
-                .first()
-                .copied()
-                .unwrap_or(state.read_to + 1);
+            let next_line = state.pending.first().copied().unwrap_or(state.read_to + 1);
             state.done = state.done.split_off(&next_line);
             Mark {
                 version: VERSION,
@@ -281,10 +281,18 @@ mod tests {
     use super::*;
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mta-sts-resume-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("mta-sts-resume-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("results.jsonl")
+    }
+
+    /// The least of a results line.
+    fn line(domain: &str) -> String {
+        format!(
+            r#"{{"domain":"{domain}","sender":{{"status":"testing"}},"evidence":{{"sts_txt":{{}},"tlsrpt_txt":{{}}}}}}"#
+        )
     }
 
     #[test]
@@ -318,7 +326,7 @@ mod tests {
     #[test]
     fn results_after_the_mark_are_remembered_by_name_and_a_cut_line_is_dropped() {
         let out = temp("names");
-        let first = "{\"domain\":\"a.example\"}\n";
+        let first = &format!("{}\n", line("a.example"));
         let input = Input {
             domains: "list.txt",
             shard: Some("1/2".into()),
@@ -330,15 +338,24 @@ mod tests {
         std::fs::write(&out, first).unwrap();
         ledger.write_mark(&out, &input, first.len() as u64).unwrap();
         // Line 2 is written after the mark, line 3 is cut short by a kill.
-        let text = format!("{first}{{\"domain\":\"b.example\"}}\n{{\"domain\":\"c.ex");
+        let text = format!("{first}{}\n{{\"domain\":\"c.ex", line("b.example"));
         std::fs::write(&out, &text).unwrap();
         let (finished, length) = finished(&out, &input).unwrap();
         assert_eq!(length, text.rfind('\n').unwrap() as u64 + 1);
         assert_eq!(std::fs::metadata(&out).unwrap().len(), length);
         assert!(finished.contains(1, None), "by the mark");
-        assert!(!finished.names.contains("a.example"), "before the mark: not by name");
-        assert!(finished.contains(2, Some("b.example")), "after the mark: by name");
-        assert!(!finished.contains(3, Some("c.example")), "the cut line is not finished");
+        assert!(
+            !finished.names.contains("a.example"),
+            "before the mark: not by name"
+        );
+        assert!(
+            finished.contains(2, Some("b.example")),
+            "after the mark: by name"
+        );
+        assert!(
+            !finished.contains(3, Some("c.example")),
+            "the cut line is not finished"
+        );
         // For another input the mark says nothing: every finished domain is known by name.
         let other = Input {
             domains: "list.txt",

@@ -217,7 +217,10 @@ async fn resume_after_a_kill_checks_only_what_was_not_finished() {
     while std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) < DOMAINS / 3
         || !mark.exists()
     {
-        assert!(std::time::Instant::now() < deadline, "the scan did not get far");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan did not get far"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.kill().unwrap();

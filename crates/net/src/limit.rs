@@ -107,6 +107,11 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn no_limit_takes_no_slot() {
-        assert!(Destinations::new(0).slot([127, 0, 0, 1].into()).await.is_none());
+        assert!(
+            Destinations::new(0)
+                .slot([127, 0, 0, 1].into())
+                .await
+                .is_none()
+        );
     }
 }

@@ -83,6 +83,14 @@ impl SharedPort {
         Self::default()
     }
 
+    /// A shared port that is `port` from the start (25 and 443 in a network namespace of
+    /// the lab's own, where clients need no port overrides).
+    pub fn fixed(port: u16) -> Self {
+        Self {
+            port: Mutex::new(Some(port)),
+        }
+    }
+
     /// The shared port, once a listener has been bound.
     pub fn get(&self) -> Option<u16> {
         *self

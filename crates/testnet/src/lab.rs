@@ -20,6 +20,8 @@ pub struct Lab {
     ca: TestCa,
     smtp_port: SharedPort,
     https_port: SharedPort,
+    /// Where [`Lab::dns`] listens, when not on a fresh address.
+    dns_addr: Option<SocketAddr>,
 }
 
 impl Default for Lab {
@@ -35,6 +37,20 @@ impl Lab {
             ca: TestCa::new("Testnet CA"),
             smtp_port: SharedPort::new(),
             https_port: SharedPort::new(),
+            dns_addr: None,
+        }
+    }
+
+    /// A lab whose SMTP servers listen on `smtp_port`, HTTPS servers on `https_port` and DNS
+    /// server on `dns`: with 25, 443 and 127.0.0.1:53 in a network namespace of its own
+    /// ([`crate::NetNamespace`] or `ip netns`), a client finds everything with its defaults
+    /// and `nameserver 127.0.0.1`.
+    pub fn with_ports(smtp_port: u16, https_port: u16, dns: SocketAddr) -> Self {
+        Self {
+            ca: TestCa::new("Testnet CA"),
+            smtp_port: SharedPort::fixed(smtp_port),
+            https_port: SharedPort::fixed(https_port),
+            dns_addr: Some(dns),
         }
     }
 
@@ -43,9 +59,17 @@ impl Lab {
         &self.ca
     }
 
-    /// Starts an authoritative DNS server for `zones` on a fresh address (UDP and TCP).
+    /// Starts an authoritative DNS server for `zones` on a fresh address (UDP and TCP), or
+    /// where [`Lab::with_ports`] says.
     pub async fn dns(&self, zones: impl IntoIterator<Item = Zone>) -> io::Result<DnsHandle> {
-        DnsServer::new(zones).start().await
+        match self.dns_addr {
+            Some(addr) => {
+                let udp = tokio::net::UdpSocket::bind(addr).await?;
+                let tcp = tokio::net::TcpListener::bind(addr).await?;
+                DnsServer::new(zones).start_on(udp, tcp)
+            }
+            None => DnsServer::new(zones).start().await,
+        }
     }
 
     /// Starts an HTTPS server for `sites` on a fresh address and the lab's HTTPS port; sites
