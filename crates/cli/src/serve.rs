@@ -258,9 +258,8 @@ pub fn list(args: &ReportsListArgs, style: Style) -> anyhow::Result<Outcome> {
         let store = open_store(&args.store).await?;
         let filter = ReportFilter {
             domain: args.domain.clone(),
-            since: None,
             limit: args.limit,
-            include_uncounted: false,
+            ..ReportFilter::default()
         };
         anyhow::Ok(store.list_reports(&filter).await?)
     })?;

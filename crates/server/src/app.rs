@@ -40,6 +40,8 @@ pub struct AppState {
     budget: Arc<MemoryBudget>,
     /// Reports refused by `intake.accept` since start.
     refused: Arc<AtomicU64>,
+    /// The dashboard, API and metrics, when `[dashboard]` names someone.
+    dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
 /// The intake's memory budget (`limits.intake_memory`): bytes held by reports being read, all
@@ -77,13 +79,29 @@ impl AppState {
             intake: Arc::new(config.intake.clone()),
             budget: Arc::new(MemoryBudget::new(&config.limits)),
             refused: Arc::new(AtomicU64::new(0)),
+            dashboard: None,
         }
+    }
+
+    /// Serves the dashboard, the JSON API and `/metrics` from `data`, when `config`'s
+    /// `[dashboard]` names a user or a token (else they stay 404).
+    pub fn with_dashboard(
+        mut self,
+        config: &Config,
+        data: Arc<dyn crate::dashboard::DashboardData>,
+    ) -> Self {
+        self.dashboard =
+            crate::dashboard::Dashboard::new(config, data, Arc::clone(&self.refused)).map(Arc::new);
+        self
     }
 
     /// Serves `config`'s policies from now on. Requests in flight finish with the old ones;
     /// connections stay open. Intake settings and listeners are fixed at start.
     pub fn replace_policies(&self, config: &Config) {
         self.policies.store(Arc::new(policy_table(config)));
+        if let Some(dashboard) = &self.dashboard {
+            dashboard.replace_domains(config);
+        }
     }
 
     /// The intake settings the router was built with.
@@ -113,11 +131,14 @@ fn policy_table(config: &Config) -> HashMap<String, Bytes> {
 /// The whole HTTP application: policy hosting on every `mta-sts.<domain>` host and the report
 /// intake on any host, each with its own limits. Everything else is 404.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(POLICY_PATH, any(policy))
-        .merge(intake_router(&state.intake))
-        .fallback(not_found)
-        .with_state(state)
+        .merge(intake_router(&state.intake));
+    let router = match &state.dashboard {
+        Some(dashboard) => router.merge(crate::dashboard::router(Arc::clone(dashboard))),
+        None => router,
+    };
+    router.fallback(not_found).with_state(state)
 }
 
 /// `POST {intake.path}` with its limits, outermost first: errors of the layers below become

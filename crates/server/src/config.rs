@@ -46,6 +46,8 @@ pub struct Config {
     pub intake: Intake,
     /// Connection and memory limits that keep the server up under hostile clients.
     pub limits: Limits,
+    /// Who may see the dashboard, the API and the metrics (`[dashboard]`).
+    pub dashboard: crate::dashboard::DashboardConfig,
     domains: Vec<Domain>,
 }
 
@@ -396,6 +398,8 @@ struct RawConfig {
     intake: RawIntake,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    dashboard: crate::dashboard::RawDashboard,
     #[serde(default)]
     domain: Vec<RawDomain>,
 }
@@ -772,10 +776,13 @@ impl Config {
             domains.push(domain);
         }
 
+        let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
+        let dashboard = crate::dashboard::check_config(raw.dashboard, &names, &intake.path)?;
         Ok(Config {
             source: None,
             listen,
             tls,
+            dashboard,
             storage: Storage {
                 data_dir: raw.storage.data_dir.map(resolve),
                 database: raw.storage.database,

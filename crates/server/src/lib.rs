@@ -9,6 +9,8 @@
 //!   time and concurrency limits.
 //! - [`ReportSink`]: where reports go; the store implements it, [`MemorySink`] keeps them in
 //!   memory.
+//! - The dashboard ([`DashboardData`], [`DashboardConfig`]): HTML pages, the JSON API under
+//!   `/api/v1/` and `/metrics`, behind a login, read from the store the binary wires in.
 //! - [`Server`] and [`serve`]: listeners (HTTPS with certificates chosen by SNI, from PEM files
 //!   or ACME TLS-ALPN-01; plain HTTP behind a proxy), reload, graceful shutdown.
 //!
@@ -36,6 +38,7 @@
 mod acme;
 mod app;
 mod config;
+mod dashboard;
 mod intake;
 mod screen;
 mod server;
@@ -50,8 +53,14 @@ pub use config::{
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake,
     LETS_ENCRYPT_DIRECTORY, Limits, Listen, PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
 };
+pub use dashboard::{
+    ApiToken, DEFAULT_SESSION_HOURS, DashboardConfig, DashboardData, DataError, DomainStats,
+    FailureRow, LOGIN_WINDOW, MAX_FAILED_LOGINS, PolicyCount, PolicyDetail, QuarantineItem,
+    Readiness, ReportDetail, ReportQuery, ReportRow, Reprocess, SESSION_COOKIE, StoreTotals, Tally,
+    User, hash_password, new_api_token,
+};
 pub use intake::{
     IncomingReport, IngestOutcome, MemoryReports, MemorySink, ReportSink, SinkError, classify,
 };
-pub use server::{Listeners, Server, ServerError, serve, shutdown_signal};
+pub use server::{Listeners, Server, ServerError, serve, serve_with_dashboard, shutdown_signal};
 pub use tls::{TlsError, load_cert_files};

@@ -120,6 +120,14 @@ impl Server {
         })
     }
 
+    /// Serves the dashboard, API and metrics from `data` too (see [`AppState::with_dashboard`]).
+    #[must_use]
+    pub fn with_dashboard(mut self, data: Arc<dyn crate::dashboard::DashboardData>) -> Server {
+        let config = self.config();
+        self.state = self.state.with_dashboard(&config, data);
+        self
+    }
+
     /// The application as a router (what the listeners serve), for `oneshot` tests.
     pub fn router(&self) -> Router {
         app(self.state.clone())
@@ -277,8 +285,25 @@ pub async fn serve(
     sink: Arc<dyn ReportSink>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with_dashboard(config, sink, None, shutdown).await
+}
+
+/// [`serve`], with the dashboard, API and metrics read from `dashboard` (when the config's
+/// `[dashboard]` names someone).
+///
+/// # Errors
+/// Why the server could not start.
+pub async fn serve_with_dashboard(
+    config: Config,
+    sink: Arc<dyn ReportSink>,
+    dashboard: Option<Arc<dyn crate::dashboard::DashboardData>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let listeners = Listeners::bind(&config).await?;
-    let server = Server::new(config, sink)?;
+    let mut server = Server::new(config, sink)?;
+    if let Some(data) = dashboard {
+        server = server.with_dashboard(data);
+    }
     log_listening(&listeners, &server.config());
     let state = server.state.clone();
     let reloader = server.clone();

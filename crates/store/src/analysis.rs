@@ -393,13 +393,25 @@ pub enum Verdict {
     },
 }
 
+/// The end of each reporting organization's last counted report (UTC seconds): how long
+/// a reporter has been silent.
+pub fn last_report_end(rows: &[PolicyRow]) -> BTreeMap<String, i64> {
+    let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.counted) {
+        let last = last_seen
+            .entry(row.organization_name.clone())
+            .or_insert(i64::MIN);
+        *last = (*last).max(row.date_end);
+    }
+    last_seen
+}
+
 /// Says whether `domain` may go to `enforce`, from its stored entries `rows` (already filtered
 /// to the domain).
 pub fn readiness(domain: &str, rows: &[PolicyRow]) -> Readiness {
     let counted: Vec<&PolicyRow> = rows.iter().filter(|r| r.counted).collect();
     let mut days = BTreeSet::new();
     let mut reporters: BTreeMap<String, u64> = BTreeMap::new();
-    let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
     let mut seen_reports = BTreeSet::new();
     for row in &counted {
         // A daily report ends at 23:59:59 or at the next day's 00:00:00: count the days it
@@ -414,11 +426,8 @@ pub fn readiness(domain: &str, rows: &[PolicyRow]) -> Readiness {
         if seen_reports.insert(row.report) {
             *reporters.entry(row.organization_name.clone()).or_default() += 1;
         }
-        let last = last_seen
-            .entry(row.organization_name.clone())
-            .or_insert(i64::MIN);
-        *last = (*last).max(row.date_end);
     }
+    let last_seen = last_report_end(rows);
     let newest = last_seen.values().copied().max().unwrap_or(0);
     let stopped = last_seen
         .iter()

@@ -74,7 +74,7 @@ pub use model::{
     RawReport, ReportFilter, ReportKey, ReportSummary, Source, StoredReport, StoredWarning,
 };
 pub use policy_cache::{PolicyEntry, PolicyPurge, StoredPolicy};
-pub use rebuild::RebuildStats;
+pub use rebuild::{RebuildStats, Reprocessed};
 pub use sql::MAX_INDEXED_LEN;
 pub use writer::WriterStats;
 
@@ -391,6 +391,24 @@ impl Store {
     pub async fn quarantined(&self, raw: RawId) -> Result<Option<QuarantineEntry>, StoreError> {
         let mut conn = self.reader().await?;
         sql::quarantined(&mut conn, raw).await
+    }
+
+    /// How many reports count (one body per identity) and how many bodies are in quarantine.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn totals(&self) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.reader().await?;
+        let reports: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE counted = 1")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(error::database("count reports"))?;
+        let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(error::database("count quarantine"))?;
+        Ok((sql::count(reports), sql::count(quarantined)))
     }
 
     /// The raw body stored under `id`.

@@ -220,8 +220,19 @@ impl Ingested {
 pub struct ReportFilter {
     /// Only reports with a policy for this domain (case-insensitive, trailing dot ignored).
     pub domain: Option<String>,
+    /// Only reports with a policy for one of these domains (case-insensitive, trailing dot
+    /// ignored); `None` for any domain. An empty list matches no report.
+    pub domains: Option<Vec<String>>,
+    /// Only reports from this reporting organization (exactly as sent).
+    pub organization: Option<String>,
     /// Only reports whose period ends after this time.
     pub since: Option<Timestamp>,
+    /// Only reports whose period starts before this time.
+    pub until: Option<Timestamp>,
+    /// Only reports with at least one failed session.
+    pub failures_only: bool,
+    /// Skip this many reports (newest period first) before the `limit`: for paging.
+    pub offset: u32,
     /// At most this many reports, newest period first.
     pub limit: u32,
     /// Also the bodies that do not count (see [`ReportSummary::counted`]); by default only
@@ -233,7 +244,12 @@ impl Default for ReportFilter {
     fn default() -> Self {
         Self {
             domain: None,
+            domains: None,
+            organization: None,
             since: None,
+            until: None,
+            failures_only: false,
+            offset: 0,
             limit: 100,
             include_uncounted: false,
         }

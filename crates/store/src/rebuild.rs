@@ -62,38 +62,81 @@ impl Store {
             }
         }
         for (raw, was_quarantined) in work {
-            let Some(body) = self.raw(raw).await? else {
-                continue;
-            };
-            let max_len = self.max_report_size;
-            let verdict = tokio::task::spawn_blocking(move || {
-                read_body(&body.content_type, &body.bytes, max_len)
-            })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-            let Verdict::Read(report) = verdict else {
-                stats.unreadable += 1;
-                progress(&stats);
-                continue;
-            };
-            let rebuilt = self
-                .writer
-                .submit(Rederive {
-                    raw,
-                    report,
-                    now: unix_now(),
-                    was_quarantined,
-                })
-                .await?;
-            match rebuilt {
-                Rebuilt::Rederived => stats.rederived += 1,
-                Rebuilt::Released => stats.released += 1,
-                Rebuilt::Unchanged => stats.unreadable += 1,
+            match self.rebuild_one(raw, was_quarantined).await? {
+                None => continue,
+                Some(Rebuilt::Rederived) => stats.rederived += 1,
+                Some(Rebuilt::Released) => stats.released += 1,
+                Some(Rebuilt::Unchanged) => stats.unreadable += 1,
             }
             progress(&stats);
         }
         Ok(stats)
     }
+
+    /// Reads one body in quarantine again (the dashboard's "re-process"), by the rules of
+    /// [`Store::rebuild`]: it leaves the quarantine when it now reads; a body held there on
+    /// purpose (`manual`, `dkim-required`) is not read again.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read or refuses the write.
+    pub async fn reprocess(&self, raw: RawId) -> Result<Reprocessed, StoreError> {
+        let Some(entry) = self.quarantined(raw).await? else {
+            return Ok(Reprocessed::NotInQuarantine);
+        };
+        if matches!(
+            entry.code,
+            QuarantineCode::Manual | QuarantineCode::DkimRequired
+        ) {
+            return Ok(Reprocessed::Held);
+        }
+        Ok(match self.rebuild_one(raw, true).await? {
+            Some(Rebuilt::Released | Rebuilt::Rederived) => Reprocessed::Released,
+            Some(Rebuilt::Unchanged) | None => Reprocessed::StillUnreadable,
+        })
+    }
+
+    /// Reads the raw body `raw` again and replaces its rows; `None` when the body is gone.
+    async fn rebuild_one(
+        &self,
+        raw: RawId,
+        was_quarantined: bool,
+    ) -> Result<Option<Rebuilt>, StoreError> {
+        let Some(body) = self.raw(raw).await? else {
+            return Ok(None);
+        };
+        let max_len = self.max_report_size;
+        let verdict = tokio::task::spawn_blocking(move || {
+            read_body(&body.content_type, &body.bytes, max_len)
+        })
+        .await
+        .map_err(|_| StoreError::WriterStopped)?;
+        let Verdict::Read(report) = verdict else {
+            return Ok(Some(Rebuilt::Unchanged));
+        };
+        self.writer
+            .submit(Rederive {
+                raw,
+                report,
+                now: unix_now(),
+                was_quarantined,
+            })
+            .await
+            .map(Some)
+    }
+}
+
+/// What [`Store::reprocess`] did with a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprocessed {
+    /// It reads now: stored as a report, out of quarantine.
+    Released,
+    /// It still does not read (or cannot be stored); it stays in quarantine.
+    StillUnreadable,
+    /// It is in quarantine on purpose (`manual`, `dkim-required`) and was not read again.
+    Held,
+    /// No such body in quarantine.
+    NotInQuarantine,
 }
 
 /// The outcome of one body.

@@ -489,14 +489,47 @@ pub(crate) async fn list_reports(
              WHERE rtrim(lower(policy_domain), '.') = ${placeholder})"
         );
     }
+    let domains: Option<Vec<String>> = filter
+        .domains
+        .as_ref()
+        .map(|domains| domains.iter().map(|d| normalize_domain(d)).collect());
+    match domains.as_deref() {
+        None => {}
+        Some([]) => sql.push_str(" AND 1 = 0"),
+        Some(list) => {
+            sql.push_str(
+                " AND id IN (SELECT report FROM report_policies \
+                 WHERE rtrim(lower(policy_domain), '.') IN (",
+            );
+            for index in 0..list.len() {
+                placeholder += 1;
+                let comma = if index == 0 { "" } else { ", " };
+                let _ = write!(sql, "{comma}${placeholder}");
+            }
+            sql.push_str("))");
+        }
+    }
+    if filter.organization.is_some() {
+        placeholder += 1;
+        let _ = write!(sql, " AND organization_name = ${placeholder}");
+    }
     if filter.since.is_some() {
         placeholder += 1;
         let _ = write!(sql, " AND date_end > ${placeholder}");
     }
+    if filter.until.is_some() {
+        placeholder += 1;
+        let _ = write!(sql, " AND date_start < ${placeholder}");
+    }
+    if filter.failures_only {
+        sql.push_str(" AND id IN (SELECT report FROM report_policies WHERE failed_sessions > 0)");
+    }
+    placeholder += 1;
+    let limit = placeholder;
     placeholder += 1;
     let _ = write!(
         sql,
-        " ORDER BY date_start DESC, id DESC LIMIT ${placeholder}) r \
+        " ORDER BY date_start DESC, id DESC LIMIT ${limit} OFFSET ${placeholder}) r \
          LEFT JOIN report_policies p ON p.report = r.id \
          ORDER BY r.date_start DESC, r.id DESC, p.id"
     );
@@ -504,11 +537,21 @@ pub(crate) async fn list_reports(
     if let Some(domain) = domain {
         query = query.bind(domain);
     }
+    for domain in domains.unwrap_or_default() {
+        query = query.bind(domain);
+    }
+    if let Some(organization) = &filter.organization {
+        query = query.bind(organization.clone());
+    }
     if let Some(since) = &filter.since {
         query = query.bind(since.unix_seconds());
     }
+    if let Some(until) = &filter.until {
+        query = query.bind(until.unix_seconds());
+    }
     let rows = query
         .bind(i64::from(filter.limit))
+        .bind(i64::from(filter.offset))
         .fetch_all(conn)
         .await
         .map_err(crate::error::database("list reports"))?;

@@ -777,6 +777,7 @@ async fn list_filters_by_domain_since_and_limit(location: Location) {
             since: Some(Timestamp::from_unix_seconds(4_102_444_800).expect("2100")),
             limit: 10,
             include_uncounted: true,
+            ..ReportFilter::default()
         })
         .await
         .expect("list both filters");

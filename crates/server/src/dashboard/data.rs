@@ -1,0 +1,262 @@
+//! What the dashboard reads, as the server sees it: the [`DashboardData`] trait the binary
+//! implements over the store, and the rows it hands back. Which domains a request may see is
+//! decided before any of these methods is called (see [`Scope`](super::Scope)); each method
+//! is given the domains it may answer about.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+/// Sessions of one group (a day, a result type, a reporter, an MX host, an address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// The group's value (`(none)` when a report does not say).
+    pub key: String,
+    /// Reports counted in the group.
+    pub reports: u64,
+    /// Successful sessions; `None` for groups made from failure details, which carry none.
+    pub successful: Option<u64>,
+    /// Failed sessions.
+    pub failed: u64,
+    /// Failed sessions per result type.
+    pub failure_types: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Failed sessions over all sessions, when known and not zero.
+    pub fn failure_rate(&self) -> Option<f64> {
+        let sessions = self.successful?.saturating_add(self.failed);
+        (sessions > 0).then(|| self.failed as f64 / sessions as f64)
+    }
+}
+
+/// The answer of `mta-sts reports readiness` for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Enough data and no MX or policy failures: `enforce` would refuse no mail.
+    Ready,
+    /// Something must be fixed first.
+    NotYet {
+        /// What to fix first, in one sentence.
+        fix: String,
+    },
+    /// Too few days or reporters to tell.
+    NotEnoughData {
+        /// Days covered.
+        days: usize,
+        /// Reporters seen.
+        reporters: usize,
+        /// Days needed.
+        min_days: usize,
+        /// Reporters needed.
+        min_reporters: usize,
+    },
+}
+
+/// A domain's reports over a period, counted by the store's rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DomainStats {
+    /// All counted sessions.
+    pub total: Tally,
+    /// Per UTC day (`YYYY-MM-DD`), oldest first; days without reports are absent.
+    pub daily: Vec<Tally>,
+    /// Failures per result type.
+    pub by_result: Vec<Tally>,
+    /// Sessions per reporting organization.
+    pub by_reporter: Vec<Tally>,
+    /// Failures per receiving MX host name.
+    pub by_mx: Vec<Tally>,
+    /// Failures per receiving address.
+    pub by_receiving_ip: Vec<Tally>,
+    /// Failures per sending MTA address.
+    pub by_sending_ip: Vec<Tally>,
+    /// The end of each reporter's last report in the period (UTC seconds).
+    pub last_report: BTreeMap<String, i64>,
+    /// The readiness verdict over the period.
+    pub readiness: Option<Readiness>,
+}
+
+/// Which reports [`DashboardData::reports`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// Only reports with a policy for one of these domains (never empty: an empty scope is
+    /// answered without asking).
+    pub domains: Vec<String>,
+    /// Only reports from this organization, exactly as sent.
+    pub reporter: Option<String>,
+    /// Only reports whose period ends after this time (UTC seconds).
+    pub since: Option<i64>,
+    /// Only reports whose period starts before this time (UTC seconds).
+    pub until: Option<i64>,
+    /// Only reports with failed sessions.
+    pub failures_only: bool,
+    /// Reports skipped (newest first), for paging.
+    pub offset: u32,
+    /// Reports returned at most.
+    pub limit: u32,
+}
+
+/// One policy entry of a report in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCount {
+    /// `policy-domain`, as sent.
+    pub domain: String,
+    /// `policy-type`, as sent.
+    pub policy_type: String,
+    /// Successful sessions.
+    pub successful: u64,
+    /// Failed sessions.
+    pub failed: u64,
+}
+
+/// One report in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// The store's key.
+    pub id: i64,
+    /// `organization-name`.
+    pub reporter: String,
+    /// `report-id`.
+    pub report_id: String,
+    /// Period start, RFC 3339.
+    pub start: String,
+    /// Period end, RFC 3339.
+    pub end: String,
+    /// The policies, in report order.
+    pub policies: Vec<PolicyCount>,
+}
+
+/// One `failure-details` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// `result-type`.
+    pub result_type: String,
+    /// `sending-mta-ip`.
+    pub sending_mta_ip: Option<String>,
+    /// `receiving-mx-hostname`.
+    pub receiving_mx_hostname: Option<String>,
+    /// `receiving-ip`.
+    pub receiving_ip: Option<String>,
+    /// `failed-session-count`.
+    pub failed_sessions: u64,
+    /// `failure-reason-code` or `additional-information`.
+    pub reason: Option<String>,
+}
+
+/// One policy entry of a report, in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDetail {
+    /// The counts.
+    pub counts: PolicyCount,
+    /// `mx-host`.
+    pub mx_hosts: Vec<String>,
+    /// `policy-string`.
+    pub policy_strings: Vec<String>,
+    /// `failure-details`.
+    pub failures: Vec<FailureRow>,
+}
+
+/// A report in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportDetail {
+    /// The listing's fields (its policies are in `policies`).
+    pub row: ReportRow,
+    /// The raw body's key.
+    pub raw_id: i64,
+    /// `contact-info`.
+    pub contact: Option<String>,
+    /// Whether this body counts for its identity.
+    pub counted: bool,
+    /// Other bodies with the same identity.
+    pub conflicting: Vec<i64>,
+    /// The policies in full.
+    pub policies: Vec<PolicyDetail>,
+    /// What the reader tolerated: `(JSON path, message)`.
+    pub warnings: Vec<(String, String)>,
+    /// The report as JSON, pretty-printed.
+    pub json: String,
+}
+
+/// A body in quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineItem {
+    /// The raw body's key.
+    pub id: i64,
+    /// Stable code (`unreadable`, `too-large`, ...).
+    pub code: String,
+    /// Why it is there.
+    pub reason: String,
+    /// When it was put there, RFC 3339.
+    pub quarantined_at: String,
+    /// Where it came from (`https`, `mail`, `file`).
+    pub source: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What re-processing a body in quarantine did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprocess {
+    /// It reads now and left the quarantine.
+    Released,
+    /// It still does not read.
+    StillUnreadable,
+    /// It is held on purpose (`manual`, `dkim-required`) and was not read again.
+    Held,
+    /// No such body in quarantine.
+    NotFound,
+}
+
+/// Totals for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    /// Reports stored (counted bodies).
+    pub reports: u64,
+    /// Bodies in quarantine.
+    pub quarantined: u64,
+}
+
+/// The store could not answer; logged, and the page says "try again".
+#[derive(Debug, thiserror::Error)]
+#[error("dashboard data: {message}")]
+pub struct DataError {
+    /// What failed.
+    pub message: String,
+}
+
+impl DataError {
+    /// An error with a message for the log.
+    pub fn new(message: impl Into<String>) -> Self {
+        DataError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the dashboard, the API and `/metrics` read from: the store, wired in by the binary.
+#[async_trait]
+pub trait DashboardData: Send + Sync + 'static {
+    /// The reports of `domain` whose period overlaps `[since, until)`, counted.
+    async fn domain_stats(
+        &self,
+        domain: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<DomainStats, DataError>;
+
+    /// Reports matching `query`, newest period first, with one more than `query.limit` when
+    /// there are more (so a page knows whether a next one exists).
+    async fn reports(&self, query: &ReportQuery) -> Result<Vec<ReportRow>, DataError>;
+
+    /// The report stored under `id`.
+    async fn report(&self, id: i64) -> Result<Option<ReportDetail>, DataError>;
+
+    /// Bodies in quarantine, oldest first, at most `limit`.
+    async fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineItem>, DataError>;
+
+    /// Reads a body in quarantine again.
+    async fn reprocess(&self, id: i64) -> Result<Reprocess, DataError>;
+
+    /// Totals for `/metrics`.
+    async fn totals(&self) -> Result<StoreTotals, DataError>;
+}
