@@ -43,6 +43,10 @@ need_netns_tools() {
     command -v nft >/dev/null || apt_install nftables
 }
 
+# Chromium: the real browser of the dashboard test (crates/cli/tests/dashboard_browser.rs),
+# driven over the DevTools protocol; Debian's package starts nothing.
+need_chromium() { command -v chromium >/dev/null || apt_install chromium; }
+
 # cargo-fuzz: builds and runs the fuzz targets (scripts/fuzz.sh).
 need_cargo_fuzz() { command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz; }
 
@@ -86,6 +90,7 @@ need_curl
 need_systemd_analyze
 need_postfix
 need_netns_tools
+need_chromium
 need_cargo_fuzz
 
 step fmt

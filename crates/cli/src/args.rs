@@ -96,6 +96,20 @@ pub enum Command {
     ///
     /// Exit status: 0 with an answer, 2 for usage, store or network set-up errors.
     Query(crate::query_cmd::QueryArgs),
+    /// Print an argon2 hash of a dashboard password, for `password_hash` of a
+    /// `[[dashboard.user]]` in mta-sts.toml (the password is read from standard input, asked
+    /// twice without echo on a terminal); with `--token`, a new API bearer token and the
+    /// SHA-256 to put in a `[[dashboard.token]]`.
+    ///
+    /// Exit status: 0 with a hash, 2 when no password was given or the two differ.
+    Passwd(PasswdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Make a new API bearer token instead of hashing a password.
+    #[arg(long)]
+    pub token: bool,
 }
 
 #[derive(Debug, Args)]

@@ -55,12 +55,14 @@ macro_rules! outln {
 
 mod args;
 mod check;
+mod dashboard_data;
 mod dkim_verify;
 mod dns;
 mod docs_cmd;
 mod ingest_cmd;
 mod input;
 mod lint;
+mod passwd_cmd;
 mod policy_cmd;
 mod quarantine_cmd;
 mod query_cmd;
@@ -177,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Man(a) => docs_cmd::man(&a),
         Command::Resolver(a) => resolver_cmd::resolver(&a),
         Command::Query(a) => query_cmd::query(&a, style),
+        Command::Passwd(a) => passwd_cmd::passwd(&a),
         Command::Tlsrpt(c) => tlsrpt_cmd::run(&c, style),
     }
 }

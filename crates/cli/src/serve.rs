@@ -16,7 +16,7 @@ use crate::args::{ReportsListArgs, ReportsShowArgs, ServeArgs, StoreArgs};
 use crate::render::{Style, clean};
 
 /// The store as the intake's sink: the raw bytes commit (in a group commit) before the answer.
-struct StoreSink(Store);
+struct StoreSink(Arc<Store>);
 
 #[async_trait]
 impl ReportSink for StoreSink {
@@ -204,10 +204,24 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
             .await
             .map_err(|error| open_error(&location, &error))?;
         tracing::info!("reports are stored in {location}");
-        let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(store));
-        mta_sts_server::serve(config, sink, mta_sts_server::shutdown_signal())
-            .await
-            .context("server failed")?;
+        let store = Arc::new(store);
+        let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(Arc::clone(&store)));
+        if config.dashboard.enabled() {
+            tracing::info!(
+                users = config.dashboard.users.len(),
+                tokens = config.dashboard.tokens.len(),
+                "dashboard, /api/v1/ and /metrics served (login needed)"
+            );
+        }
+        let dashboard = crate::dashboard_data::StoreDashboard(store);
+        mta_sts_server::serve_with_dashboard(
+            config,
+            sink,
+            Some(Arc::new(dashboard)),
+            mta_sts_server::shutdown_signal(),
+        )
+        .await
+        .context("server failed")?;
         anyhow::Ok(Outcome::Ok)
     })
 }
