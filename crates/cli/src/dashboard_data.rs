@@ -125,17 +125,27 @@ impl DashboardData for StoreDashboard {
         let Some(stored) = self.0.get_report(ReportKey(id)).await.map_err(failed)? else {
             return Ok(None);
         };
-        // The body as it came when it is JSON; else (gzip, mail) the report as read.
+        // The body as it came when it is JSON (pretty-printed when it came on one line);
+        // else (gzip, mail) the report as read.
         let raw = self.0.raw(stored.raw).await.map_err(failed)?;
         let r = &stored.report;
+        let pretty = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        };
         let json = raw
             .and_then(|raw| String::from_utf8(raw.bytes).ok())
             .filter(|text| text.trim_start().starts_with('{'))
-            .unwrap_or_else(|| {
-                serde_json::from_str::<serde_json::Value>(&r.to_json())
-                    .and_then(|v| serde_json::to_string_pretty(&v))
-                    .unwrap_or_else(|_| r.to_json())
-            });
+            .and_then(|text| {
+                if text.trim().contains('\n') {
+                    Some(text)
+                } else {
+                    pretty(&text)
+                }
+            })
+            .or_else(|| pretty(&r.to_json()))
+            .unwrap_or_else(|| r.to_json());
         let policies: Vec<PolicyDetail> = r
             .policies
             .iter()

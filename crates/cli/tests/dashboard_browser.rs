@@ -315,7 +315,7 @@ mx = ["mx1.example.org"]
             )
         })
         .collect();
-    expected.sort_by(|a, b| b.1.cmp(&a.1));
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let results: Vec<(String, u64)> = shown["results"]
         .as_array()
         .unwrap()

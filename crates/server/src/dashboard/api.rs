@@ -92,7 +92,8 @@ fn readiness_json(readiness: Option<&Readiness>) -> Value {
 
 fn period_json(days: u32) -> Value {
     let (since, until, _) = period(days, now());
-    json!({ "days": days, "since": day_name(since), "until": day_name(until) })
+    // `until` is exclusive (tomorrow 00:00): the last day shown is the one before.
+    json!({ "days": days, "since": day_name(since), "until": day_name(until - 1) })
 }
 
 fn summary_json(info: &DomainInfo, stats: &DomainStats, days: u32) -> Value {

@@ -103,7 +103,7 @@ pub(crate) fn sparkline(bars: &[DayBar]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="spark" viewBox="0 0 {W} {H}" role="img" aria-label="sessions per day">"#
+        r#"<svg class="spark" viewBox="0 0 {W} {H}" preserveAspectRatio="none" role="img" aria-label="sessions per day">"#
     );
     for (index, bar) in bars.iter().enumerate() {
         let x = step * index as f64;

@@ -128,7 +128,7 @@ fn domain_infos(config: &Config) -> Vec<DomainInfo> {
             name: domain.name().to_owned(),
             mode: domain.policy().mode.as_str(),
             max_age: domain.policy().max_age,
-            policy_text: String::from_utf8_lossy(domain.policy_body()).into_owned(),
+            policy_text: String::from_utf8_lossy(domain.policy_body()).replace("\r\n", "\n"),
             records,
         })
         .collect()

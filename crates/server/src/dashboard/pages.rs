@@ -21,6 +21,8 @@ pub(crate) const RANGES: [u32; 4] = [7, 30, 90, 365];
 pub(crate) const DEFAULT_DAYS: u32 = 30;
 /// A reporter is silent after this many days without a report.
 pub(crate) const SILENT_DAYS: i64 = 7;
+/// Rows of a failure table on the domain page (the API has them all).
+pub(crate) const TABLE_ROWS: usize = 20;
 /// Reports per page of the list.
 pub(crate) const PAGE_SIZE: u32 = 50;
 
@@ -97,17 +99,31 @@ pub(crate) fn health(info: &DomainInfo, stats: &DomainStats, days: u32) -> Healt
         };
     }
     let todo = match &stats.readiness {
-        Some(Readiness::Ready) if info.mode != "enforce" => {
-            "Ready for enforce: set mode: enforce in the policy (a new id follows).".to_owned()
+        _ if info.mode == "enforce" => {
+            "Nothing to fix: the policy is enforced and every session used TLS.".to_owned()
+        }
+        Some(Readiness::Ready) => {
+            "Ready for enforce: set mode: enforce in the policy, then publish its new id."
+                .to_owned()
         }
         Some(Readiness::NotEnoughData {
             days,
             reporters,
             min_days,
             min_reporters,
-        }) => format!(
-            "Nothing to fix. For a readiness verdict: {days} of {min_days} days and {reporters} of {min_reporters} reporters so far."
-        ),
+        }) => {
+            let mut wanted = Vec::new();
+            if days < min_days {
+                wanted.push(format!("{min_days} days of reports ({days} so far)"));
+            }
+            if reporters < min_reporters {
+                wanted.push(format!("{min_reporters} reporters ({reporters} so far)"));
+            }
+            format!(
+                "Nothing to fix. Before enforce, wait for {}.",
+                wanted.join(" and ")
+            )
+        }
         _ => "Nothing to fix.".to_owned(),
     };
     Health {
@@ -117,8 +133,9 @@ pub(crate) fn health(info: &DomainInfo, stats: &DomainStats, days: u32) -> Healt
     }
 }
 
-fn readiness_text(readiness: Option<&Readiness>) -> (&'static str, String) {
+fn readiness_text(mode: &str, readiness: Option<&Readiness>) -> (&'static str, String) {
     match readiness {
+        _ if mode == "enforce" => ("ok", "enforced already".to_owned()),
         Some(Readiness::Ready) => ("ok", "ready for enforce".to_owned()),
         Some(Readiness::NotYet { fix }) => ("bad", format!("not yet: {fix}")),
         Some(Readiness::NotEnoughData {
@@ -173,6 +190,13 @@ pub(crate) async fn overview(
         Ok(cards) => cards,
         Err(error) => return data_error(&error),
     };
+    // What needs attention first: failing domains, then those without data, then clean ones.
+    let mut cards = cards;
+    cards.sort_by_key(|c| match health(&c.info, &c.stats, DEFAULT_DAYS).level {
+        "bad" => 0,
+        "warn" => 1,
+        _ => 2,
+    });
     let mut body = String::from("<h1>Your domains</h1>");
     if cards.is_empty() {
         body.push_str(
@@ -192,10 +216,10 @@ pub(crate) async fn overview(
     for card in &cards {
         let health = health(&card.info, &card.stats, DEFAULT_DAYS);
         let total = &card.stats.total;
-        let (ready_class, ready) = readiness_text(card.stats.readiness.as_ref());
+        let (ready_class, ready) = readiness_text(card.info.mode, card.stats.readiness.as_ref());
         let _ = write!(
             body,
-            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="badge {ready_class}">{ready}</span></dd><dt>live check</dt><dd class="muted">not run by serve: <code>mta-sts check {name}</code></dd></dl></section>"#,
+            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="state {ready_class}">{ready}</span></dd><dt>live check</dt><dd class="muted">not run by serve: <code>mta-sts check {name}</code></dd></dl></section>"#,
             level = health.level,
             name = esc(&card.info.name),
             link = url(&card.info.name),
@@ -249,7 +273,8 @@ fn failure_table(title: &str, column: &str, list: &[Tally], hints: bool, field: 
         esc(column),
         if hints { "what to do" } else { "result types" }
     );
-    for tally in sorted {
+    let hidden = sorted.len().saturating_sub(TABLE_ROWS);
+    for tally in sorted.into_iter().take(TABLE_ROWS) {
         let detail = if hints {
             esc(html::result_hint(&tally.key))
         } else {
@@ -264,6 +289,12 @@ fn failure_table(title: &str, column: &str, list: &[Tally], hints: bool, field: 
         );
     }
     out.push_str("</table></div>");
+    if hidden > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="muted">and {hidden} more with fewer failures (all of them: <code>/api/v1/domains/&lt;domain&gt;</code>).</p>"#
+        );
+    }
     out
 }
 
@@ -332,10 +363,10 @@ pub(crate) async fn domain(
         num(total.reports),
         chart::stacked_days(&bars)
     );
-    let (ready_class, ready) = readiness_text(stats.readiness.as_ref());
+    let (ready_class, ready) = readiness_text(info.mode, stats.readiness.as_ref());
     let _ = write!(
         body,
-        r#"<h2>Ready for enforce?</h2><p><span class="badge {ready_class}" data-field="readiness">{}</span> <span class="muted">(over the shown range; the policy is in <code>{}</code> mode)</span></p>"#,
+        r#"<h2>Ready for enforce?</h2><p><span class="state {ready_class}" data-field="readiness">{}</span> <span class="muted">(over the shown range; the policy is in <code>{}</code> mode)</span></p>"#,
         esc(&ready),
         info.mode
     );
