@@ -36,6 +36,8 @@ on_both_backends!(
     get_returns_every_fixture_as_read,
     list_returns_every_report_with_its_policy_counts,
     list_filters_by_domain_since_and_limit,
+    list_filters_by_domain_set_reporter_period_failures_and_page,
+    a_body_in_quarantine_is_reprocessed_alone,
     unknown_keys_are_none,
     nul_characters_are_stored_replaced,
     invalid_utf8_inside_a_json_string_is_quarantined_with_its_bytes,
@@ -782,6 +784,179 @@ async fn list_filters_by_domain_since_and_limit(location: Location) {
         .await
         .expect("list both filters");
     assert!(none.is_empty());
+    store.close().await;
+}
+
+async fn list_filters_by_domain_set_reporter_period_failures_and_page(location: Location) {
+    let store = open(&location).await;
+    let mut reports = Vec::new();
+    for (_, bytes) in all_fixtures() {
+        store
+            .ingest(Source::File, "application/tlsrpt+json", &bytes)
+            .await
+            .expect("ingest");
+        reports.push(read(&bytes).report);
+    }
+    reports.sort_by_key(|r| (r.organization_name.clone(), r.report_id.clone()));
+    reports.dedup_by_key(|r| (r.organization_name.clone(), r.report_id.clone()));
+    let reader = &store;
+    let ids = move |filter: ReportFilter| async move {
+        let listed = reader.list_reports(&filter).await.expect("list");
+        listed
+            .into_iter()
+            .map(|r| r.report_id)
+            .collect::<BTreeSet<String>>()
+    };
+    let expect = |keep: &dyn Fn(&mta_sts_tlsrpt::report::Report) -> bool| -> BTreeSet<String> {
+        reports
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| r.report_id.clone())
+            .collect()
+    };
+    let domains = ["example.org".to_owned(), "Example.COM.".to_owned()];
+    let in_set = |r: &mta_sts_tlsrpt::report::Report| {
+        r.policies.iter().any(|p| {
+            let d = p
+                .policy
+                .policy_domain
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            d == "example.org" || d == "example.com"
+        })
+    };
+    let expected = expect(&in_set);
+    assert!(!expected.is_empty() && expected.len() < reports.len());
+    let got = ids(ReportFilter {
+        domains: Some(domains.to_vec()),
+        limit: 1000,
+        ..ReportFilter::default()
+    })
+    .await;
+    assert_eq!(got, expected, "any domain of the set");
+    let got = ids(ReportFilter {
+        domains: Some(Vec::new()),
+        ..ReportFilter::default()
+    })
+    .await;
+    assert!(got.is_empty(), "an empty set matches nothing");
+
+    let org = reports[0].organization_name.clone();
+    let got = ids(ReportFilter {
+        organization: Some(org.clone()),
+        limit: 1000,
+        ..ReportFilter::default()
+    })
+    .await;
+    assert_eq!(got, expect(&|r| r.organization_name == org), "by reporter");
+
+    let failing = expect(&|r| {
+        r.policies
+            .iter()
+            .any(|p| p.summary.total_failure_session_count > 0)
+    });
+    assert!(!failing.is_empty() && failing.len() < reports.len());
+    let got = ids(ReportFilter {
+        failures_only: true,
+        limit: 1000,
+        ..ReportFilter::default()
+    })
+    .await;
+    assert_eq!(got, failing, "failures only");
+
+    let until = Timestamp::from_unix_seconds(1_704_067_200).expect("2024-01-01");
+    let got = ids(ReportFilter {
+        until: Some(until.clone()),
+        limit: 1000,
+        ..ReportFilter::default()
+    })
+    .await;
+    assert_eq!(got, expect(&|r| r.date_range.start < until), "until");
+
+    // Pages of two, newest first, cover the whole list once.
+    let all = store
+        .list_reports(&ReportFilter {
+            limit: 1000,
+            ..ReportFilter::default()
+        })
+        .await
+        .expect("all");
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let part = store
+            .list_reports(&ReportFilter {
+                offset: page * 2,
+                limit: 2,
+                ..ReportFilter::default()
+            })
+            .await
+            .expect("page");
+        if part.is_empty() {
+            break;
+        }
+        paged.extend(part);
+    }
+    assert_eq!(paged, all);
+    store.close().await;
+}
+
+async fn a_body_in_quarantine_is_reprocessed_alone(location: Location) {
+    use mta_sts_store::Reprocessed;
+    let store = open(&location).await;
+    let broken = store
+        .ingest(Source::Https, "application/tlsrpt+json", b"{\"not\": ")
+        .await
+        .expect("ingest broken");
+    assert_eq!(
+        store.reprocess(broken.raw()).await.expect("reprocess"),
+        Reprocessed::StillUnreadable
+    );
+    assert!(
+        store
+            .quarantined(broken.raw())
+            .await
+            .expect("read")
+            .is_some()
+    );
+    // A readable body that the reader once refused (as an older version would have).
+    let good = google_report("once-refused");
+    let raw = store
+        .ingest_raw(Source::Https, "application/tlsrpt+json", &good)
+        .await
+        .expect("raw");
+    let mut conn = raw_connection(&location).await;
+    sqlx::query(
+        "INSERT INTO quarantine (raw_id, reason, created_at, code) VALUES ($1, 'old reader', 0, 'unreadable')",
+    )
+    .bind(raw.0)
+    .execute(&mut conn)
+    .await
+    .expect("quarantine by hand");
+    assert_eq!(
+        store.reprocess(raw).await.expect("reprocess"),
+        Reprocessed::Released
+    );
+    assert!(store.quarantined(raw).await.expect("read").is_none());
+    let listed = all_reports(&store).await;
+    assert!(listed.iter().any(|r| r.report_id == "once-refused"));
+    // Held on purpose: not read again.
+    let held = store
+        .ingest_raw(
+            Source::Https,
+            "application/tlsrpt+json",
+            &google_report("held"),
+        )
+        .await
+        .expect("raw");
+    store.quarantine(held, "by hand").await.expect("quarantine");
+    assert_eq!(
+        store.reprocess(held).await.expect("reprocess"),
+        Reprocessed::Held
+    );
+    assert_eq!(
+        store.reprocess(RawId(999_999)).await.expect("reprocess"),
+        Reprocessed::NotInQuarantine
+    );
     store.close().await;
 }
 
