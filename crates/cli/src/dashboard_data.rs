@@ -1,6 +1,7 @@
 //! The store as the dashboard's [`DashboardData`]: the same rows and the same counting
 //! (`mta_sts_store::analysis`) as `mta-sts reports summary` and `reports readiness`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -78,6 +79,7 @@ impl DashboardData for StoreDashboard {
             domain: Some(domain.to_owned()),
             since: Some(since),
             until: Some(until),
+            ..AnalysisFilter::default()
         };
         let rows = self.0.policy_rows(&filter).await.map_err(failed)?;
         let domain = domain.to_owned();
@@ -85,6 +87,39 @@ impl DashboardData for StoreDashboard {
         tokio::task::spawn_blocking(move || domain_stats(&domain, &rows))
             .await
             .map_err(|error| DataError::new(format!("counting failed: {error}")))
+    }
+
+    async fn domains_stats(
+        &self,
+        domains: &[String],
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<DomainStats>, DataError> {
+        if domains.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One read for every domain, then each domain's rows counted on their own.
+        let filter = AnalysisFilter {
+            domains: Some(domains.to_vec()),
+            since: Some(since),
+            until: Some(until),
+            ..AnalysisFilter::default()
+        };
+        let rows = self.0.policy_rows(&filter).await.map_err(failed)?;
+        let domains = domains.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut by_domain: BTreeMap<String, Vec<analysis::PolicyRow>> = BTreeMap::new();
+            for row in rows {
+                let key = row.policy_domain.trim_end_matches('.').to_ascii_lowercase();
+                by_domain.entry(key).or_default().push(row);
+            }
+            domains
+                .iter()
+                .map(|d| domain_stats(d, by_domain.get(d).map_or(&[][..], Vec::as_slice)))
+                .collect()
+        })
+        .await
+        .map_err(|error| DataError::new(format!("counting failed: {error}")))
     }
 
     async fn reports(&self, query: &ReportQuery) -> Result<Vec<ReportRow>, DataError> {

@@ -52,6 +52,7 @@ fn rows(
         domain: domain.map(str::to_owned),
         since,
         until,
+        ..AnalysisFilter::default()
     };
     crate::runtime()?.block_on(async {
         let store = crate::serve::open_store(store).await?;

@@ -23,6 +23,9 @@ use crate::sql::{count, get, normalize_domain};
 pub struct AnalysisFilter {
     /// Only entries for this policy domain (case-insensitive, trailing dot ignored).
     pub domain: Option<String>,
+    /// Only entries for one of these policy domains (as `domain`); `None` for any. An empty
+    /// list matches nothing.
+    pub domains: Option<Vec<String>>,
     /// Only reports whose period ends after this time (UTC seconds).
     pub since: Option<i64>,
     /// Only reports whose period starts before this time (UTC seconds).
@@ -108,6 +111,23 @@ pub(crate) async fn policy_rows(
             " AND rtrim(lower(p.policy_domain), '.') = ${placeholder}"
         );
     }
+    let domains: Option<Vec<String>> = filter
+        .domains
+        .as_ref()
+        .map(|list| list.iter().map(|d| normalize_domain(d)).collect());
+    match domains.as_deref() {
+        None => {}
+        Some([]) => sql.push_str(" AND 1 = 0"),
+        Some(list) => {
+            sql.push_str(" AND rtrim(lower(p.policy_domain), '.') IN (");
+            for index in 0..list.len() {
+                placeholder += 1;
+                let comma = if index == 0 { "" } else { ", " };
+                let _ = write!(sql, "{comma}${placeholder}");
+            }
+            sql.push(')');
+        }
+    }
     if filter.since.is_some() {
         placeholder += 1;
         let _ = write!(sql, " AND r.date_end > ${placeholder}");
@@ -119,6 +139,9 @@ pub(crate) async fn policy_rows(
     sql.push_str(" ORDER BY r.date_start, r.id, p.id, f.id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(domain) = domain {
+        query = query.bind(domain);
+    }
+    for domain in domains.unwrap_or_default() {
         query = query.bind(domain);
     }
     if let Some(since) = filter.since {

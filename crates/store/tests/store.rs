@@ -38,6 +38,7 @@ on_both_backends!(
     list_filters_by_domain_since_and_limit,
     list_filters_by_domain_set_reporter_period_failures_and_page,
     a_body_in_quarantine_is_reprocessed_alone,
+    policy_rows_of_a_domain_set_are_those_of_each_domain,
     unknown_keys_are_none,
     nul_characters_are_stored_replaced,
     invalid_utf8_inside_a_json_string_is_quarantined_with_its_bytes,
@@ -897,6 +898,50 @@ async fn list_filters_by_domain_set_reporter_period_failures_and_page(location: 
         paged.extend(part);
     }
     assert_eq!(paged, all);
+    store.close().await;
+}
+
+async fn policy_rows_of_a_domain_set_are_those_of_each_domain(location: Location) {
+    use mta_sts_store::analysis::AnalysisFilter;
+    let store = open(&location).await;
+    for (_, bytes) in all_fixtures() {
+        store
+            .ingest(Source::File, "application/tlsrpt+json", &bytes)
+            .await
+            .expect("ingest");
+    }
+    let rows = |filter: AnalysisFilter| {
+        let store = &store;
+        async move { store.policy_rows(&filter).await.expect("rows") }
+    };
+    let mut each = Vec::new();
+    for domain in ["example.com", "example.org"] {
+        each.extend(
+            rows(AnalysisFilter {
+                domain: Some(domain.to_owned()),
+                ..AnalysisFilter::default()
+            })
+            .await,
+        );
+    }
+    assert!(!each.is_empty());
+    let mut both = rows(AnalysisFilter {
+        domains: Some(vec!["Example.COM.".to_owned(), "example.org".to_owned()]),
+        ..AnalysisFilter::default()
+    })
+    .await;
+    let key = |r: &mta_sts_store::analysis::PolicyRow| {
+        (r.report, r.policy_domain.clone(), r.policy_type.clone())
+    };
+    each.sort_by_key(key);
+    both.sort_by_key(key);
+    assert_eq!(both, each);
+    let none = rows(AnalysisFilter {
+        domains: Some(Vec::new()),
+        ..AnalysisFilter::default()
+    })
+    .await;
+    assert!(none.is_empty());
     store.close().await;
 }
 

@@ -244,6 +244,21 @@ pub trait DashboardData: Send + Sync + 'static {
         until: i64,
     ) -> Result<DomainStats, DataError>;
 
+    /// [`DashboardData::domain_stats`] of each of `domains` (normalized names), in that
+    /// order: the overview's cards, in one read where the store can.
+    async fn domains_stats(
+        &self,
+        domains: &[String],
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<DomainStats>, DataError> {
+        let mut all = Vec::with_capacity(domains.len());
+        for domain in domains {
+            all.push(self.domain_stats(domain, since, until).await?);
+        }
+        Ok(all)
+    }
+
     /// Reports matching `query`, newest period first, with one more than `query.limit` when
     /// there are more (so a page knows whether a next one exists).
     async fn reports(&self, query: &ReportQuery) -> Result<Vec<ReportRow>, DataError>;

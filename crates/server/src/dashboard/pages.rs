@@ -166,16 +166,17 @@ pub(crate) async fn cards(
     viewer: &Viewer,
 ) -> Result<Vec<Card>, super::DataError> {
     let (since, until, days) = period(DEFAULT_DAYS, now());
-    let mut cards = Vec::new();
-    for info in dashboard.scope(viewer) {
-        let stats = dashboard
-            .data
-            .domain_stats(&info.name, since, until)
-            .await?;
-        let bars = chart::day_bars(&days, &stats.daily);
-        cards.push(Card { info, stats, bars });
-    }
-    Ok(cards)
+    let scope = dashboard.scope(viewer);
+    let names: Vec<String> = scope.iter().map(|d| d.name.clone()).collect();
+    let all = dashboard.data.domains_stats(&names, since, until).await?;
+    Ok(scope
+        .into_iter()
+        .zip(all)
+        .map(|(info, stats)| {
+            let bars = chart::day_bars(&days, &stats.daily);
+            Card { info, stats, bars }
+        })
+        .collect())
 }
 
 pub(crate) async fn overview(
