@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mta_sts_sender::tlsrpt::{
-    Clock, CollectorOptions, DeliveryOptions, ReportSigner, Reporter, SystemClock, bind_socket,
-    build_day, collect_lines, collect_socket, deliver_due, gzip, receive_buffer_size,
-    report_file_name,
+    Clock, CollectorOptions, DeliveryOptions, RECOMMENDED_DATAGRAM_QUEUE, ReportSigner, Reporter,
+    SystemClock, bind_socket, build_day, collect_lines, collect_socket, datagram_queue_limit,
+    deliver_due, gzip, receive_buffer_size, report_file_name,
 };
 use mta_sts_store::{DeliveryState, Store};
 use mta_sts_tlsrpt::ReportUri;
@@ -104,7 +104,8 @@ pub struct CollectArgs {
     /// Commit what was collected this often, in milliseconds: the most a crash can lose.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub flush_ms: u64,
-    /// The socket receive buffer to ask for, in bytes (capped by net.core.rmem_max).
+    /// The socket receive buffer to ask for, in bytes (capped by net.core.rmem_max). On Linux
+    /// the queue of a unix datagram socket is bounded by net.unix.max_dgram_qlen instead.
     #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
     pub receive_buffer: usize,
     /// Do not build and deliver reports after each UTC day (run `tlsrpt send` instead).
@@ -276,10 +277,23 @@ fn collect(args: &CollectArgs) -> anyhow::Result<Outcome> {
             let path = args.socket.clone().unwrap_or_default();
             let socket = bind_socket(&path, options.receive_buffer)?;
             let granted = receive_buffer_size(&socket).unwrap_or(0);
+            let queue = datagram_queue_limit();
+            let shown_queue = queue.map_or_else(|| "unknown".to_owned(), |q| q.to_string());
             eprintln!(
-                "mta-sts tlsrpt collect: listening on {} (receive buffer {granted} bytes)",
+                "mta-sts tlsrpt collect: listening on {} (queue net.unix.max_dgram_qlen = \
+                 {shown_queue} datagrams, receive buffer {granted} bytes)",
                 clean(&path.display().to_string())
             );
+            if let Some(queue) = queue.filter(|&q| q < RECOMMENDED_DATAGRAM_QUEUE) {
+                eprintln!(
+                    "mta-sts tlsrpt collect: warning: the kernel queues only {} datagrams for \
+                     this socket: a non-blocking sender (libtlsrpt, as Postfix uses it) loses \
+                     what a burst brings beyond that; set net.unix.max_dgram_qlen = \
+                     {RECOMMENDED_DATAGRAM_QUEUE} (dist/sysctl.d/60-mta-sts-tlsrpt.conf) and \
+                     restart the collector",
+                    queue + 1
+                );
+            }
             let result = collect_socket(&store, socket, &options, clock, stop).await;
             let _ = std::fs::remove_file(&path);
             result?

@@ -51,8 +51,9 @@ impl Clock for SystemClock {
 pub struct CollectorOptions {
     /// How often what was aggregated is committed: the most a crash can lose.
     pub flush_interval: Duration,
-    /// The socket receive buffer asked for (`SO_RCVBUF`), in bytes, so that a burst waits in
-    /// the kernel rather than being dropped. The kernel caps it at `net.core.rmem_max`.
+    /// The socket receive buffer asked for (`SO_RCVBUF`), in bytes. On Linux it does not bound
+    /// what a unix datagram socket holds: the kernel queues at most
+    /// [`datagram_queue_limit`] datagrams, charged to each sender's send buffer.
     pub receive_buffer: usize,
     /// Invalid datagrams kept per interval for inspection; past that they are only counted.
     pub kept_invalid_per_interval: usize,
@@ -296,6 +297,24 @@ pub fn bind_socket(path: &Path, receive_buffer: usize) -> Result<UnixDatagram, C
 /// The receive buffer the kernel granted `socket`, in bytes.
 pub fn receive_buffer_size(socket: &UnixDatagram) -> io::Result<usize> {
     socket2::SockRef::from(socket).recv_buffer_size()
+}
+
+/// The `net.unix.max_dgram_qlen` below which [`datagram_queue_limit`] is too short for bursts.
+pub const RECOMMENDED_DATAGRAM_QUEUE: u64 = 4096;
+
+/// How many datagrams Linux queues for a unix datagram socket created now in this network
+/// namespace, if it says (`net.unix.max_dgram_qlen`, default 10).
+///
+/// This, not `SO_RCVBUF`, is what a burst runs into: a blocking sender waits once the queue
+/// is full, and a non-blocking one (libtlsrpt, as Postfix uses it) loses the datagram. The
+/// limit is fixed when the socket is created, so it must be raised before the collector
+/// starts. Each sender's own send buffer (`net.core.wmem_default`) caps what it has queued, too.
+pub fn datagram_queue_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Where datagrams come from.
