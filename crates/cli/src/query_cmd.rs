@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use mta_sts_net::{Net, rfc3339, utc};
-use mta_sts_sender::resolver::{Clock, Entry, Key, PolicyResolver, normalize_key};
+use mta_sts_sender::resolver::{Clock, Dane, Entry, Key, PolicyResolver, normalize_key};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -151,6 +151,13 @@ impl Answer<'_> {
                 "detail": entry.outcome.detail(),
             })),
             "policy": policy,
+            "dane": self.entry.map(|entry| json!({
+                "state": entry.dane.kind(),
+                "hosts": match &entry.dane {
+                    Dane::Present(hosts) => hosts.clone(),
+                    Dane::Unchecked | Dane::Absent => Vec::new(),
+                },
+            })),
         })
     }
 
@@ -191,6 +198,15 @@ impl Answer<'_> {
                 utc(entry.checked_at)
             ),
         );
+        let dane = match &entry.dane {
+            Dane::Present(hosts) => format!(
+                "DNSSEC-validated TLSA records for {}",
+                clean(&hosts.join(", "))
+            ),
+            Dane::Absent => "none (no DNSSEC-validated TLSA records)".to_owned(),
+            Dane::Unchecked => "not looked at yet".to_owned(),
+        };
+        row("DANE", &dane);
         match &entry.policy {
             None => row("policy", "none cached"),
             Some(cached) => {

@@ -1,11 +1,11 @@
 //! DNS lookups that keep "there is no such record" apart from "the lookup failed".
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
@@ -14,6 +14,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
 use crate::config::{ConfigError, NetConfig};
+use crate::dnssec::{Authenticated, DnssecClient, Tlsa};
 
 /// How many times a query is sent before the lookup counts as timed out (UDP loses packets).
 const QUERY_ATTEMPTS: usize = 2;
@@ -158,6 +159,8 @@ pub struct TxtAnswer {
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    /// The same servers, asked with DNSSEC for answers that must be validated (DANE).
+    dnssec: DnssecClient,
 }
 
 impl fmt::Debug for Resolver {
@@ -170,6 +173,25 @@ impl Resolver {
     /// A resolver as `config` says: [`NetConfig::resolver`] or the system configuration, with
     /// [`NetConfig::timeout`] per query.
     pub fn new(config: &NetConfig) -> Result<Self, ConfigError> {
+        let servers = match config.resolver {
+            Some(addr) => vec![addr],
+            None => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|error| ConfigError::SystemResolver {
+                    reason: error.to_string(),
+                })?
+                .0
+                .name_servers()
+                .iter()
+                .filter_map(|server| {
+                    let udp = server
+                        .connections
+                        .iter()
+                        .find(|c| matches!(c.protocol, ProtocolConfig::Udp))?;
+                    Some(SocketAddr::new(server.ip, udp.port))
+                })
+                .collect(),
+        };
+        let dnssec = DnssecClient::new(servers, config.timeout, QUERY_ATTEMPTS);
         let mut builder = match config.resolver {
             Some(addr) => {
                 let mut udp = ConnectionConfig::udp();
@@ -203,7 +225,24 @@ impl Resolver {
             .map_err(|error| ConfigError::SystemResolver {
                 reason: error.to_string(),
             })?;
-        Ok(Self { inner })
+        Ok(Self { inner, dnssec })
+    }
+
+    /// The MX records of `domain` as a validating resolver vouches for them (sorted by
+    /// preference, then exchange; empty for NODATA), with the AD bit: DANE (RFC 7672 §2.2.1)
+    /// applies only to MX hosts from a secure MX answer.
+    pub async fn mx_authenticated(&self, domain: &str) -> DnsResult<Authenticated<Vec<Mx>>> {
+        self.dnssec.mx(domain).await
+    }
+
+    /// The TLSA records of `host` for SMTP on `port` (`_PORT._tcp.HOST`, RFC 7672 §2.2), with
+    /// the AD bit; empty for NODATA.
+    pub async fn tlsa_authenticated(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> DnsResult<Authenticated<Vec<Tlsa>>> {
+        self.dnssec.tlsa(host, port).await
     }
 
     /// The TXT records at `name` (CNAMEs followed), each record's strings concatenated.
@@ -312,7 +351,7 @@ impl Resolver {
 }
 
 /// The absolute form of `name` for the query, and the form errors show.
-fn fqdn(name: &str) -> DnsResult<(Name, String)> {
+pub(crate) fn fqdn(name: &str) -> DnsResult<(Name, String)> {
     let trimmed = name.trim();
     let display = trimmed.strip_suffix('.').unwrap_or(trimmed).to_owned();
     let invalid = |reason: String| DnsError::InvalidName {
@@ -329,7 +368,7 @@ fn fqdn(name: &str) -> DnsResult<(Name, String)> {
 
 /// A name as records show it: ASCII (A-labels), lowercase, without the trailing dot; the root
 /// stays `"."`.
-fn display_name(name: &Name) -> String {
+pub(crate) fn display_name(name: &Name) -> String {
     if name.is_root() {
         return ".".to_owned();
     }
@@ -369,7 +408,7 @@ fn dns_error(name: &str, record_type: &str, error: &NetError) -> DnsError {
     }
 }
 
-fn response_code_failure(code: ResponseCode) -> DnsFailure {
+pub(crate) fn response_code_failure(code: ResponseCode) -> DnsFailure {
     match code {
         ResponseCode::ServFail => DnsFailure::ServFail,
         ResponseCode::Refused => DnsFailure::Refused,

@@ -6,7 +6,9 @@
 //! - [`Net`]: everything below behind one cheap-to-clone handle.
 //! - [`Resolver`]: TXT (strings concatenated, CNAMEs followed), MX (null MX kept), A/AAAA;
 //!   [`DnsError`] keeps "no such records" ([`DnsError::NoRecords`]) apart from "the lookup
-//!   failed" ([`DnsError::Failed`]).
+//!   failed" ([`DnsError::Failed`]); [`Resolver::mx_authenticated`] and
+//!   [`Resolver::tlsa_authenticated`] ask with DNSSEC and report the AD bit ([`Authenticated`]),
+//!   for DANE.
 //! - [`Net::fetch_policy`]: the policy fetch of RFC 8461 §3.3 → [`FetchedPolicy`] or a typed
 //!   [`FetchError`] (status, redirect, content type, size, certificate, timeout, ...).
 //! - [`Net::probe_mx`]: an SMTP session up to STARTTLS and TLS, never sending mail →
@@ -43,6 +45,7 @@
 mod cert;
 mod config;
 mod dns;
+mod dnssec;
 mod fetch;
 pub mod fuzzing;
 mod limit;
@@ -56,6 +59,7 @@ use rustls::ClientConfig;
 pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo, rfc3339, serialize_rfc3339, utc};
 pub use config::{ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_TIMEOUT, NetConfig};
 pub use dns::{DnsError, DnsFailure, DnsResult, Mx, Resolver, TxtAnswer};
+pub use dnssec::{Authenticated, Tlsa};
 pub use fetch::{FetchError, FetchedPolicy, POLICY_PATH, TlsFailure};
 pub use smtp::{MxProbe, ProbeOptions, ProbeOutcome, SmtpReply, SmtpStep};
 pub use tcp::ConnectFailure;

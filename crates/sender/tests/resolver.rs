@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mta_sts_net::{Net, NetConfig};
 use mta_sts_sender::resolver::{
-    Clock, ListenAddr, Listener, PolicyResolver, ResolverConfig, UnixSocket, ZoneConfig, bind,
-    serve,
+    Clock, DaneReply, ListenAddr, Listener, PolicyResolver, ResolverConfig, UnixSocket, ZoneConfig,
+    bind, serve,
 };
 use mta_sts_store::{Location, Store};
 use mta_sts_testnet::{DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, Zone};
@@ -19,6 +19,40 @@ use tokio::sync::oneshot;
 const ENFORCE: &str = "version: STSv1\nmode: enforce\nmx: mx1.enforce.example\nmx: *.mx.enforce.example\nmax_age: 86400\n";
 const TESTING: &str = "version: STSv1\nmode: testing\nmx: mx.testing.example\nmax_age: 86400\n";
 const START: i64 = 1_800_000_000;
+
+/// The DANE domains of the lab: each has an MX host, an MTA-STS policy in `enforce` mode that
+/// covers it (so that without DANE the answer would be `OK secure`) unless it is DANE-only.
+/// (label, zone signed, TLSA record at _25._tcp of the MX host, MTA-STS)
+const DANE_DOMAINS: &[(&str, bool, bool, bool)] = &[
+    ("dane", true, true, true),
+    ("unsigned-tlsa", false, true, true),
+    ("signed-no-tlsa", true, false, true),
+    ("dane-only", true, true, false),
+];
+/// A DANE-EE SHA-256 association (usage 3, selector 1, matching 1): what most DANE MX hosts
+/// publish. Its value does not matter to the resolver, only that a validated record exists.
+const TLSA_DATA: [u8; 32] = [0xab; 32];
+
+fn dane_policy(label: &str) -> String {
+    format!("version: STSv1\nmode: enforce\nmx: mx1.{label}.example\nmax_age: 86400\n")
+}
+
+/// The zone of DANE domain `label` as [`DANE_DOMAINS`] describes it; `signed` and `tlsa` as
+/// given, so a test can change them.
+fn dane_zone(label: &str, signed: bool, tlsa: bool, sts: bool, web: &HttpsHandle) -> Zone {
+    let mut zone = Zone::new(&format!("{label}.example"))
+        .mx(10, &format!("mx1.{label}.example"))
+        .a("mx1", "127.0.0.9".parse().unwrap());
+    if tlsa {
+        zone = zone.tlsa("_25._tcp.mx1", 3, 1, 1, &TLSA_DATA);
+    }
+    if sts {
+        zone = zone
+            .txt("_mta-sts", &["v=STSv1; id=d1"])
+            .address("mta-sts", web.ip());
+    }
+    if signed { zone.signed() } else { zone }
+}
 
 /// A lab with two policy domains, a domain without MTA-STS and one whose DNS fails, and a
 /// resolver on a loopback port.
@@ -74,24 +108,29 @@ async fn setup(config: ResolverConfig) -> Setup {
 
 async fn setup_with_store(config: ResolverConfig, store: Option<Arc<Store>>) -> Setup {
     let lab = Lab::new();
-    let web = lab
-        .https([
-            Site::policy("mta-sts.enforce.example", ENFORCE),
-            Site::policy("mta-sts.testing.example", TESTING),
-        ])
-        .await
-        .unwrap();
-    let dns = lab
-        .dns([
-            enforce_zone("1", &web),
-            Zone::new("testing.example")
-                .txt("_mta-sts", &["v=STSv1; id=t1"])
-                .address("mta-sts", web.ip()),
-            Zone::new("plain.example").mx(10, "mx.plain.example"),
-            Zone::new("broken.example").servfail("_mta-sts"),
-        ])
-        .await
-        .unwrap();
+    let mut sites = vec![
+        Site::policy("mta-sts.enforce.example", ENFORCE),
+        Site::policy("mta-sts.testing.example", TESTING),
+    ];
+    for (label, ..) in DANE_DOMAINS {
+        sites.push(Site::policy(
+            &format!("mta-sts.{label}.example"),
+            &dane_policy(label),
+        ));
+    }
+    let web = lab.https(sites).await.unwrap();
+    let mut zones = vec![
+        enforce_zone("1", &web),
+        Zone::new("testing.example")
+            .txt("_mta-sts", &["v=STSv1; id=t1"])
+            .address("mta-sts", web.ip()),
+        Zone::new("plain.example").mx(10, "mx.plain.example"),
+        Zone::new("broken.example").servfail("_mta-sts"),
+    ];
+    for &(label, signed, tlsa, sts) in DANE_DOMAINS {
+        zones.push(dane_zone(label, signed, tlsa, sts, &web));
+    }
+    let dns = lab.dns(zones).await.unwrap();
     let mut net = NetConfig {
         resolver: Some(dns.addr()),
         https_port: lab.https_port().unwrap(),
@@ -651,4 +690,129 @@ async fn entries_without_a_policy_are_evicted_once_a_lookup_is_due() {
     assert_eq!(s.resolver.evict(), 1);
     assert!(s.resolver.cache().get("plain.example").is_none());
     assert!(s.resolver.cache().get("enforce.example").is_some());
+}
+
+// DANE first (RFC 8461 §2): the testnet DNS server stands in for a validating resolver and
+// sets the AD bit on answers from signed zones.
+
+fn secure_reply(label: &str) -> String {
+    format!("OK secure match=mx1.{label}.example servername=hostname")
+}
+
+#[tokio::test]
+async fn mx_hosts_with_validated_tlsa_records_get_dane_not_secure() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix dane.example").await, "OK dane");
+    assert_eq!(ask(s.addr, "postfix dane-only.example").await, "OK dane");
+    let decision = s
+        .resolver
+        .decide("dane.example", s.resolver.config().zone("postfix"))
+        .await;
+    assert!(
+        decision
+            .reason
+            .contains("TLSA records for mx1.dane.example"),
+        "{}",
+        decision.reason
+    );
+}
+
+#[tokio::test]
+async fn tlsa_records_without_dnssec_do_not_count() {
+    let s = setup(ResolverConfig::default()).await;
+    // Unsigned TLSA records are ignored, as Postfix ignores them: MTA-STS applies.
+    assert_eq!(
+        ask(s.addr, "postfix unsigned-tlsa.example").await,
+        secure_reply("unsigned-tlsa")
+    );
+    // A signed zone without TLSA records is no DANE either.
+    assert_eq!(
+        ask(s.addr, "postfix signed-no-tlsa.example").await,
+        secure_reply("signed-no-tlsa")
+    );
+}
+
+#[tokio::test]
+async fn a_zone_can_leave_dane_to_postfix() {
+    let mut config = ResolverConfig::default();
+    config.zones.insert(
+        "postfix-dane".into(),
+        ZoneConfig {
+            dane: DaneReply::Notfound,
+            ..ZoneConfig::default()
+        },
+    );
+    let s = setup(config).await;
+    assert_eq!(ask(s.addr, "postfix-dane dane.example").await, "NOTFOUND ");
+    // Domains without DANE are answered as in any zone.
+    assert_eq!(
+        ask(s.addr, "postfix-dane signed-no-tlsa.example").await,
+        secure_reply("signed-no-tlsa")
+    );
+}
+
+#[tokio::test]
+async fn dane_published_later_replaces_mta_sts_at_the_next_check() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(
+        ask(s.addr, "postfix signed-no-tlsa.example").await,
+        secure_reply("signed-no-tlsa")
+    );
+    s.dns
+        .set_zone(dane_zone("signed-no-tlsa", true, true, true, &s.web));
+    s.resolver.clock().advance(3600);
+    // The valid policy is served while DNS is asked again in the background...
+    ask(s.addr, "postfix signed-no-tlsa.example").await;
+    settle().await;
+    // ...and then DANE comes first.
+    assert_eq!(
+        ask(s.addr, "postfix signed-no-tlsa.example").await,
+        "OK dane"
+    );
+}
+
+#[tokio::test]
+async fn dane_is_kept_when_dnssec_lookups_fail() {
+    let s = setup(ResolverConfig::default()).await;
+    assert_eq!(ask(s.addr, "postfix dane.example").await, "OK dane");
+    s.dns.set_zone(
+        dane_zone("dane", true, true, true, &s.web)
+            .servfail("@")
+            .servfail("_25._tcp.mx1"),
+    );
+    s.resolver.clock().advance(3600);
+    ask(s.addr, "postfix dane.example").await;
+    settle().await;
+    // A failed lookup never turns a DANE domain into an MTA-STS one.
+    assert_eq!(ask(s.addr, "postfix dane.example").await, "OK dane");
+}
+
+#[tokio::test]
+async fn restart_looks_at_dane_before_answering_from_the_stored_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = stored_setup(dir.path()).await;
+    assert_eq!(
+        ask(s.addr, "postfix signed-no-tlsa.example").await,
+        secure_reply("signed-no-tlsa")
+    );
+    stop(s.stop.take().unwrap(), s.server, s.resolver).await;
+    // While the resolver was down, the domain published TLSA records.
+    s.dns
+        .set_zone(dane_zone("signed-no-tlsa", true, true, true, &s.web));
+    let resolver = PolicyResolver::with_store(
+        Net::new(s.net.clone()).unwrap(),
+        Arc::new(ResolverConfig::default()),
+        Clock::manual(START + 10),
+        open_store(dir.path()).await,
+        true,
+    )
+    .await
+    .unwrap();
+    let running = start(resolver).await;
+    // The stored policy is still valid, but the first answer after the restart is DANE.
+    assert_eq!(
+        ask(running.addr, "postfix signed-no-tlsa.example").await,
+        "OK dane"
+    );
+    stop(running.stop, running.server, running.resolver).await;
 }

@@ -1,4 +1,9 @@
 //! An authoritative DNS server for zones built in code, and a DNS server that never answers.
+//!
+//! The server also stands in for a validating resolver: answers from a zone marked
+//! [`Zone::signed`] carry the AD bit (RFC 4035 §3.2.3) when the query asks for DNSSEC (DO or AD
+//! set, RFC 6840 §5.7), as a validating resolver's answers for a securely signed zone do. No
+//! RRSIG is served: clients of a validating resolver trust its AD bit, not signatures.
 
 use std::collections::HashMap;
 use std::io;
@@ -7,7 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
@@ -69,6 +75,8 @@ pub struct Zone {
     ttl: u32,
     records: Vec<Record>,
     behaviours: HashMap<Name, NameBehaviour>,
+    /// Answers from the zone are DNSSEC-validated (the AD bit is set when asked for).
+    signed: bool,
 }
 
 impl Zone {
@@ -82,7 +90,16 @@ impl Zone {
             ttl: DEFAULT_TTL,
             records: Vec::new(),
             behaviours: HashMap::new(),
+            signed: false,
         }
+    }
+
+    /// Marks the zone DNSSEC-signed with a chain of trust: its answers (positive and negative)
+    /// carry the AD bit when the query sets DO or AD, as a validating resolver's do. A CNAME
+    /// chain is authentic only when every zone it passes through is signed.
+    pub fn signed(mut self) -> Self {
+        self.signed = true;
+        self
     }
 
     /// The zone's origin, fully qualified.
@@ -156,6 +173,18 @@ impl Zone {
             IpAddr::V4(v4) => self.a(name, v4),
             IpAddr::V6(v6) => self.aaaa(name, v6),
         }
+    }
+
+    /// Adds a TLSA record (RFC 6698) at `name`, e.g. `"_25._tcp.mx1"`: certificate usage,
+    /// selector, matching type (numbers as in the zone file) and the association data.
+    pub fn tlsa(self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> Self {
+        let tlsa = TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data.to_vec(),
+        );
+        self.record(name, RData::TLSA(tlsa))
     }
 
     /// Adds a CNAME record at `name` pointing at the absolute name `target`.
@@ -237,6 +266,8 @@ enum Answer {
         answers: Vec<Record>,
         /// The SOA of the zone in negative answers, else empty.
         soa: Vec<Record>,
+        /// Every zone the answer came from is signed.
+        authentic: bool,
     },
     Drop,
 }
@@ -269,6 +300,8 @@ impl DnsState {
         let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());
         let mut answers = Vec::new();
         let mut name = qname.clone();
+        // Cleared by the first unsigned zone on the way (a CNAME may lead to another zone).
+        let mut authentic = true;
         for _ in 0..MAX_CNAME_CHAIN {
             let Some(zone) = most_specific_zone(&zones, &name) else {
                 // Not ours: REFUSED for the question itself, the chain so far for a CNAME target
@@ -282,8 +315,10 @@ impl DnsState {
                     code,
                     answers,
                     soa: Vec::new(),
+                    authentic: false,
                 };
             };
+            authentic &= zone.signed;
             match zone.behaviours.get(&name) {
                 Some(NameBehaviour::Silent) => return Answer::Drop,
                 Some(NameBehaviour::ServFail) => {
@@ -291,6 +326,7 @@ impl DnsState {
                         code: ResponseCode::ServFail,
                         answers: Vec::new(),
                         soa: Vec::new(),
+                        authentic: false,
                     };
                 }
                 Some(NameBehaviour::NxDomain) => {
@@ -298,6 +334,7 @@ impl DnsState {
                         code: ResponseCode::NXDomain,
                         answers,
                         soa: vec![zone.soa()],
+                        authentic,
                     };
                 }
                 Some(NameBehaviour::NoData) => {
@@ -305,6 +342,7 @@ impl DnsState {
                         code: ResponseCode::NoError,
                         answers,
                         soa: vec![zone.soa()],
+                        authentic,
                     };
                 }
                 None => {}
@@ -325,6 +363,7 @@ impl DnsState {
                     code: ResponseCode::NoError,
                     answers,
                     soa: Vec::new(),
+                    authentic,
                 };
             }
             let cname = at_name.iter().find_map(|r| match &r.data {
@@ -346,6 +385,7 @@ impl DnsState {
                         code,
                         answers,
                         soa: vec![zone.soa()],
+                        authentic,
                     };
                 }
             }
@@ -354,6 +394,7 @@ impl DnsState {
             code: ResponseCode::NoError,
             answers,
             soa: Vec::new(),
+            authentic,
         }
     }
 }
@@ -391,10 +432,24 @@ impl RequestHandler for ZoneHandler {
                 code: ResponseCode::FormErr,
                 answers: Vec::new(),
                 soa: Vec::new(),
+                authentic: false,
             },
         };
+        let asks_for_dnssec = request.metadata.authentic_data
+            || request
+                .edns
+                .as_ref()
+                .is_some_and(|edns| edns.flags().dnssec_ok);
         let (code, answers, soa) = match answer {
-            Answer::Respond { code, answers, soa } => (code, answers, soa),
+            Answer::Respond {
+                code,
+                answers,
+                soa,
+                authentic,
+            } => {
+                metadata.authentic_data = authentic && asks_for_dnssec;
+                (code, answers, soa)
+            }
             Answer::Drop => {
                 metadata.response_code = ResponseCode::NoError;
                 return ResponseInfo::from(hickory_proto::op::Header {

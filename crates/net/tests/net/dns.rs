@@ -277,3 +277,122 @@ fn errors_serialize_with_their_kind() {
     assert_eq!(json["kind"], "failed");
     assert_eq!(json["reason"]["kind"], "timeout");
 }
+
+// Lookups for DANE: the AD bit of a validating resolver (the testnet server stands in for one
+// and sets it on answers from signed zones).
+
+async fn start_signed() -> (mta_sts_testnet::DnsHandle, Net) {
+    let big = [0x5a_u8; 400];
+    let dns = DnsServer::new([
+        Zone::new("signed.example")
+            .mx(10, "mx1.signed.example")
+            .tlsa("_25._tcp.mx1", 3, 1, 1, &[0xab; 32])
+            // Three records of 400 bytes: more than a 1232-byte UDP answer holds.
+            .tlsa("_25._tcp.big", 2, 0, 1, &big)
+            .tlsa("_25._tcp.big", 2, 0, 2, &big)
+            .tlsa("_25._tcp.big", 3, 0, 0, &big)
+            .nodata("nomx")
+            .signed(),
+        Zone::new("unsigned.example")
+            .mx(10, "mx1.unsigned.example")
+            .tlsa("_25._tcp.mx1", 3, 1, 1, &[0xab; 32]),
+    ])
+    .start()
+    .await
+    .unwrap();
+    let net = Net::new(NetConfig {
+        resolver: Some(dns.addr()),
+        timeout: Duration::from_millis(500),
+        ..NetConfig::default()
+    })
+    .unwrap();
+    (dns, net)
+}
+
+#[tokio::test]
+async fn validated_answers_carry_the_ad_bit_and_unsigned_ones_do_not() {
+    let (_dns, net) = start_signed().await;
+    let resolver = net.resolver();
+    let mx = resolver.mx_authenticated("signed.example").await.unwrap();
+    assert!(mx.authentic);
+    assert_eq!(mx.value[0].exchange, "mx1.signed.example");
+    let tlsa = resolver
+        .tlsa_authenticated("mx1.signed.example", 25)
+        .await
+        .unwrap();
+    assert!(tlsa.authentic);
+    assert_eq!(
+        (
+            tlsa.value[0].usage,
+            tlsa.value[0].selector,
+            tlsa.value[0].matching
+        ),
+        (3, 1, 1)
+    );
+    let mx = resolver.mx_authenticated("unsigned.example").await.unwrap();
+    assert!(!mx.authentic, "an unsigned zone is never authentic");
+    let tlsa = resolver
+        .tlsa_authenticated("mx1.unsigned.example", 25)
+        .await
+        .unwrap();
+    assert!(!tlsa.authentic);
+    assert_eq!(tlsa.value.len(), 1);
+}
+
+#[tokio::test]
+async fn authenticated_nodata_is_empty_and_nxdomain_is_no_records() {
+    let (_dns, net) = start_signed().await;
+    let resolver = net.resolver();
+    let nodata = resolver
+        .mx_authenticated("nomx.signed.example")
+        .await
+        .unwrap();
+    assert!(nodata.value.is_empty());
+    assert!(nodata.authentic, "a validated denial");
+    let missing = resolver
+        .tlsa_authenticated("nothere.signed.example", 25)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, DnsError::NoRecords { nxdomain: true, .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_authenticated_answer_is_asked_again_over_tcp() {
+    let (_dns, net) = start_signed().await;
+    let tlsa = net
+        .resolver()
+        .tlsa_authenticated("big.signed.example", 25)
+        .await
+        .unwrap();
+    assert_eq!(tlsa.value.len(), 3, "all three records, over TCP");
+    assert!(tlsa.authentic);
+}
+
+#[tokio::test]
+async fn an_authenticated_lookup_of_a_silent_server_times_out() {
+    let silent = SilentDnsServer::start().await.unwrap();
+    let net = Net::new(NetConfig {
+        resolver: Some(silent.addr()),
+        timeout: Duration::from_millis(200),
+        ..NetConfig::default()
+    })
+    .unwrap();
+    let error = net
+        .resolver()
+        .mx_authenticated("example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DnsError::Failed {
+                reason: DnsFailure::Timeout,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -120,6 +120,31 @@ impl Outcome {
     }
 }
 
+/// What DNSSEC says about DANE for a domain's MX hosts (RFC 7672), which comes before MTA-STS
+/// (RFC 8461 §2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Dane {
+    /// Not looked at yet (an entry read from the store): the next request looks first.
+    #[default]
+    Unchecked,
+    /// No DANE: the MX answer is not DNSSEC-validated, or no MX host has validated TLSA
+    /// records.
+    Absent,
+    /// These MX hosts (from a validated MX answer) have DNSSEC-validated TLSA records for SMTP.
+    Present(Vec<String>),
+}
+
+impl Dane {
+    /// The state's name, as `query --json` shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unchecked => "unchecked",
+            Self::Absent => "absent",
+            Self::Present(_) => "present",
+        }
+    }
+}
+
 /// Everything known about one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -131,6 +156,8 @@ pub struct Entry {
     pub checked_at: UnixTime,
     /// What that last lookup found.
     pub outcome: Outcome,
+    /// DANE for the domain's MX hosts, as the last lookup found it.
+    pub dane: Dane,
 }
 
 impl Entry {

@@ -85,6 +85,20 @@ pub struct ZoneConfig {
     /// — the TXT lookup failed, or the record exists but the policy cannot be fetched — and
     /// nothing usable is cached. Off by default (`NOTFOUND `, as RFC 8461 §5 says).
     pub fail_closed: bool,
+    /// The reply for a domain whose MX hosts have DNSSEC-validated TLSA records: DANE comes
+    /// before MTA-STS (RFC 8461 §2), so never `OK secure`.
+    pub dane: DaneReply,
+}
+
+/// What a zone answers for a domain with DANE.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaneReply {
+    /// `dane`: Postfix uses DANE for the domain (its `dane` security level).
+    #[default]
+    Dane,
+    /// `NOTFOUND `: leave it to Postfix's own `smtp_tls_security_level = dane`.
+    Notfound,
 }
 
 impl Default for ZoneConfig {
@@ -94,6 +108,7 @@ impl Default for ZoneConfig {
             require_sni: true,
             tlsrpt: false,
             fail_closed: false,
+            dane: DaneReply::Dane,
         }
     }
 }
@@ -273,6 +288,17 @@ impl ResolverConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_may_leave_dane_to_postfix() {
+        let config: ResolverConfig =
+            toml::from_str("[zones.p]\ndane = \"notfound\"\n[default_zone]\ndane = \"dane\"\n")
+                .unwrap();
+        assert_eq!(config.zone("p").dane, DaneReply::Notfound);
+        assert_eq!(config.zone("other").dane, DaneReply::Dane);
+        assert_eq!(ZoneConfig::default().dane, DaneReply::Dane);
+        assert!(toml::from_str::<ResolverConfig>("[default_zone]\ndane = \"off\"\n").is_err());
+    }
 
     #[test]
     fn listen_address_is_tcp_or_unix() {

@@ -11,8 +11,8 @@ use mta_sts_policy::{Mode, Policy, StsRecord};
 use mta_sts_store::{Store, StoreError};
 use tokio::sync::watch;
 
-use super::cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
-use super::config::{ResolverConfig, ZoneConfig};
+use super::cache::{CachedPolicy, Clock, Dane, Entry, MemoryCache, Outcome, UnixTime};
+use super::config::{DaneReply, ResolverConfig, ZoneConfig};
 use super::persist;
 use super::reply;
 use super::request::{Key, Request};
@@ -202,6 +202,23 @@ impl PolicyResolver {
 
     /// The answer `entry` gives in `zone` at `now`.
     pub fn decision(&self, entry: &Entry, zone: &ZoneConfig, now: UnixTime) -> Decision {
+        if let Dane::Present(hosts) = &entry.dane {
+            // RFC 8461 §2: MTA-STS never overrides DANE.
+            let hosts = hosts.join(", ");
+            return match zone.dane {
+                DaneReply::Dane => Decision {
+                    reply: reply::DANE.to_vec(),
+                    reason: format!("DANE comes first: DNSSEC-validated TLSA records for {hosts}"),
+                },
+                DaneReply::Notfound => Decision {
+                    reply: reply::NOT_FOUND.to_vec(),
+                    reason: format!(
+                        "DANE (DNSSEC-validated TLSA records for {hosts}) left to Postfix's \
+                         own dane level (zone dane = \"notfound\")"
+                    ),
+                },
+            };
+        }
         let max_stale = self.inner.config.cache.max_stale;
         let Some(cached) = entry.usable_policy(now, max_stale) else {
             let reason = entry.outcome.describe();
@@ -246,9 +263,13 @@ impl PolicyResolver {
         }
     }
 
-    /// True when the cache cannot answer for `entry` without a lookup first: no usable
-    /// policy, and the last answer (none, or a failure) is old enough to ask again.
+    /// True when the cache cannot answer for `entry` without a lookup first: DANE not looked
+    /// at yet (an entry read from the store), or no usable policy and the last answer (none, or
+    /// a failure) old enough to ask again.
     pub fn lookup_due(&self, entry: &Entry, now: UnixTime) -> bool {
+        if entry.dane == Dane::Unchecked {
+            return true;
+        }
         if entry
             .usable_policy(now, self.inner.config.cache.max_stale)
             .is_some()
@@ -291,6 +312,7 @@ impl PolicyResolver {
                     policy: None,
                     checked_at: self.inner.clock.now(),
                     outcome: Outcome::DnsFailed("the lookup was interrupted".into()),
+                    dane: Dane::Unchecked,
                 })
             }),
         }
@@ -346,18 +368,84 @@ impl PolicyResolver {
         }
     }
 
-    /// One lookup by RFC 8461 §3 and §5.1: the TXT record, then the policy when its id is new.
-    /// A valid cached policy survives every failure, and a vanished TXT record.
+    /// One lookup: DANE (the MX hosts' TLSA records, with DNSSEC) and MTA-STS at once.
     async fn fetch(&self, domain: &str, prior: Option<&Entry>) -> Entry {
         let now = self.inner.clock.now();
-        let max_stale = self.inner.config.cache.max_stale;
-        let kept = prior.and_then(|p| p.usable_policy(now, max_stale)).cloned();
-        let entry = |policy: Option<CachedPolicy>, outcome: Outcome| Entry {
+        let prior_dane = prior.map_or(&Dane::Unchecked, |p| &p.dane);
+        let ((policy, outcome), dane) = tokio::join!(
+            self.fetch_sts(domain, prior, now),
+            self.dane(domain, prior_dane)
+        );
+        Entry {
             domain: domain.to_owned(),
             policy,
             checked_at: now,
             outcome,
+            dane,
+        }
+    }
+
+    /// DANE for `domain` (RFC 7672 §2.2): present when the MX answer is DNSSEC-validated and
+    /// at least one MX host (the domain itself without MX records) has validated TLSA records
+    /// for port 25. When DNS fails, DANE seen before is kept: a failure never turns a DANE
+    /// domain into an MTA-STS one.
+    async fn dane(&self, domain: &str, prior: &Dane) -> Dane {
+        let resolver = self.inner.net.resolver();
+        let hosts = match resolver.mx_authenticated(domain).await {
+            Ok(answer) if !answer.authentic => return Dane::Absent,
+            Ok(answer) if answer.value.is_empty() => vec![domain.to_owned()],
+            Ok(answer) => answer
+                .value
+                .into_iter()
+                .filter(|mx| !mx.is_null())
+                .map(|mx| mx.exchange)
+                .take(MAX_DANE_HOSTS)
+                .collect(),
+            Err(DnsError::NoRecords { .. }) => return Dane::Absent,
+            Err(error) => return dane_unknown(domain, prior, &error.to_string()),
         };
+        let mut lookups = tokio::task::JoinSet::new();
+        for host in hosts {
+            let resolver = resolver.clone();
+            lookups.spawn(async move {
+                let found = resolver.tlsa_authenticated(&host, SMTP_PORT).await;
+                (host, found)
+            });
+        }
+        let mut secure = Vec::new();
+        let mut failure = None;
+        while let Some(joined) = lookups.join_next().await {
+            match joined {
+                Ok((host, Ok(answer))) if answer.authentic && !answer.value.is_empty() => {
+                    secure.push(host);
+                }
+                Ok((_, Ok(_) | Err(DnsError::NoRecords { .. }))) => {}
+                Ok((_, Err(error))) => failure = Some(error.to_string()),
+                Err(error) => failure = Some(error.to_string()),
+            }
+        }
+        if !secure.is_empty() {
+            secure.sort();
+            return Dane::Present(secure);
+        }
+        match failure {
+            Some(reason) => dane_unknown(domain, prior, &reason),
+            None => Dane::Absent,
+        }
+    }
+
+    /// The MTA-STS half of a lookup, by RFC 8461 §3 and §5.1: the TXT record, then the policy
+    /// when its id is new. A valid cached policy survives every failure, and a vanished TXT
+    /// record.
+    async fn fetch_sts(
+        &self,
+        domain: &str,
+        prior: Option<&Entry>,
+        now: UnixTime,
+    ) -> (Option<CachedPolicy>, Outcome) {
+        let max_stale = self.inner.config.cache.max_stale;
+        let kept = prior.and_then(|p| p.usable_policy(now, max_stale)).cloned();
+        let entry = |policy: Option<CachedPolicy>, outcome: Outcome| (policy, outcome);
         let net = &self.inner.net;
         let records = match net.resolver().txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => records,
@@ -398,6 +486,21 @@ impl PolicyResolver {
             confirmed_at: now,
         };
         entry(Some(policy), Outcome::Valid)
+    }
+}
+
+/// The port whose TLSA records DANE for SMTP looks up (`_25._tcp.HOST`, RFC 7672 §2.2).
+const SMTP_PORT: u16 = 25;
+/// The MX hosts whose TLSA records are looked up, at most: a domain cannot make one lookup
+/// cost more queries than this.
+const MAX_DANE_HOSTS: usize = 10;
+
+/// DANE when DNS could not say: what was known before, else absent (logged).
+fn dane_unknown(domain: &str, prior: &Dane, reason: &str) -> Dane {
+    tracing::warn!(domain, reason, "DANE lookup failed; keeping what was known");
+    match prior {
+        Dane::Present(_) => prior.clone(),
+        Dane::Unchecked | Dane::Absent => Dane::Absent,
     }
 }
 

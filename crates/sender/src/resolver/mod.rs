@@ -3,7 +3,8 @@
 //!
 //! - [`netstring`]: the socketmap framing.
 //! - [`Request`] / [`Key`]: `<map-name> <key>` and the key's reduction to a domain.
-//! - [`PolicyResolver`]: the cache and the rules of RFC 8461 §3.3 and §5.1 — a cached policy
+//! - [`PolicyResolver`]: the cache and the rules of RFC 8461 §2, §3.3 and §5.1 — DANE first
+//!   (MX hosts with DNSSEC-validated TLSA records get `dane`, never `OK secure`); a cached policy
 //!   is served until its `max_age` runs out, whatever DNS or HTTPS say meanwhile; the TXT `id`
 //!   decides whether to fetch again; failures are retried after a pause. The cache lives in
 //!   memory and, with [`PolicyResolver::with_store`], in the store, so a restart keeps it and
@@ -41,10 +42,10 @@ mod reply;
 mod request;
 mod server;
 
-pub use cache::{CachedPolicy, Clock, Entry, MemoryCache, Outcome, UnixTime};
+pub use cache::{CachedPolicy, Clock, Dane, Entry, MemoryCache, Outcome, UnixTime};
 pub use config::{
-    CacheConfig, ConfigFileError, DEFAULT_PORT, Limits, ListenAddr, NetworkConfig, ResolverConfig,
-    StorageConfig, UnixSocket, ZoneConfig,
+    CacheConfig, ConfigFileError, DEFAULT_PORT, DaneReply, Limits, ListenAddr, NetworkConfig,
+    ResolverConfig, StorageConfig, UnixSocket, ZoneConfig,
 };
 pub use lookup::{Decision, PolicyResolver};
 pub use refresh::Maintenance;

@@ -3,7 +3,7 @@
 use mta_sts_policy::Policy;
 use mta_sts_store::{PolicyEntry, StoredPolicy};
 
-use super::cache::{CachedPolicy, Entry, Outcome};
+use super::cache::{CachedPolicy, Dane, Entry, Outcome};
 
 /// `entry` as the store keeps it.
 pub(crate) fn to_stored(entry: &Entry) -> PolicyEntry {
@@ -24,7 +24,8 @@ pub(crate) fn to_stored(entry: &Entry) -> PolicyEntry {
 
 /// The entry the store kept. A policy that no longer parses (written by another version, or
 /// altered in the database) is dropped, as is an entry whose outcome this version cannot name:
-/// a new lookup then finds what is true now.
+/// a new lookup then finds what is true now. DANE is not stored: it is
+/// [`Dane::Unchecked`], so the first request looks at DNSSEC again before answering.
 pub(crate) fn from_stored(stored: PolicyEntry) -> Option<Entry> {
     let outcome = Outcome::from_parts(&stored.outcome, stored.outcome_detail)?;
     let policy = stored.policy.and_then(|policy| {
@@ -42,6 +43,7 @@ pub(crate) fn from_stored(stored: PolicyEntry) -> Option<Entry> {
         policy,
         checked_at: stored.checked_at,
         outcome,
+        dane: Dane::Unchecked,
     })
 }
 
@@ -63,6 +65,7 @@ mod tests {
             }),
             checked_at: 300,
             outcome: Outcome::FetchFailed("connection refused".into()),
+            dane: Dane::Unchecked,
         };
         let stored = to_stored(&entry);
         assert_eq!(stored.policy.as_ref().unwrap().expires_at, 200 + 86400);

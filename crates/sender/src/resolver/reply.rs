@@ -7,6 +7,10 @@ use super::config::ZoneConfig;
 /// `NOTFOUND ` with its trailing space: no policy, Postfix uses its default TLS level.
 pub const NOT_FOUND: &[u8] = b"NOTFOUND ";
 
+/// `OK dane`: Postfix's `dane` security level, for a domain whose MX hosts have
+/// DNSSEC-validated TLSA records.
+pub const DANE: &[u8] = b"OK dane";
+
 /// Writes the `OK secure ...` reply for `policy` of `domain` in `zone`.
 ///
 /// `match=` lists the policy's patterns in policy order, duplicates dropped, each `*.x` as
