@@ -89,6 +89,7 @@ pub fn query(args: &QueryArgs, style: Style) -> anyhow::Result<Outcome> {
             Some(entry) if !resolver.lookup_due(&entry, clock.now()) => (entry, CacheState::Cached),
             prior => (resolver.lookup(&domain, prior).await, CacheState::LookedUp),
         };
+        let entry = resolver.with_dane(entry).await;
         let decision = resolver.decision(&entry, &zone, clock.now());
         let answer = Answer {
             key: &domain,

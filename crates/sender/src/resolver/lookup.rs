@@ -185,6 +185,7 @@ impl PolicyResolver {
         let cached = self.cached(domain).await;
         let entry = match cached {
             Some(entry) if !self.lookup_due(&entry, now) => {
+                let entry = self.with_dane(entry).await;
                 if self.recheck_due(&entry, now) {
                     // Serve the valid policy now; confirm it with DNS in the background.
                     drop(self.start_lookup(domain, Some(Arc::clone(&entry))));
@@ -263,13 +264,9 @@ impl PolicyResolver {
         }
     }
 
-    /// True when the cache cannot answer for `entry` without a lookup first: DANE not looked
-    /// at yet (an entry read from the store), or no usable policy and the last answer (none, or
-    /// a failure) old enough to ask again.
+    /// True when the cache cannot answer for `entry` without a lookup first: no usable
+    /// policy, and the last answer (none, or a failure) is old enough to ask again.
     pub fn lookup_due(&self, entry: &Entry, now: UnixTime) -> bool {
-        if entry.dane == Dane::Unchecked {
-            return true;
-        }
         if entry
             .usable_policy(now, self.inner.config.cache.max_stale)
             .is_some()
@@ -366,6 +363,29 @@ impl PolicyResolver {
         {
             tracing::warn!(domain = entry.domain, %error, "cannot save the cached policy");
         }
+    }
+
+    /// `entry`, with DANE looked at first if it has not been (an entry read from the store:
+    /// its policy may be answered from the cache, but never in place of DANE). The cached
+    /// entry is completed too, unless a lookup or a purge replaced it meanwhile.
+    pub async fn with_dane(&self, entry: Arc<Entry>) -> Arc<Entry> {
+        if entry.dane != Dane::Unchecked {
+            return entry;
+        }
+        let dane = self.dane(&entry.domain, &Dane::Unchecked).await;
+        let completed = Arc::new(Entry {
+            dane,
+            ..(*entry).clone()
+        });
+        if self
+            .inner
+            .cache
+            .get(&entry.domain)
+            .is_some_and(|current| current.dane == Dane::Unchecked)
+        {
+            self.inner.cache.put(Arc::clone(&completed));
+        }
+        completed
     }
 
     /// One lookup: DANE (the MX hosts' TLSA records, with DNSSEC) and MTA-STS at once.

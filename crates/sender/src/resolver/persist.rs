@@ -25,7 +25,8 @@ pub(crate) fn to_stored(entry: &Entry) -> PolicyEntry {
 /// The entry the store kept. A policy that no longer parses (written by another version, or
 /// altered in the database) is dropped, as is an entry whose outcome this version cannot name:
 /// a new lookup then finds what is true now. DANE is not stored: it is
-/// [`Dane::Unchecked`], so the first request looks at DNSSEC again before answering.
+/// [`Dane::Unchecked`], so the first request looks at DNSSEC again before answering
+/// ([`PolicyResolver::with_dane`](super::PolicyResolver::with_dane)).
 pub(crate) fn from_stored(stored: PolicyEntry) -> Option<Entry> {
     let outcome = Outcome::from_parts(&stored.outcome, stored.outcome_detail)?;
     let policy = stored.policy.and_then(|policy| {
