@@ -280,21 +280,10 @@ impl Resolver {
             .lookup(fqdn, RecordType::MX)
             .await
             .map_err(|error| dns_error(&display, "MX", &error))?;
-        let mut records: Vec<Mx> = lookup
-            .answers()
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::MX(mx) => Some(Mx {
-                    preference: mx.preference,
-                    exchange: display_name(&mx.exchange),
-                }),
-                _ => None,
-            })
-            .collect();
+        let records = mx_records(lookup.answers());
         if records.is_empty() {
             return Err(no_data(&display, "MX"));
         }
-        records.sort_by(|a, b| (a.preference, &a.exchange).cmp(&(b.preference, &b.exchange)));
         Ok(records)
     }
 
@@ -348,6 +337,22 @@ impl Resolver {
             nxdomain,
         })
     }
+}
+
+/// The MX records among `answers`, sorted by preference, then exchange.
+pub(crate) fn mx_records(answers: &[hickory_resolver::proto::rr::Record]) -> Vec<Mx> {
+    let mut records: Vec<Mx> = answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::MX(mx) => Some(Mx {
+                preference: mx.preference,
+                exchange: display_name(&mx.exchange),
+            }),
+            _ => None,
+        })
+        .collect();
+    records.sort_by(|a, b| (a.preference, &a.exchange).cmp(&(b.preference, &b.exchange)));
+    records
 }
 
 /// The absolute form of `name` for the query, and the form errors show.

@@ -15,7 +15,7 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::dns::{DnsError, DnsFailure, DnsResult, Mx, display_name, fqdn};
+use crate::dns::{DnsError, DnsFailure, DnsResult, Mx, fqdn, mx_records};
 
 /// The UDP payload size offered (the 2020 DNS flag day value).
 const EDNS_PAYLOAD: u16 = 1232;
@@ -65,20 +65,8 @@ impl DnssecClient {
     /// The MX records of `domain`, sorted by preference then exchange; empty for NODATA.
     pub(crate) async fn mx(&self, domain: &str) -> DnsResult<Authenticated<Vec<Mx>>> {
         let answer = self.records(domain, RecordType::MX, "MX").await?;
-        let mut records: Vec<Mx> = answer
-            .value
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::MX(mx) => Some(Mx {
-                    preference: mx.preference,
-                    exchange: display_name(&mx.exchange),
-                }),
-                _ => None,
-            })
-            .collect();
-        records.sort_by(|a, b| (a.preference, &a.exchange).cmp(&(b.preference, &b.exchange)));
         Ok(Authenticated {
-            value: records,
+            value: mx_records(&answer.value),
             authentic: answer.authentic,
         })
     }

@@ -31,14 +31,17 @@ fn provider_zone() -> Zone {
 }
 
 async fn start() -> (mta_sts_testnet::DnsHandle, Net) {
-    let dns = DnsServer::new([
+    serve([
         example_zone(),
         provider_zone(),
         Zone::new("nullmx.example").null_mx(),
     ])
-    .start()
     .await
-    .unwrap();
+}
+
+/// A DNS server for `zones` and a `Net` that asks it.
+async fn serve(zones: impl IntoIterator<Item = Zone>) -> (mta_sts_testnet::DnsHandle, Net) {
+    let dns = DnsServer::new(zones).start().await.unwrap();
     let net = Net::new(NetConfig {
         resolver: Some(dns.addr()),
         timeout: Duration::from_millis(500),
@@ -283,7 +286,7 @@ fn errors_serialize_with_their_kind() {
 
 async fn start_signed() -> (mta_sts_testnet::DnsHandle, Net) {
     let big = [0x5a_u8; 400];
-    let dns = DnsServer::new([
+    serve([
         Zone::new("signed.example")
             .mx(10, "mx1.signed.example")
             .tlsa("_25._tcp.mx1", 3, 1, 1, &[0xab; 32])
@@ -297,16 +300,7 @@ async fn start_signed() -> (mta_sts_testnet::DnsHandle, Net) {
             .mx(10, "mx1.unsigned.example")
             .tlsa("_25._tcp.mx1", 3, 1, 1, &[0xab; 32]),
     ])
-    .start()
     .await
-    .unwrap();
-    let net = Net::new(NetConfig {
-        resolver: Some(dns.addr()),
-        timeout: Duration::from_millis(500),
-        ..NetConfig::default()
-    })
-    .unwrap();
-    (dns, net)
 }
 
 #[tokio::test]
