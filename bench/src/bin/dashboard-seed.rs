@@ -53,7 +53,11 @@ fn report(n: usize, args: &Args, yesterday: i64) -> Vec<u8> {
     let reporter = (n / args.domains) % args.per_day;
     let day = (n / (args.domains * args.per_day)) as i64;
     let start = yesterday - day * 86_400;
-    let date = |t: i64| Timestamp::from_unix_seconds(t).map(|t| t.to_string()).unwrap_or_default();
+    let date = |t: i64| {
+        Timestamp::from_unix_seconds(t)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
     let ok = 500 + (n * 7919) % 1000;
     let failures: Vec<String> = if n % 5 == 0 {
         (0..1 + n % 3)
@@ -128,6 +132,9 @@ async fn main() -> anyhow::Result<()> {
         args.per_day,
         total as f64 / seconds
     );
-    Arc::try_unwrap(store).map_err(|_| anyhow::anyhow!("store still shared"))?.close().await;
+    Arc::try_unwrap(store)
+        .map_err(|_| anyhow::anyhow!("store still shared"))?
+        .close()
+        .await;
     Ok(())
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     budget: Arc<MemoryBudget>,
     /// Reports refused by `intake.accept` since start.
     refused: Arc<AtomicU64>,
+    /// What became of the reports that reached the sink, for `/metrics`.
+    outcomes: Arc<IntakeOutcomes>,
     /// The dashboard, API and metrics, when `[dashboard]` names someone.
     dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
@@ -79,6 +81,7 @@ impl AppState {
             intake: Arc::new(config.intake.clone()),
             budget: Arc::new(MemoryBudget::new(&config.limits)),
             refused: Arc::new(AtomicU64::new(0)),
+            outcomes: Arc::new(IntakeOutcomes::default()),
             dashboard: None,
         }
     }
@@ -91,7 +94,7 @@ impl AppState {
         data: Arc<dyn crate::dashboard::DashboardData>,
     ) -> Self {
         self.dashboard =
-            crate::dashboard::Dashboard::new(config, data, Arc::clone(&self.refused)).map(Arc::new);
+            crate::dashboard::Dashboard::new(config, data, self.intake_counts()).map(Arc::new);
         self
     }
 
@@ -112,6 +115,46 @@ impl AppState {
     /// How many reports `intake.accept` refused since start (about domains not served here).
     pub fn refused_reports(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// Reports the intake handed to the sink since start, by what became of them.
+#[derive(Debug, Default)]
+pub(crate) struct IntakeOutcomes {
+    pub stored: AtomicU64,
+    pub duplicate: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub too_large: AtomicU64,
+    /// Not stored: the store failed or did not answer in time (503).
+    pub unavailable: AtomicU64,
+}
+
+impl IntakeOutcomes {
+    fn record(&self, outcome: Option<&Result<IngestOutcome, crate::intake::SinkError>>) {
+        let counter = match outcome {
+            Some(Ok(IngestOutcome::Stored)) => &self.stored,
+            Some(Ok(IngestOutcome::Duplicate)) => &self.duplicate,
+            Some(Ok(IngestOutcome::Quarantined { .. })) => &self.quarantined,
+            Some(Ok(IngestOutcome::TooLarge { .. })) => &self.too_large,
+            Some(Err(_)) | None => &self.unavailable,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The intake's counters, as `/metrics` reads them.
+#[derive(Debug, Clone)]
+pub(crate) struct IntakeCounts {
+    pub refused: Arc<AtomicU64>,
+    pub outcomes: Arc<IntakeOutcomes>,
+}
+
+impl AppState {
+    fn intake_counts(&self) -> IntakeCounts {
+        IntakeCounts {
+            refused: Arc::clone(&self.refused),
+            outcomes: Arc::clone(&self.outcomes),
+        }
     }
 }
 
@@ -366,8 +409,9 @@ async fn receive_report(
         max_decompressed,
     };
     let summary = summary.as_ref();
-    let Ok(stored) = tokio::time::timeout_at(store_deadline, state.sink.ingest(report)).await
-    else {
+    let stored = tokio::time::timeout_at(store_deadline, state.sink.ingest(report)).await;
+    state.outcomes.record(stored.as_ref().ok());
+    let Ok(stored) = stored else {
         log_report(
             &peer,
             summary,

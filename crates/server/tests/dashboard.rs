@@ -208,8 +208,28 @@ async fn a_token_limited_to_one_domain_sees_only_that_domain() {
     );
     assert!(!text.contains("example.com"), "{text}");
     assert!(!text.contains("mta_sts_quarantine_size"), "{text}");
+    let (response, _) = send(
+        &site.router,
+        support::post("/tlsrpt", Some("application/tlsrpt+json"), support::REPORT),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (response, _) = send(
+        &site.router,
+        support::post("/tlsrpt", Some("application/tlsrpt+json"), support::REPORT),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
     let (_, body) = send(&site.router, get("/metrics", Some(&site.token))).await;
     let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(r#"mta_sts_intake_reports_total{outcome="stored"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"mta_sts_intake_reports_total{outcome="duplicate"} 1"#),
+        "{text}"
+    );
     assert!(text.contains("mta_sts_quarantine_size 1"), "{text}");
     assert!(text.contains("mta_sts_reports_stored 7"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");

@@ -442,13 +442,27 @@ pub(crate) async fn metrics(
             "Bodies in quarantine",
             quarantined,
         );
-        let refused = Counter::<u64>::default();
-        refused.inc_by(dashboard.refused.load(Ordering::Relaxed));
+        let intake = Family::<Labels, Counter>::default();
         registry.register(
-            "mta_sts_intake_refused",
-            "Reports the intake refused since start (about domains not served here)",
-            refused,
+            "mta_sts_intake_reports",
+            "Reports posted to the HTTPS intake since start, by outcome: stored, duplicate, \
+             quarantined (unreadable, 400), too-large (413), refused (about domains not \
+             served here, 403), unavailable (the store failed, 503)",
+            intake.clone(),
         );
+        let outcomes = &dashboard.intake.outcomes;
+        for (outcome, count) in [
+            ("stored", &outcomes.stored),
+            ("duplicate", &outcomes.duplicate),
+            ("quarantined", &outcomes.quarantined),
+            ("too-large", &outcomes.too_large),
+            ("refused", &*dashboard.intake.refused),
+            ("unavailable", &outcomes.unavailable),
+        ] {
+            intake
+                .get_or_create(&label(&[("outcome", outcome)]))
+                .inc_by(count.load(Ordering::Relaxed));
+        }
     }
     let mut text = String::new();
     if encode(&mut text, &registry).is_err() {

@@ -18,7 +18,6 @@ mod pages;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -41,7 +40,7 @@ pub use data::{
     Readiness, ReportDetail, ReportQuery, ReportRow, Reprocess, StoreTotals, Tally,
 };
 
-use crate::app::PeerAddr;
+use crate::app::{IntakeCounts, PeerAddr};
 use crate::config::{Config, DnsRecords};
 use auth::{Auth, LOGIN_COOKIE, LoginError, Viewer};
 
@@ -81,8 +80,8 @@ pub(crate) struct Dashboard {
     auth: Auth,
     data: Arc<dyn DashboardData>,
     domains: ArcSwap<Vec<DomainInfo>>,
-    /// The intake's count of refused reports, for `/metrics`.
-    refused: Arc<AtomicU64>,
+    /// The intake's counters, for `/metrics`.
+    intake: IntakeCounts,
 }
 
 impl Dashboard {
@@ -90,13 +89,13 @@ impl Dashboard {
     pub fn new(
         config: &Config,
         data: Arc<dyn DashboardData>,
-        refused: Arc<AtomicU64>,
+        intake: IntakeCounts,
     ) -> Option<Dashboard> {
         config.dashboard.enabled().then(|| Dashboard {
             auth: Auth::new(&config.dashboard),
             data,
             domains: ArcSwap::from_pointee(domain_infos(config)),
-            refused,
+            intake,
         })
     }
 
