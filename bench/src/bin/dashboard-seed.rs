@@ -59,7 +59,7 @@ fn report(n: usize, args: &Args, yesterday: i64) -> Vec<u8> {
             .unwrap_or_default()
     };
     let ok = 500 + (n * 7919) % 1000;
-    let failures: Vec<String> = if n % 5 == 0 {
+    let failures: Vec<String> = if n.is_multiple_of(5) {
         (0..1 + n % 3)
             .map(|k| {
                 format!(
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
                     .ingest(Source::Https, "application/tlsrpt+json", &body)
                     .await
                     .with_context(|| format!("store report {n}"))?;
-                if n % 50_000 == 0 {
+                if n.is_multiple_of(50_000) {
                     eprintln!("dashboard-seed: {n}/{total} reports");
                 }
                 n += args.concurrency.max(1);
