@@ -210,7 +210,12 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
             tracing::info!(
                 users = config.dashboard.users.len(),
                 tokens = config.dashboard.tokens.len(),
-                "dashboard, /api/v1/ and /metrics served (login needed)"
+                "dashboard, /api/v1/ and /metrics served at / (login needed)"
+            );
+        } else {
+            tracing::info!(
+                "dashboard off: to see the reports in a browser, add a [[dashboard.user]] with a \
+                 password_hash from `mta-sts passwd` to the config file (see the README)"
             );
         }
         let dashboard = crate::dashboard_data::StoreDashboard(store);
