@@ -628,7 +628,8 @@ pub(crate) async fn reports(
                 body,
                 r#"<tr><td><a href="/reports/{id}">{start}</a></td><td>{org}</td><td class="hide-narrow">{rid}</td><td>{domains}</td><td class="n">{ok}</td><td class="n num{class}">{bad}</td></tr>"#,
                 id = row.id,
-                start = esc(&row.start),
+                // Daily reports start at midnight: the date says it all.
+                start = esc(row.start.strip_suffix("T00:00:00Z").unwrap_or(&row.start)),
                 org = esc(&row.reporter),
                 rid = esc(&row.report_id),
                 domains = domains.join(", "),
