@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mta_sts_store::{DkimCheck, DkimResult, Ingested, Origin, Source, Store, StoreError};
+use mta_sts_store::{DkimCheck, DkimResult, Ingested, Source, Store, StoreError};
 use mta_sts_tlsrpt::mail::MAX_MAIL_SIZE;
 use tokio::sync::Semaphore;
 
@@ -613,15 +613,19 @@ async fn ingest_one(
                 .await;
         }
     }
-    let origin = Origin {
-        source: item.source,
-        dkim_verified: check.as_ref().is_some_and(DkimCheck::passed),
-    };
-    let outcome = store.ingest(origin, item.content_type, &item.bytes).await?;
-    if let Some(check) = &check {
-        store.record_dkim(outcome.raw(), check).await?;
+    // The check is written with the body, in one transaction: never a checked mail without it.
+    match &check {
+        Some(check) => {
+            store
+                .ingest_checked(item.source, item.content_type, &item.bytes, check)
+                .await
+        }
+        None => {
+            store
+                .ingest(item.source, item.content_type, &item.bytes)
+                .await
+        }
     }
-    Ok(outcome)
 }
 
 fn record(totals: &Counters, item: &Item, outcome: &Result<Ingested, StoreError>) {

@@ -22,10 +22,19 @@ struct StoreSink(Arc<Store>);
 impl ReportSink for StoreSink {
     async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
         let content_type = report.content_type.as_deref().unwrap_or("");
-        let ingested = self
-            .0
-            .ingest(Source::Https, content_type, &report.body)
-            .await;
+        // The intake has read the body (to log and screen it): the store takes what it read.
+        let ingested = match report.read {
+            Some(read) => {
+                self.0
+                    .ingest_read(Source::Https, content_type, &report.body, read)
+                    .await
+            }
+            None => {
+                self.0
+                    .ingest(Source::Https, content_type, &report.body)
+                    .await
+            }
+        };
         if let Ok(Ingested::Conflict { report: key, .. }) = &ingested {
             // The intake logs the report itself; a conflict is worth a line of its own.
             tracing::warn!(

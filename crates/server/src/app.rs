@@ -11,20 +11,24 @@ use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
-use mta_sts_tlsrpt::report::measure;
+use mta_sts_tlsrpt::report::{BodyCost, ReadReport, ReportError, measure};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
+use crate::acme::Http01Tokens;
 use crate::config::{Accept, Config, Intake, Limits};
 use crate::intake::{IncomingReport, IngestOutcome, ReportSink};
 use crate::screen::Summary;
 
 /// Where RFC 8461 §3.3 puts the policy.
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
+
+/// Where the ACME CA fetches HTTP-01 answers (RFC 8555 §8.3).
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/{token}";
 
 /// The address of the peer of a connection, set by the listeners on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct AppState {
     outcomes: Arc<IntakeOutcomes>,
     /// The dashboard, API and metrics, when `[dashboard]` names someone.
     dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    /// Pending ACME HTTP-01 challenges, answered on every listener.
+    acme_tokens: Arc<Http01Tokens>,
 }
 
 /// The intake's memory budget (`limits.intake_memory`): bytes held by reports being read, all
@@ -83,6 +89,7 @@ impl AppState {
             refused: Arc::new(AtomicU64::new(0)),
             outcomes: Arc::new(IntakeOutcomes::default()),
             dashboard: None,
+            acme_tokens: Arc::new(Http01Tokens::default()),
         }
     }
 
@@ -96,6 +103,11 @@ impl AppState {
         self.dashboard =
             crate::dashboard::Dashboard::new(config, data, self.intake_counts()).map(Arc::new);
         self
+    }
+
+    /// The HTTP-01 challenges the ACME task answers through this application.
+    pub(crate) fn acme_tokens(&self) -> Arc<Http01Tokens> {
+        Arc::clone(&self.acme_tokens)
     }
 
     /// Serves `config`'s policies from now on. Requests in flight finish with the old ones;
@@ -176,6 +188,7 @@ fn policy_table(config: &Config) -> HashMap<String, Bytes> {
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route(POLICY_PATH, any(policy))
+        .route(ACME_CHALLENGE_PATH, get(acme_challenge))
         .merge(intake_router(&state.intake));
     let router = match &state.dashboard {
         Some(dashboard) => router.merge(crate::dashboard::router(Arc::clone(dashboard))),
@@ -268,6 +281,21 @@ async fn policy(State(state): State<AppState>, request: Request) -> Response {
     response
 }
 
+/// The key authorization of a pending HTTP-01 challenge, for any host; 404 for any other token.
+async fn acme_challenge(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    match state.acme_tokens.get(&token) {
+        Some(key_authorization) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
+        )
+            .into_response(),
+        None => not_found().await,
+    }
+}
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
@@ -281,9 +309,69 @@ fn method_not_allowed(allow: &'static str) -> Response {
         .into_response()
 }
 
-/// Bodies up to this size that are not gzip are measured on the async worker; others (a small
-/// gzip body can decompress to megabytes) on a blocking thread.
-const INLINE_MEASURE_LIMIT: usize = 64 * 1024;
+/// Bodies that are no larger than this once decompressed are read on the async worker (real
+/// daily reports are a few kilobytes); larger ones on a blocking thread.
+const INLINE_READ_LIMIT: usize = 64 * 1024;
+
+/// A read body: its place in the memory budget, and what reading it gave (`None` when the
+/// reader failed; the sink then reads it again, and keeps it in quarantine if that fails too).
+type Reading = (
+    OwnedSemaphorePermit,
+    Option<Result<ReadReport, ReportError>>,
+);
+
+/// Reads `body` once, for the log line, `intake.accept` and the sink: first what reading will
+/// take (by [`measure`], which allocates nothing), reserved in the memory budget, then the
+/// report. Off the async workers unless the body is small once decompressed. `None` when the
+/// budget is spent.
+async fn read_report(
+    budget: &Arc<MemoryBudget>,
+    body: &Bytes,
+    content_type: &str,
+    max_decompressed: usize,
+) -> Option<Reading> {
+    // A first look, capped at the inline limit: a small gzip body can hold megabytes.
+    let limit = INLINE_READ_LIMIT.min(max_decompressed);
+    if body.len() <= INLINE_READ_LIMIT {
+        let cost = measure(body, limit);
+        if limit == max_decompressed || !matches!(cost, Err(ReportError::TooLarge { .. })) {
+            return read_measured(budget, body, content_type, max_decompressed, cost);
+        }
+    }
+    let (budget, body, content_type) = (Arc::clone(budget), body.clone(), content_type.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let cost = measure(&body, max_decompressed);
+        read_measured(&budget, &body, &content_type, max_decompressed, cost)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// [`read_report`] once `body` is measured. A body that cannot be measured is not read: what
+/// stopped the measure (broken gzip, too large) is what reading it gives.
+fn read_measured(
+    budget: &MemoryBudget,
+    body: &[u8],
+    content_type: &str,
+    max_decompressed: usize,
+    cost: Result<BodyCost, ReportError>,
+) -> Option<Reading> {
+    let reading = cost
+        .as_ref()
+        .map_or(max_decompressed.saturating_mul(2), BodyCost::reading_bytes);
+    let permit = budget.reserve(reading)?;
+    let read = match cost {
+        Err(error) => Some(Err(error)),
+        // The reader is pure and returns errors; should it panic all the same, the sink reads
+        // the body again and keeps it in quarantine.
+        Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            mta_sts_tlsrpt::mail::decode_body(content_type, body, max_decompressed)
+        }))
+        .ok(),
+    };
+    Some((permit, read))
+}
 
 /// Copies of a body the intake and the sink hold at once (the request's, the sink's own, and one
 /// while it hashes or moves it to a blocking thread).
@@ -368,25 +456,22 @@ async fn receive_report(
         }
     };
     let size = body.len();
-    // What reading the report will take, found without allocating it. A body that cannot be
-    // measured still goes to the sink, which keeps it in quarantine with the reason.
-    let cost = if body.len() <= INLINE_MEASURE_LIMIT && !body.starts_with(b"\x1f\x8b") {
-        measure(&body, max_decompressed)
-    } else {
-        let body = body.clone();
-        tokio::task::spawn_blocking(move || measure(&body, max_decompressed))
-            .await
-            .unwrap_or(Err(mta_sts_tlsrpt::ReportError::TooLarge {
-                limit: max_decompressed,
-            }))
-    };
-    let reading = cost.map_or(max_decompressed.saturating_mul(2), |cost| {
-        cost.reading_bytes()
-    });
-    let Some(_reading_permit) = state.budget.reserve(reading) else {
+    // Read once, here; the sink gets what it gave. An unreadable body still goes to the sink,
+    // which keeps it in quarantine with the reason.
+    let Some((_reading_permit, read)) = read_report(
+        &state.budget,
+        &body,
+        content_type.as_deref().unwrap_or(""),
+        max_decompressed,
+    )
+    .await
+    else {
         return intake_busy(&peer, Some(size));
     };
-    let summary = Summary::read(&body, max_decompressed).await;
+    let summary = match &read {
+        Some(Ok(read)) => Some(Summary::of(read)),
+        _ => None,
+    };
     if state.intake.accept == Accept::Configured
         && let Some(reason) = summary
             .as_ref()
@@ -407,6 +492,7 @@ async fn receive_report(
         content_type,
         body,
         max_decompressed,
+        read,
     };
     let summary = summary.as_ref();
     let stored = tokio::time::timeout_at(store_deadline, state.sink.ingest(report)).await;

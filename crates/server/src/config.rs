@@ -83,6 +83,33 @@ pub struct AcmeConfig {
     /// Where the account key and certificates are kept; defaults to `acme/` in
     /// `storage.data_dir`.
     pub state_dir: Option<PathBuf>,
+    /// How the CA validates that a host is served here.
+    pub challenge: AcmeChallenge,
+    /// The longest one request to the CA may take (`request_timeout`, in seconds).
+    pub request_timeout: Duration,
+}
+
+/// Default time limit of one request to the ACME CA.
+pub const DEFAULT_ACME_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `tls.acme.challenge`: how the CA checks that a host is ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// `tls-alpn-01` (RFC 8737), on the HTTPS listeners themselves: port 443 must reach them.
+    #[default]
+    TlsAlpn01,
+    /// `http-01` (RFC 8555 §8.3): `/.well-known/acme-challenge/` on the plain HTTP listeners,
+    /// on port 80 or behind a proxy that forwards it.
+    Http01,
+}
+
+impl std::fmt::Display for AcmeChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+            AcmeChallenge::Http01 => "http-01",
+        })
+    }
 }
 
 /// `[storage]`: not used by the server itself, carried through for the caller.
@@ -437,6 +464,8 @@ struct RawAcme {
     directory: Option<String>,
     directory_ca: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    challenge: Option<String>,
+    request_timeout: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +565,8 @@ impl Config {
                     directory: None,
                     directory_ca: None,
                     state_dir: None,
+                    challenge: None,
+                    request_timeout: None,
                 });
                 raw.listen.https = Some(listen);
             }
@@ -649,6 +680,26 @@ impl Config {
                         format!("{:?} is not an email address", acme.email),
                     ));
                 }
+                let challenge = match acme.challenge.as_deref() {
+                    None | Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
+                    Some("http-01") => AcmeChallenge::Http01,
+                    Some(other) => {
+                        return Err(field(
+                            "tls.acme.challenge",
+                            format!("{other:?}: must be \"tls-alpn-01\" or \"http-01\""),
+                        ));
+                    }
+                };
+                let request_timeout = match acme.request_timeout {
+                    None => DEFAULT_ACME_REQUEST_TIMEOUT,
+                    Some(0) => {
+                        return Err(field(
+                            "tls.acme.request_timeout",
+                            "must be greater than 0 (seconds)".into(),
+                        ));
+                    }
+                    Some(seconds) => Duration::from_secs(seconds),
+                };
                 Tls::Acme(AcmeConfig {
                     email: acme.email,
                     directory: acme
@@ -656,6 +707,8 @@ impl Config {
                         .unwrap_or_else(|| LETS_ENCRYPT_DIRECTORY.to_owned()),
                     directory_ca: acme.directory_ca.map(resolve),
                     state_dir: acme.state_dir.map(resolve),
+                    challenge,
+                    request_timeout,
                 })
             }
         };
@@ -702,9 +755,26 @@ impl Config {
                     .listen
                     .https
                     .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 443))]),
-                http: raw.listen.http.unwrap_or_default(),
+                http: raw.listen.http.unwrap_or_else(|| match &tls {
+                    // The CA asks for http-01 answers on port 80.
+                    Tls::Acme(acme) if acme.challenge == AcmeChallenge::Http01 => {
+                        vec![SocketAddr::from(([0, 0, 0, 0], 80))]
+                    }
+                    _ => Vec::new(),
+                }),
             },
         };
+        if let Tls::Acme(acme) = &tls
+            && acme.challenge == AcmeChallenge::Http01
+            && listen.http.is_empty()
+        {
+            return Err(field(
+                "listen.http",
+                "empty, but tls.acme.challenge = \"http-01\" is answered on the plain HTTP \
+                 listeners: list one (port 80, or the address a proxy forwards to)"
+                    .into(),
+            ));
+        }
         if listen.https.is_empty() && listen.http.is_empty() {
             return Err(field("listen", "no address to listen on".into()));
         }

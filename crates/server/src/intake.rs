@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use mta_sts_tlsrpt::ReportIdentity;
-use mta_sts_tlsrpt::report::{ReportError, decode};
+use mta_sts_tlsrpt::report::{ReadReport, ReportError};
 
 /// A report body as it arrived, before anything is parsed.
 #[derive(Debug, Clone)]
@@ -23,6 +23,10 @@ pub struct IncomingReport {
     /// The largest report the sink may decompress, in bytes (`intake.max_decompressed`):
     /// beyond it, answer [`IngestOutcome::TooLarge`].
     pub max_decompressed: usize,
+    /// What reading the body gave, when the intake has read it already (it reads every body
+    /// to log and screen it), so the sink need not read it again; `None` when it is still to
+    /// be read (a body built by hand, or one the reader failed on).
+    pub read: Option<Result<ReadReport, ReportError>>,
 }
 
 /// What a sink did with a report. Each maps to one HTTP answer.
@@ -76,17 +80,31 @@ pub trait ReportSink: Send + Sync + 'static {
     async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError>;
 }
 
-/// Reads a body the way every sink should: gunzip (capped), then the lenient report reader.
+/// Reads a body the way every sink should (what the intake read, else [`read_body`]).
 /// `Ok` holds the identity to key the report on; `Err` the outcome for an unreadable or
 /// oversized body.
 pub fn classify(report: &IncomingReport) -> Result<ReportIdentity, IngestOutcome> {
-    match decode(&report.body, report.max_decompressed) {
+    let read = match &report.read {
+        Some(read) => read.clone(),
+        None => read_body(report),
+    };
+    match read {
         Ok(read) => Ok(read.report.identity()),
         Err(ReportError::TooLarge { limit }) => Err(IngestOutcome::TooLarge { limit }),
         Err(error) => Err(IngestOutcome::Quarantined {
             reason: error.to_string(),
         }),
     }
+}
+
+/// Reads `report`'s body as the store does: a report mail when labelled `message/rfc822`,
+/// else zip, gzip (capped at [`IncomingReport::max_decompressed`]) or JSON by its bytes.
+pub fn read_body(report: &IncomingReport) -> Result<ReadReport, ReportError> {
+    mta_sts_tlsrpt::mail::decode_body(
+        report.content_type.as_deref().unwrap_or(""),
+        &report.body,
+        report.max_decompressed,
+    )
 }
 
 /// A sink that keeps reports in memory: for tests, and for running without storage.
@@ -128,13 +146,15 @@ impl MemorySink {
 #[async_trait]
 impl ReportSink for MemorySink {
     async fn ingest(&self, report: IncomingReport) -> Result<IngestOutcome, SinkError> {
-        // Reading a report can take milliseconds: not on the async workers.
-        let (report, classified) = tokio::task::spawn_blocking(move || {
-            let classified = classify(&report);
-            (report, classified)
-        })
-        .await
-        .map_err(|error| SinkError::new(format!("report reader failed: {error}")))?;
+        let classified = if report.read.is_some() {
+            classify(&report)
+        } else {
+            // Reading a report can take milliseconds: not on the async workers.
+            let report = report.clone();
+            tokio::task::spawn_blocking(move || classify(&report))
+                .await
+                .map_err(|error| SinkError::new(format!("report reader failed: {error}")))?
+        };
         let mut reports = self.lock();
         reports.content_types.push(report.content_type.clone());
         Ok(match classified {

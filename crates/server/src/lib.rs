@@ -47,11 +47,12 @@ mod tls;
 pub use acme::AcmeError;
 pub use app::{AppState, POLICY_PATH, PeerAddr, app};
 pub use config::{
-    Accept, AcmeConfig, CertFiles, CertMismatch, Config, ConfigError, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_INTAKE_MEMORY, DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT, DEFAULT_MAX_AGE,
-    DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake,
-    LETS_ENCRYPT_DIRECTORY, Limits, Listen, PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
+    Accept, AcmeChallenge, AcmeConfig, CertFiles, CertMismatch, Config, ConfigError,
+    DEFAULT_ACME_REQUEST_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INTAKE_MEMORY,
+    DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake, LETS_ENCRYPT_DIRECTORY, Limits, Listen,
+    PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
 };
 pub use dashboard::{
     ApiToken, DEFAULT_SESSION_HOURS, DashboardConfig, DashboardData, DataError, DomainStats,

@@ -3,16 +3,11 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-use mta_sts_tlsrpt::report::decode;
+use mta_sts_tlsrpt::report::ReadReport;
 
 /// Longest reporter name or report-id put in a log line, in characters; the sender chooses
 /// them, and a megabyte-long name must not become a megabyte-long line.
 const MAX_SHOWN: usize = 120;
-
-/// Bodies up to this size that are not gzip are read on the async worker; others (a small
-/// gzip body can decompress to megabytes) on a blocking thread.
-const INLINE_READ_LIMIT: usize = 64 * 1024;
 
 /// The parts of a readable report the intake logs and screens by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,23 +21,10 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    /// Reads `body` (gunzipped up to `max_decompressed`); `None` when it is not a readable
-    /// report, which the sink then keeps in quarantine with the reason.
-    pub(crate) async fn read(body: &Bytes, max_decompressed: usize) -> Option<Summary> {
-        if body.len() <= INLINE_READ_LIMIT && !body.starts_with(b"\x1f\x8b") {
-            return Summary::from_body(body, max_decompressed);
-        }
-        let body = body.clone();
-        tokio::task::spawn_blocking(move || Summary::from_body(&body, max_decompressed))
-            .await
-            .ok()
-            .flatten()
-    }
-
-    fn from_body(body: &[u8], max_decompressed: usize) -> Option<Summary> {
-        let read = decode(body, max_decompressed).ok()?;
-        let report = read.report;
-        Some(Summary {
+    /// The summary of a report the intake has read.
+    pub(crate) fn of(read: &ReadReport) -> Summary {
+        let report = &read.report;
+        Summary {
             reporter: capped(&report.organization_name),
             report_id: capped(&report.report_id),
             domains: report
@@ -55,7 +37,7 @@ impl Summary {
                         .to_ascii_lowercase()
                 })
                 .collect(),
-        })
+        }
     }
 
     /// Why `intake.accept = "configured"` refuses the report, or `None` when every policy

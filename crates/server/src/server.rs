@@ -203,7 +203,12 @@ impl Server {
                     .clone()
                     .or_else(|| config.storage.data_dir.as_ref().map(|d| d.join("acme")))
                     .ok_or(ServerError::NoAcmeStateDir)?;
-                Some(Acme::new(acme.clone(), state_dir, self.resolver.clone()))
+                Some(Acme::new(
+                    acme.clone(),
+                    state_dir,
+                    self.resolver.clone(),
+                    self.state.acme_tokens(),
+                ))
             }
             Tls::None if !listeners.https.is_empty() => return Err(ServerError::NoTls),
             _ => None,

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use mta_sts_policy::policy_id;
-use mta_sts_server::{CertFiles, Config, ConfigError, QuickTls, Tls};
+use mta_sts_server::{
+    AcmeChallenge, CertFiles, Config, ConfigError, DEFAULT_ACME_REQUEST_TIMEOUT, QuickTls, Tls,
+};
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, Path::new("."))
@@ -178,11 +180,49 @@ fn errors_name_the_domain_and_field() {
             ),
             "intake.accept: \"all\": must be \"configured\" or \"any\"",
         ),
+        (
+            "[tls]\nmode = \"acme\"\n[tls.acme]\nemail = \"a@example.com\"\nchallenge = \"dns-01\"\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+                .to_owned(),
+            "tls.acme.challenge: \"dns-01\": must be \"tls-alpn-01\" or \"http-01\"",
+        ),
+        (
+            "[listen]\nhttp = []\n[tls]\nmode = \"acme\"\n[tls.acme]\nemail = \"a@example.com\"\nchallenge = \"http-01\"\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+                .to_owned(),
+            "listen.http: empty, but tls.acme.challenge = \"http-01\"",
+        ),
+        (
+            "[tls]\nmode = \"acme\"\n[tls.acme]\nemail = \"a@example.com\"\nrequest_timeout = 0\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+                .to_owned(),
+            "tls.acme.request_timeout: must be greater than 0",
+        ),
     ];
     for (text, expected) in cases {
         let error = load(&text).unwrap_err().to_string();
         assert!(error.contains(expected), "{expected:?} in {error:?}");
     }
+}
+
+/// HTTP-01 is answered on the plain HTTP listeners: port 80 unless some are listed.
+#[test]
+fn acme_http_01_listens_on_port_80_unless_told_otherwise() {
+    let acme = |extra: &str| {
+        load(&format!(
+            "{extra}[tls]\nmode = \"acme\"\n[tls.acme]\nemail = \"a@example.com\"\nchallenge = \"http-01\"\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+        ))
+        .unwrap()
+    };
+    let config = acme("");
+    assert_eq!(config.listen.http, ["0.0.0.0:80".parse().unwrap()]);
+    let Tls::Acme(settings) = &config.tls else {
+        panic!("{:?}", config.tls);
+    };
+    assert_eq!(settings.challenge, AcmeChallenge::Http01);
+    assert_eq!(settings.request_timeout, DEFAULT_ACME_REQUEST_TIMEOUT);
+    let behind_proxy = acme("[listen]\nhttp = [\"127.0.0.1:8080\"]\n");
+    assert_eq!(
+        behind_proxy.listen.http,
+        ["127.0.0.1:8080".parse().unwrap()]
+    );
 }
 
 #[test]

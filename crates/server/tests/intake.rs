@@ -279,6 +279,7 @@ async fn memory_sink_stores_once_and_keeps_unreadable_bodies() {
         content_type: Some("application/tlsrpt+gzip".to_owned()),
         body: body.to_vec().into(),
         max_decompressed,
+        read: None,
     };
     let ingest = |report| {
         let sink = Arc::clone(&sink);

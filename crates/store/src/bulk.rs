@@ -119,6 +119,30 @@ pub(crate) async fn insert_ingests(
         }
     }
 
+    // The DKIM checks of the new bodies that are mails, with them.
+    let dkim_rows: Vec<Vec<Value<'_>>> = ingests
+        .iter()
+        .zip(&raw_ids)
+        .filter_map(|(ingest, raw)| {
+            let (check, raw) = (ingest.dkim.as_ref()?, (*raw)?);
+            Some(vec![
+                Value::Int(raw.0),
+                Value::Text(check.result.as_str().to_owned()),
+                Value::MaybeText(check.domain.as_deref().map(text)),
+                Value::MaybeText(check.reason.as_deref().map(text)),
+                Value::Int(ingest.raw.received_at),
+            ])
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO raw_dkim (raw_id, result, domain, reason, checked_at)",
+        5,
+        dkim_rows,
+        "",
+    )
+    .await?;
+
     // Reports of the new bodies. A row a unique index refuses (identity and content stored, or
     // another counted body of the identity) is not inserted: that write goes the slow way.
     let mut report_rows = Vec::new();

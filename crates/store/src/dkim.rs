@@ -87,6 +87,29 @@ impl Store {
             .await
     }
 
+    /// Reads and stores a report mail as [`Store::ingest`] does, with its DKIM check, in the
+    /// same transaction: the raw bytes, the check and the parsed report (or quarantine entry)
+    /// commit together, so a crash never leaves a checked mail without its check. A mail whose
+    /// check passed is the more trusted origin ([`Origin::dkim_verified`](crate::Origin)).
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write; nothing was stored.
+    pub async fn ingest_checked(
+        &self,
+        source: Source,
+        content_type: &str,
+        bytes: &[u8],
+        check: &DkimCheck,
+    ) -> Result<Ingested, StoreError> {
+        let origin = crate::Origin {
+            source,
+            dkim_verified: check.passed(),
+        };
+        self.ingest_with(origin, content_type, bytes, Some(check.clone()))
+            .await
+    }
+
     /// The DKIM check recorded for the raw body `raw`, if it was checked.
     ///
     /// # Errors
@@ -150,7 +173,7 @@ struct RecordDkim {
     now: i64,
 }
 
-async fn upsert_dkim(
+pub(crate) async fn upsert_dkim(
     conn: &mut AnyConnection,
     raw: RawId,
     check: &DkimCheck,

@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::mail::decode_body;
-use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, measure};
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, ReportError, measure};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
@@ -290,14 +290,25 @@ impl Store {
         content_type: &str,
         bytes: &[u8],
     ) -> Result<Ingested, StoreError> {
-        let origin = origin.into();
+        self.ingest_with(origin.into(), content_type, bytes, None)
+            .await
+    }
+
+    /// [`Store::ingest`], with the DKIM check of a mail written in the same transaction.
+    async fn ingest_with(
+        &self,
+        origin: Origin,
+        content_type: &str,
+        bytes: &[u8],
+        dkim: Option<DkimCheck>,
+    ) -> Result<Ingested, StoreError> {
         let (source, trust) = (origin.source, origin.trust());
         let max_len = self.max_report_size;
         // The decompressed size decides, not the body's: a small gzip body can hold megabytes.
         let small = bytes.len() <= INLINE_READ_LIMIT
             && measure(bytes, INLINE_READ_LIMIT)
                 .is_ok_and(|cost| cost.json_len <= INLINE_READ_LIMIT);
-        let write = if small {
+        let mut write = if small {
             StoreIngest::new(new_raw(source, content_type, bytes), trust, max_len)
         } else {
             // Hashing and reading a large body takes milliseconds: not on the async workers,
@@ -308,6 +319,46 @@ impl Store {
             })
             .await
             // Only a runtime shutting down cancels the task (`read_body` catches panics).
+            .map_err(|_| StoreError::WriterStopped)?
+        };
+        write.dkim = dkim;
+        self.writer.submit(write).await
+    }
+
+    /// [`Store::ingest`] of a body the caller has read already, as `ingest` would have (with
+    /// [`decode_body`] and [`StoreOptions::max_report_size`]): `read` is what that gave, so
+    /// the body is not read twice. The rest is as [`Store::ingest`].
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses the write; nothing was stored.
+    pub async fn ingest_read(
+        &self,
+        origin: impl Into<Origin>,
+        content_type: &str,
+        bytes: &[u8],
+        read: Result<ReadReport, ReportError>,
+    ) -> Result<Ingested, StoreError> {
+        let origin = origin.into();
+        let (source, trust) = (origin.source, origin.trust());
+        let verdict = match read {
+            Ok(read) => Verdict::Read(read),
+            Err(error) => Verdict::Unreadable(error),
+        };
+        // Hashing what was read costs about what writing it out does.
+        let small = bytes.len() <= INLINE_READ_LIMIT
+            && match &verdict {
+                Verdict::Read(read) => written_size(&read.report) <= INLINE_READ_LIMIT,
+                _ => true,
+            };
+        let write = if small {
+            StoreIngest::read(new_raw(source, content_type, bytes), trust, verdict)
+        } else {
+            let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
+            tokio::task::spawn_blocking(move || {
+                StoreIngest::read(new_raw(source, &content_type, &bytes), trust, verdict)
+            })
+            .await
             .map_err(|_| StoreError::WriterStopped)?
         };
         self.writer.submit(write).await
@@ -489,6 +540,40 @@ fn connection_url(location: &Location) -> Result<(Backend, String), StoreError> 
 /// Bodies up to this size, decompressed, are hashed and read on the calling task; larger ones
 /// on a blocking thread. Real daily reports are a few kilobytes.
 const INLINE_READ_LIMIT: usize = 64 * 1024;
+
+/// About how long `report` is as JSON: its text, and a few bytes for each item's punctuation.
+fn written_size(report: &mta_sts_tlsrpt::Report) -> usize {
+    let strings = |list: &[String]| list.iter().map(|s| s.len() + 4).sum::<usize>();
+    let option = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+    let policies: usize = report
+        .policies
+        .iter()
+        .map(|p| {
+            let details: usize = p
+                .failure_details
+                .iter()
+                .map(|d| {
+                    64 + d.result_type.as_str().len()
+                        + option(&d.sending_mta_ip)
+                        + option(&d.receiving_mx_hostname)
+                        + option(&d.receiving_mx_helo)
+                        + option(&d.receiving_ip)
+                        + option(&d.additional_information)
+                        + option(&d.failure_reason_code)
+                })
+                .sum();
+            128 + p.policy.policy_type.as_str().len()
+                + p.policy.policy_domain.len()
+                + strings(&p.policy.policy_string)
+                + strings(&p.policy.mx_host)
+                + details
+        })
+        .sum();
+    128 + report.organization_name.len()
+        + report.report_id.len()
+        + option(&report.contact_info)
+        + policies
+}
 
 /// Reads a body (a mail when `content_type` is `message/rfc822`, else zip, gzip or JSON by its
 /// bytes), turning a panic of the reader into [`Verdict::ReaderFailed`] so that the body is

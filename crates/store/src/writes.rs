@@ -5,6 +5,7 @@ use std::future::Future;
 use mta_sts_tlsrpt::report::{ReadReport, ReportError};
 use sqlx::AnyConnection;
 
+use crate::dkim::DkimCheck;
 use crate::model::{IngestOutcome, Ingested, QuarantineCode, RawId};
 use crate::sql::{self, NewRaw};
 use crate::writer::Write;
@@ -100,12 +101,20 @@ pub(crate) struct StoreIngest {
     /// identity apart), computed with the reading rather than on the writer task; `None` when
     /// the body is not a storable report.
     pub(crate) content_sha256: Option<String>,
+    /// The DKIM check of a mail, written with the raw row (replacing an earlier check of the
+    /// same bytes).
+    pub(crate) dkim: Option<DkimCheck>,
 }
 
 impl StoreIngest {
     /// Reads `raw` (decompressed up to `max_len`) and prepares its write.
     pub(crate) fn new(raw: NewRaw, trust: i64, max_len: usize) -> Self {
         let verdict = crate::read_body(&raw.content_type, &raw.bytes, max_len);
+        Self::read(raw, trust, verdict)
+    }
+
+    /// Prepares the write of `raw`, which reading gave `verdict`.
+    pub(crate) fn read(raw: NewRaw, trust: i64, verdict: Verdict) -> Self {
         let content_sha256 = match &verdict {
             Verdict::Read(read) if sql::unindexable(&read.report).is_none() => {
                 Some(sql::sha256_hex(read.report.to_json().as_bytes()))
@@ -118,6 +127,7 @@ impl StoreIngest {
             verdict,
             refused: None,
             content_sha256,
+            dkim: None,
         }
     }
 }
@@ -136,6 +146,9 @@ impl Write for StoreIngest {
     async fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> sqlx::Result<Ingested> {
         let now = self.raw.received_at;
         let raw = sql::insert_raw(conn, &self.raw).await?;
+        if let Some(check) = &self.dkim {
+            crate::dkim::upsert_dkim(conn, raw, check, now).await?;
+        }
         let (code, reason) = match (&self.refused, &self.verdict) {
             (Some(reason), _) => (QuarantineCode::Refused, reason.clone()),
             (None, Verdict::Read(report)) => {

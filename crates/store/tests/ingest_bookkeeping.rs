@@ -16,6 +16,7 @@ use backends::{Backend, run};
 
 on_both_backends!(
     a_dkim_check_is_kept_with_the_raw_body_and_replaced_when_checked_again,
+    a_mail_and_its_dkim_check_are_committed_in_one_write,
     unauthenticated_mail_is_held_raw_in_quarantine_and_not_parsed,
     rebuild_derives_reports_again_and_releases_what_now_reads,
     rebuild_keeps_the_verified_body_of_an_identity_counted,
@@ -91,6 +92,75 @@ async fn a_dkim_check_is_kept_with_the_raw_body_and_replaced_when_checked_again(
     store.record_dkim(raw, &passed).await.expect("record again");
     assert_eq!(store.dkim(raw).await.expect("read"), Some(passed));
     store.close().await;
+}
+
+/// `ingest_checked` writes the check with the body, in the group commit's multi-row path (many
+/// mails at once) and alone: once it returns, the check is there, never only the report.
+async fn a_mail_and_its_dkim_check_are_committed_in_one_write(location: Location) {
+    let store = std::sync::Arc::new(open(&location).await);
+    let mail = mail_fixture("bare-tlsrpt-gzip.eml");
+    // Distinct bodies (a header of their own) of one report: one is stored, the rest are
+    // duplicates of it, and every body has its own check.
+    let checks: Vec<(Vec<u8>, DkimCheck)> = (0..24)
+        .map(|n| {
+            let mut body = format!("X-Copy: {n}\r\n").into_bytes();
+            body.extend_from_slice(&mail);
+            let check = DkimCheck {
+                result: if n % 2 == 0 {
+                    DkimResult::Pass
+                } else {
+                    DkimResult::Fail
+                },
+                domain: Some(format!("sender{n}.example")),
+                reason: (n % 2 == 1).then(|| format!("copy {n}: body hash mismatch")),
+            };
+            (body, check)
+        })
+        .collect();
+    let writes = checks.iter().cloned().map(|(body, check)| {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .ingest_checked(Source::Mail, "message/rfc822", &body, &check)
+                .await
+                .expect("ingest")
+        })
+    });
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.expect("task"));
+    }
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ingested::Stored { .. }))
+        .count();
+    assert_eq!(stored, 1, "{outcomes:?}");
+    for ((_, check), outcome) in checks.iter().zip(&outcomes) {
+        assert_eq!(
+            store.dkim(outcome.raw()).await.expect("read").as_ref(),
+            Some(check),
+            "{outcome:?}"
+        );
+    }
+    // The same bytes checked again: the new check replaces the old, in the same write.
+    let (body, _) = &checks[0];
+    let again = DkimCheck {
+        result: DkimResult::None,
+        domain: None,
+        reason: None,
+    };
+    let outcome = store
+        .ingest_checked(Source::Mail, "message/rfc822", body, &again)
+        .await
+        .expect("ingest again");
+    assert_eq!(outcome.raw(), outcomes[0].raw());
+    assert_eq!(store.dkim(outcome.raw()).await.expect("read"), Some(again));
+    let stats = store.writer_stats();
+    assert_eq!(stats.writes, 25, "{stats:?}");
+    std::sync::Arc::into_inner(store)
+        .expect("no other owner")
+        .close()
+        .await;
 }
 
 async fn unauthenticated_mail_is_held_raw_in_quarantine_and_not_parsed(location: Location) {
