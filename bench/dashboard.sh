@@ -3,7 +3,8 @@
 # daily reports each (200 x 365 x 7 = 511,000 reports by default) on SQLite and on PostgreSQL,
 # `mta-sts serve` (release build) in front of it, and REQUESTS sequential requests of the
 # overview `/`, a domain page `/domains/D` and `/api/v1/domains/D/daily` (30 days each, with
-# an API token). Prints p50 and p99 of each and whether the target holds.
+# an API token). Prints the first request's time, p50 and p99 of each and whether the target
+# holds. The overview's figures are cached for a minute: the first request is the cold one.
 #
 #   bench/dashboard.sh                      # both backends, full size
 #   bench/dashboard.sh sqlite               # one backend
@@ -101,7 +102,7 @@ bench_one() {
         fi
         sleep 0.1
     done
-    local middle=d$((domains / 2)).example
+    local middle=d$((domains / 2)).example cold
     for page in "/" "/domains/$middle" "/api/v1/domains/$middle/daily"; do
         local times=$work/times
         : >"$times"
@@ -116,10 +117,12 @@ bench_one() {
                 cat "$work/$label-server.log" >&2
                 exit 1
             fi
-            # The first three warm the caches and are not counted.
+            # The first three warm the caches and are not counted; the first is shown apart
+            # (the overview's figures are then cached for a minute).
+            [ "$i" -ne 0 ] || cold=$(awk -v s="$seconds" 'BEGIN { printf "%.1f", s * 1000 }')
             [ "$i" -lt 3 ] || echo "$seconds" >>"$times"
         done
-        echo "$label $page $(percentiles "$times")" >>"$DASHBOARD_BENCH_RESULTS"
+        echo "$label $page $(percentiles "$times") $cold" >>"$DASHBOARD_BENCH_RESULTS"
     done
     stop_server
 }
@@ -149,14 +152,14 @@ done
 [ -n "$outermost" ] || exit 0
 echo
 echo "$domains domains x $days days x $per_day reports a day; $requests requests each; load: $(uptime | sed 's/.*load average: //')"
-printf '%-9s %-34s %9s %9s  %s\n' backend page p50 p99 target
+printf '%-9s %-34s %9s %9s %9s  %s\n' backend page first p50 p99 target
 missed=
-while read -r label page p50 p99; do
+while read -r label page p50 p99 cold; do
     verdict=met
     if ! awk -v p="$p99" -v t="$target_p99_ms" 'BEGIN { exit !(p < t) }'; then
         verdict="missed (p99 < $target_p99_ms ms)"
         missed=1
     fi
-    printf '%-9s %-34s %6s ms %6s ms  %s\n' "$label" "$page" "$p50" "$p99" "$verdict"
+    printf '%-9s %-34s %6s ms %6s ms %6s ms  %s\n' "$label" "$page" "$cold" "$p50" "$p99" "$verdict"
 done <"$DASHBOARD_BENCH_RESULTS"
 [ -z "$missed" ]

@@ -82,7 +82,13 @@ pub(crate) struct Dashboard {
     domains: ArcSwap<Vec<DomainInfo>>,
     /// The intake's counters, for `/metrics`.
     intake: IntakeCounts,
+    /// The overview's figures of each domain, kept for [`OVERVIEW_CACHE`]: counting every
+    /// domain's month of reports takes a while, and reports arrive daily.
+    overview: std::sync::Mutex<HashMap<(String, i64), (std::time::Instant, DomainStats)>>,
 }
+
+/// How long the overview's (and `/metrics`') figures of a domain are reused.
+pub(crate) const OVERVIEW_CACHE: Duration = Duration::from_secs(60);
 
 impl Dashboard {
     /// The dashboard of `config`, or `None` when `[dashboard]` names nobody.
@@ -96,12 +102,64 @@ impl Dashboard {
             data,
             domains: ArcSwap::from_pointee(domain_infos(config)),
             intake,
+            overview: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     /// Shows `config`'s domains and policies from now on (users need a restart).
     pub fn replace_domains(&self, config: &Config) {
         self.domains.store(Arc::new(domain_infos(config)));
+    }
+
+    /// The stats of `domains` since `since` (the overview's period), from the cache when they
+    /// are younger than [`OVERVIEW_CACHE`]; the others are read in one call.
+    async fn overview_stats(
+        &self,
+        domains: &[String],
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<DomainStats>, DataError> {
+        let now = std::time::Instant::now();
+        let fresh = |at: &std::time::Instant| now.duration_since(*at) < OVERVIEW_CACHE;
+        let missing: Vec<String> = {
+            let cache = self
+                .overview
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            domains
+                .iter()
+                .filter(|d| {
+                    !cache
+                        .get(&((*d).clone(), since))
+                        .is_some_and(|(at, _)| fresh(at))
+                })
+                .cloned()
+                .collect()
+        };
+        let read = if missing.is_empty() {
+            Vec::new()
+        } else {
+            self.data.domains_stats(&missing, since, until).await?
+        };
+        let mut cache = self
+            .overview
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() > 10 * domains.len().max(100) {
+            cache.retain(|_, (at, _)| fresh(at));
+        }
+        for (domain, stats) in missing.into_iter().zip(read) {
+            cache.insert((domain, since), (now, stats));
+        }
+        Ok(domains
+            .iter()
+            .map(|d| {
+                cache
+                    .get(&(d.clone(), since))
+                    .map(|(_, stats)| stats.clone())
+                    .unwrap_or_default()
+            })
+            .collect())
     }
 
     /// The configured domains a viewer may see, in config order.

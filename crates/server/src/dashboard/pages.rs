@@ -168,7 +168,7 @@ pub(crate) async fn cards(
     let (since, until, days) = period(DEFAULT_DAYS, now());
     let scope = dashboard.scope(viewer);
     let names: Vec<String> = scope.iter().map(|d| d.name.clone()).collect();
-    let all = dashboard.data.domains_stats(&names, since, until).await?;
+    let all = dashboard.overview_stats(&names, since, until).await?;
     Ok(scope
         .into_iter()
         .zip(all)
