@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
 use mta_sts_check::{CheckOptions, Checker, MAX_SCAN_LINE, ScanLine, Summary, SummaryReport};
+use mta_sts_store::{ScanResult, Store};
 
 use crate::Outcome;
 use crate::args::NetArgs;
@@ -67,6 +68,10 @@ pub struct ScanArgs {
     /// no one provider is hammered (0: no cap).
     #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_PER_DESTINATION)]
     pub per_destination: usize,
+    /// Also store each result in this PostgreSQL database (postgres://user@host/db), in the
+    /// table scan_results that many scanners write to.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -310,7 +315,21 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     let ledger = args.out.as_ref().map(|_| Arc::new(Ledger::default()));
     let progress = Progress::start(Arc::clone(&counts));
     let runtime = crate::runtime()?;
+    let store = match &args.database {
+        Some(url) => {
+            let location = crate::serve::database(url, "--database")?;
+            Some(Arc::new(runtime.block_on(Store::open(&location)).with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    clean(&mta_sts_store::redact_password(url))
+                )
+            })?))
+        }
+        None => None,
+    };
+    let scanner = scanner_name(args.shard);
     let result: anyhow::Result<()> = runtime.block_on(async {
+        let mut saves = tokio::task::JoinSet::new();
         let (rx, reader) = spawn_reader(
             input,
             domains_name.clone(),
@@ -350,6 +369,17 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
             if report.incomplete.is_some() {
                 counts.incomplete.fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(store) = &store {
+                // Commits go in groups: many in flight, a bounded number.
+                while saves.len() >= MAX_SAVES_IN_FLIGHT {
+                    saved(saves.join_next().await)?;
+                }
+                let (store, result) = (Arc::clone(store), scan_result(&report, &line, &scanner));
+                saves.spawn(async move { store.save_scan_result(result).await });
+            }
+        }
+        while let Some(done) = saves.join_next().await {
+            saved(Some(done))?;
         }
         ticker.abort();
         progress.clear();
@@ -362,6 +392,10 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
         }
         mark(results_bytes)
     });
+    // Every write has been committed; closing waits for the writer to stop.
+    if let Some(store) = store.and_then(|s| Arc::try_unwrap(s).ok()) {
+        runtime.block_on(store.close());
+    }
     result?;
     drop(output);
     let invalid = counts.invalid.load(Ordering::Relaxed);
@@ -391,6 +425,50 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// Results stored at once (`--database`): enough to fill a group commit.
+const MAX_SAVES_IN_FLIGHT: usize = 256;
+
+/// Who scanned, for the rows of `--database`: the host name and the shard.
+fn scanner_name(shard: Option<Shard>) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    match shard {
+        Some(shard) => format!("{host} {shard}"),
+        None => host,
+    }
+}
+
+/// The row of `report`, whose JSON line is `line`.
+fn scan_result(report: &mta_sts_check::Report, line: &str, scanner: &str) -> ScanResult {
+    ScanResult {
+        domain: report.domain.clone(),
+        checked_at: report.evidence.checked_at,
+        scanner: scanner.to_owned(),
+        status: serde_json::to_value(&report.sender)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        errors: report.hygiene.errors as u64,
+        warnings: report.hygiene.warnings as u64,
+        report: line.trim_end().to_owned(),
+    }
+}
+
+/// The outcome of one stored result: a database that refuses stops the scan (the results
+/// file keeps what was checked, so `--resume` continues).
+fn saved(
+    done: Option<Result<Result<(), mta_sts_store::StoreError>, tokio::task::JoinError>>,
+) -> anyhow::Result<()> {
+    match done {
+        Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("cannot store a scan result")),
+        Some(Err(e)) => Err(anyhow::Error::new(e).context("storing a scan result failed")),
+        _ => Ok(()),
+    }
 }
 
 fn plural(n: u64) -> &'static str {

@@ -97,7 +97,7 @@ pub(crate) fn location(args: &StoreArgs, config: Option<&Config>) -> anyhow::Res
 }
 
 /// A database URL: PostgreSQL is the only database server supported.
-fn database(url: &str, from: &str) -> anyhow::Result<Location> {
+pub(crate) fn database(url: &str, from: &str) -> anyhow::Result<Location> {
     match Location::parse(url) {
         location @ Location::Postgres(_) => Ok(location),
         _ => bail!(

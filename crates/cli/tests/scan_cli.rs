@@ -497,3 +497,63 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .map(|l| l.split(',').map(str::to_owned).collect())
         .collect()
 }
+
+/// The PostgreSQL server of `scripts/pg-test.sh` (which `scripts/test.sh` runs the tests in),
+/// or `None` (the test then says SKIPPED, or fails when `MTA_STS_REQUIRE_POSTGRES` is set).
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("MTA_STS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("MTA_STS_REQUIRE_POSTGRES").is_none(),
+            "MTA_STS_REQUIRE_POSTGRES is set but MTA_STS_TEST_POSTGRES_URL is not"
+        );
+        eprintln!("SKIPPED: no MTA_STS_TEST_POSTGRES_URL (scripts/pg-test.sh sets it)");
+    }
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_store_their_results_in_one_database_table() {
+    let Some(url) = postgres_url() else { return };
+    let w = world("database").await;
+    let domains = w.domains_file(&[]);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        let out = run(w.scan(&[
+            "--domains",
+            domains.to_str().unwrap(),
+            "--shard",
+            &shard,
+            "--no-smtp",
+            "--database",
+            &url,
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    }
+    let store = mta_sts_store::Store::open(&mta_sts_store::Location::Postgres(url))
+        .await
+        .unwrap();
+    for i in 0..DOMAINS {
+        let rows: Vec<_> = store
+            .scan_results(&domain_name(i))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.checked_at >= started)
+            .collect();
+        assert_eq!(rows.len(), 1, "{}: {rows:?}", domain_name(i));
+        let row = &rows[0];
+        assert!(row.scanner.ends_with(&format!(" {}/2", i % 2 + 1)), "{row:?}");
+        assert_eq!(row.status, kind_of(i).status(false), "{row:?}");
+        let report: Value = serde_json::from_str(&row.report).unwrap();
+        assert_eq!(report["domain"], domain_name(i).as_str());
+    }
+    store.close().await;
+}

@@ -46,6 +46,7 @@ mod location;
 mod model;
 mod policy_cache;
 mod rebuild;
+mod scan_results;
 mod sql;
 mod writer;
 mod writes;
@@ -75,6 +76,7 @@ pub use model::{
 };
 pub use policy_cache::{PolicyEntry, PolicyPurge, StoredPolicy};
 pub use rebuild::{RebuildStats, Reprocessed};
+pub use scan_results::ScanResult;
 pub use sql::MAX_INDEXED_LEN;
 pub use writer::WriterStats;
 
