@@ -318,12 +318,14 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     let store = match &args.database {
         Some(url) => {
             let location = crate::serve::database(url, "--database")?;
-            Some(Arc::new(runtime.block_on(Store::open(&location)).with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    clean(&mta_sts_store::redact_password(url))
-                )
-            })?))
+            Some(Arc::new(
+                runtime.block_on(Store::open(&location)).with_context(|| {
+                    format!(
+                        "cannot open the database {}",
+                        clean(&mta_sts_store::redact_password(url))
+                    )
+                })?,
+            ))
         }
         None => None,
     };

@@ -550,7 +550,10 @@ async fn shards_store_their_results_in_one_database_table() {
             .collect();
         assert_eq!(rows.len(), 1, "{}: {rows:?}", domain_name(i));
         let row = &rows[0];
-        assert!(row.scanner.ends_with(&format!(" {}/2", i % 2 + 1)), "{row:?}");
+        assert!(
+            row.scanner.ends_with(&format!(" {}/2", i % 2 + 1)),
+            "{row:?}"
+        );
         assert_eq!(row.status, kind_of(i).status(false), "{row:?}");
         let report: Value = serde_json::from_str(&row.report).unwrap();
         assert_eq!(report["domain"], domain_name(i).as_str());

@@ -3,10 +3,10 @@
 
 use sqlx::AnyConnection;
 
+use crate::Store;
 use crate::error::{self, StoreError};
 use crate::sql::{count, get, saturating_i64, text};
 use crate::writer::Write;
-use crate::Store;
 
 /// One domain's scan result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,5 +95,17 @@ impl Write for SaveScanResult {
 
     fn operation(&self) -> &'static str {
         "save a scan result"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Nothing in the table needs a type of its backend: the two migrations are one text.
+    #[test]
+    fn both_backends_have_the_same_scan_results_schema() {
+        assert_eq!(
+            include_str!("../migrations/sqlite/0080_scan_results.sql"),
+            include_str!("../migrations/postgres/0080_scan_results.sql")
+        );
     }
 }

@@ -67,6 +67,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 "collected",
                 include_str!("../migrations/sqlite/0060_collected.sql"),
             ),
+            (
+                80,
+                "scan results",
+                include_str!("../migrations/sqlite/0080_scan_results.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -98,6 +103,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 60,
                 "collected",
                 include_str!("../migrations/postgres/0060_collected.sql"),
+            ),
+            (
+                80,
+                "scan results",
+                include_str!("../migrations/postgres/0080_scan_results.sql"),
             ),
         ],
     };

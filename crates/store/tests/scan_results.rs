@@ -45,7 +45,11 @@ async fn scanners_writing_at_once_lose_nothing(location: Location) {
     let second = Store::open(&location).await.unwrap();
     let writes = (0..200).map(|i| {
         let store = if i % 2 == 0 { &first } else { &second };
-        store.save_scan_result(result(&format!("d{}.example", i / 2), 1000, &format!("s{}", i % 2)))
+        store.save_scan_result(result(
+            &format!("d{}.example", i / 2),
+            1000,
+            &format!("s{}", i % 2),
+        ))
     });
     for outcome in futures_util::future::join_all(writes).await {
         outcome.unwrap();
