@@ -189,8 +189,10 @@ impl Acme {
                 Some(wait) => wait,
                 None => match self.ensure(&host).await {
                     Ok(renew_in) => {
-                        backoff.succeeded();
-                        self.save_failures(&host, &backoff);
+                        // Only a change is written: a host that never failed has no file.
+                        if backoff.succeeded() {
+                            self.save_failures(&host, &backoff);
+                        }
                         renew_in.min(RECHECK)
                     }
                     Err(error) => {
@@ -526,9 +528,12 @@ impl Backoff {
         });
     }
 
-    pub(crate) fn succeeded(&mut self) {
+    /// Forgets the failures; true when there were any.
+    pub(crate) fn succeeded(&mut self) -> bool {
+        let had_failures = !self.failures.is_empty();
         self.in_a_row = 0;
         self.failures.clear();
+        had_failures
     }
 
     /// How long to wait before the next order, `None` when it may be placed now.
@@ -715,7 +720,8 @@ mod tests {
     #[test]
     fn a_success_clears_the_back_off() {
         let mut backoff = Backoff::new(vec![T0, T0 + 60]);
-        backoff.succeeded();
+        assert!(backoff.succeeded());
+        assert!(!backoff.succeeded(), "nothing left to forget");
         assert_eq!(backoff.wait_before_order(T0 + 61), None);
         backoff.failed(T0 + 100);
         assert_eq!(
