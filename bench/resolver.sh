@@ -73,7 +73,7 @@ run() { ip netns exec "$ns" "$bin/resolver-load" run --connect "127.0.0.1:$1" \
     --keys "$work/bench-keys.txt" --connections "$connections" --depth "$2" --seconds "$seconds"; }
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 
-echo "== cached lookups, $connections connections, ${seconds}s per run"
+echo "== cached lookups, $connections connections, ${seconds}s per run (load: $(cut -d' ' -f1-3 /proc/loadavg); figures drop on a loaded machine)"
 for d in 1 "$depth"; do
     ours=$(run 8461 "$d")
     peer=$(run 8462 "$d")
