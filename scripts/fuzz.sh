@@ -8,6 +8,8 @@
 #   bash scripts/fuzz.sh                  # every target, 300 s each
 #   bash scripts/fuzz.sh 20               # the CI smoke run
 #   bash scripts/fuzz.sh 600 policy       # some targets only
+#   FUZZ_PROFILE=dev bash scripts/fuzz.sh 20   # unoptimised build: a few times quicker to
+#                                              # build, slower to run (the CI smoke run)
 #
 # Needs cargo-fuzz (installed here when missing); the toolchain is stable, hence RUSTC_BOOTSTRAP.
 set -euo pipefail
@@ -20,8 +22,15 @@ esac
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 
-echo "== cargo fuzz build"
-cargo fuzz build
+# release (the default: optimised, with debug assertions) or dev.
+case ${FUZZ_PROFILE:-release} in
+    release) profile=() ;;
+    dev) profile=(--dev) ;;
+    *) echo "fuzz.sh: FUZZ_PROFILE is release or dev, not '$FUZZ_PROFILE'" >&2; exit 2 ;;
+esac
+
+echo "== cargo fuzz build ${profile[*]}"
+cargo fuzz build "${profile[@]}"
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
@@ -53,7 +62,7 @@ seed() {
 # cargo fuzz's (non-zero on a crash, leak, timeout or out-of-memory).
 run() {
     local target=$1 log=fuzz-$1.log
-    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -timeout=30 \
+    cargo fuzz run "${profile[@]}" "$target" "corpus/$target" -- -max_total_time="$seconds" -timeout=30 \
         -print_final_stats=1 >"$log" 2>&1
 }
 report() {

@@ -37,6 +37,10 @@ need_systemd_analyze() { command -v systemd-analyze >/dev/null || apt_install sy
 # package installs without prompts and starts nothing.
 need_postfix() { command -v postfix >/dev/null || apt_install postfix; }
 
+# Dovecot: the real IMAP server of `reports ingest imaps://...` (crates/cli/tests/ingest_imap.rs
+# starts one of its own; the package's service is not started).
+need_dovecot() { [ -x /usr/sbin/dovecot ] || apt_install dovecot-imapd; }
+
 # ip and nft: the check's silent-host test drops SYNs in a network namespace of its own.
 need_netns_tools() {
     command -v ip >/dev/null || apt_install iproute2
@@ -59,9 +63,12 @@ fmt() { cargo fmt --all -- --check; }
 
 clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 
-# Every test, with a throwaway PostgreSQL for the store's cases (which then fail, not skip,
-# without it).
-tests() { PG_TEST_COMMAND='cargo test --workspace --locked' bash scripts/pg-test.sh; }
+# Every test, with a throwaway PostgreSQL for the store's cases and Dovecot for the IMAP
+# cases (which then fail, not skip, without them).
+tests() {
+    MTA_STS_REQUIRE_DOVECOT=1 PG_TEST_COMMAND='cargo test --workspace --locked' \
+        bash scripts/pg-test.sh
+}
 
 # Real Postfix asking `mta-sts resolver`, in a network namespace of its own (the test is
 # ignored in the plain workspace run above, which cannot bind ports 25, 53 and 443).
@@ -71,8 +78,9 @@ postfix_e2e() { bash scripts/postfix-test.sh; }
 # checks hold (the store's bench on PostgreSQL too).
 bench_checks() { PG_TEST_COMMAND='cargo test --workspace --benches --locked' bash scripts/pg-test.sh; }
 
-# Every fuzz target builds and survives a short run from its seeds.
-fuzz_smoke() { bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; }
+# Every fuzz target builds and survives a short run from its seeds. An unoptimised build: it
+# takes a fraction of the release build's time, and 20 s from the seeds need no speed.
+fuzz_smoke() { FUZZ_PROFILE=${FUZZ_PROFILE:-dev} bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; }
 
 # ---------------------------------------------------------------------------------------------
 
@@ -89,6 +97,7 @@ need_pebble
 need_curl
 need_systemd_analyze
 need_postfix
+need_dovecot
 need_netns_tools
 need_chromium
 need_cargo_fuzz

@@ -390,9 +390,27 @@ pub struct ReportsReadinessArgs {
 #[derive(Debug, Args)]
 pub struct ReportsIngestArgs {
     /// What to read: FILE or DIR (.json, .json.gz, .gz, .zip, .eml; directories recursively),
-    /// `-` (one mail on standard input), maildir:PATH, mbox:PATH.
+    /// `-` (one mail on standard input), maildir:PATH, mbox:PATH,
+    /// imaps://USER@HOST[:PORT]/FOLDER (TLS) or imap://... (STARTTLS).
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<std::ffi::OsString>,
+    /// Keep watching the IMAP folders (IMAP IDLE) and ingest mail as it arrives, until
+    /// interrupted (SIGINT, SIGTERM).
+    #[arg(long)]
+    pub watch: bool,
+    /// The IMAP folder that stored and duplicate messages are moved to.
+    #[arg(long, value_name = "FOLDER", default_value = "TLSRPT-Processed")]
+    pub imap_processed: String,
+    /// The IMAP folder that messages refused as reports are moved to.
+    #[arg(long, value_name = "FOLDER", default_value = "TLSRPT-Quarantine")]
+    pub imap_quarantine: String,
+    /// Read the IMAP password from this file [default: $MTA_STS_IMAP_PASSWORD, or the URL's].
+    #[arg(long, value_name = "FILE")]
+    pub imap_password_file: Option<PathBuf>,
+    /// Trust the roots in this PEM file for IMAP servers, besides the public ones
+    /// (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
     /// Print the counts as JSON.
     #[arg(long)]
     pub json: bool,

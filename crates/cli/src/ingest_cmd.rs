@@ -21,13 +21,14 @@ use tokio::sync::Semaphore;
 use crate::Outcome;
 use crate::args::ReportsIngestArgs;
 use crate::dkim_verify::DkimVerifier;
+use crate::imap_source::{self, Disposition, ImapOptions, Mailbox};
 use crate::render::clean;
 
 /// Bodies in flight at once: enough to fill the writer's group commits.
 const IN_FLIGHT: usize = 64;
 
 /// The content type kept with a mail's raw bytes; the store reads such a body as a mail.
-const MAIL_TYPE: &str = "message/rfc822";
+pub(crate) const MAIL_TYPE: &str = "message/rfc822";
 
 /// The Maildir++ folder that unreadable messages are moved to.
 const QUARANTINE_FOLDER: &str = ".Quarantine";
@@ -46,6 +47,14 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
         .map(SourceArg::parse)
         .collect::<anyhow::Result<_>>()?;
     let stdin_only = matches!(sources.as_slice(), [SourceArg::Stdin]);
+    if args.watch && !sources.iter().all(|s| matches!(s, SourceArg::Imap(_))) {
+        anyhow::bail!("--watch is for imap:// and imaps:// sources only");
+    }
+    let imap = if sources.iter().any(|s| matches!(s, SourceArg::Imap(_))) {
+        Some(imap_options(args)?)
+    } else {
+        None
+    };
     if sources
         .iter()
         .filter(|s| matches!(s, SourceArg::Stdin))
@@ -96,7 +105,18 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
             }
         };
         let run = Run::new(store.clone(), dkim, require_dkim);
-        for source in &sources {
+        if let (true, Some(imap)) = (args.watch, &imap) {
+            // Until interrupted; what is in flight then is finished before the counts.
+            let watchers = sources.iter().filter_map(|source| match source {
+                SourceArg::Imap(mailbox) => Some(imap_source::ingest(&run, mailbox, imap)),
+                _ => None,
+            });
+            tokio::select! {
+                _ = futures_util::future::join_all(watchers) => {}
+                () = mta_sts_server::shutdown_signal() => {}
+            }
+        }
+        for source in sources.iter().filter(|_| !args.watch) {
             match source {
                 SourceArg::Stdin => {
                     let bytes = stdin_message.clone().unwrap_or_default();
@@ -107,6 +127,11 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
                 SourceArg::Path(path) => run.walk(path).await,
                 SourceArg::Maildir(path) => run.maildir(path).await,
                 SourceArg::Mbox(path) => run.mbox(path).await,
+                SourceArg::Imap(mailbox) => {
+                    if let Some(imap) = &imap {
+                        imap_source::ingest(&run, mailbox, imap).await;
+                    }
+                }
             }
         }
         run.finish().await;
@@ -138,12 +163,38 @@ fn dkim_net_config(args: &ReportsIngestArgs) -> anyhow::Result<mta_sts_net::NetC
     })
 }
 
+/// The settings of IMAP sources: folders, the password, the TLS roots.
+fn imap_options(args: &ReportsIngestArgs) -> anyhow::Result<ImapOptions> {
+    let password = match &args.imap_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => std::env::var(imap_source::PASSWORD_ENV).ok(),
+    };
+    let mut net = mta_sts_net::NetConfig::default();
+    for path in &args.ca_file {
+        net.add_ca_file(path)?;
+    }
+    let tls = mta_sts_net::verifying_client_config(&net.extra_roots, &[])?;
+    Ok(ImapOptions {
+        processed: args.imap_processed.clone(),
+        quarantine: args.imap_quarantine.clone(),
+        password,
+        watch: args.watch,
+        tls,
+    })
+}
+
 /// One `SOURCE` argument.
 enum SourceArg {
     Stdin,
     Path(PathBuf),
     Maildir(PathBuf),
     Mbox(PathBuf),
+    Imap(Mailbox),
 }
 
 impl SourceArg {
@@ -159,11 +210,9 @@ impl SourceArg {
             return Ok(Self::Mbox(PathBuf::from(path)));
         }
         if text.starts_with("imap://") || text.starts_with("imaps://") {
-            anyhow::bail!(
-                "{}: IMAP sources are not supported yet; fetch the mail into a Maildir \
-                 (e.g. with fetchmail or mbsync) and give maildir:PATH",
-                clean(&text)
-            );
+            return Mailbox::parse(&text)
+                .map(Self::Imap)
+                .map_err(|error| error.context("bad IMAP source"));
         }
         Ok(Self::Path(PathBuf::from(arg)))
     }
@@ -223,16 +272,21 @@ fn type_by_name(path: &Path) -> Option<&'static str> {
 }
 
 /// A body to ingest, and what to do with its source once it is safe.
-struct Item {
+pub(crate) struct Item {
     label: String,
     source: Source,
     content_type: &'static str,
     bytes: Vec<u8>,
-    after: After,
+    pub(crate) after: After,
 }
 
 impl Item {
-    fn new(label: String, source: Source, content_type: &'static str, bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(
+        label: String,
+        source: Source,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Self {
         Self {
             label,
             source,
@@ -243,10 +297,18 @@ impl Item {
     }
 }
 
-/// What happens to a Maildir message once its outcome is committed.
-enum After {
+/// What happens to a message's source once its outcome is committed.
+pub(crate) enum After {
     Nothing,
-    Maildir { root: PathBuf, path: PathBuf },
+    Maildir {
+        root: PathBuf,
+        path: PathBuf,
+    },
+    /// Tell the IMAP source, which moves the message.
+    Imap {
+        uid: u32,
+        done: tokio::sync::mpsc::UnboundedSender<(u32, Disposition)>,
+    },
 }
 
 #[derive(Default)]
@@ -357,7 +419,7 @@ impl Totals {
 }
 
 /// One run of `ingest`: the store, the bodies in flight, the counts and the progress line.
-struct Run {
+pub(crate) struct Run {
     store: Arc<Store>,
     dkim: Option<Arc<DkimVerifier>>,
     require_dkim: bool,
@@ -388,7 +450,7 @@ impl Run {
     }
 
     /// Ingests `item` on its own task once a slot is free.
-    async fn submit(&self, item: Item) {
+    pub(crate) async fn submit(&self, item: Item) {
         let Ok(permit) = self.slots.clone().acquire_owned().await else {
             return;
         };
@@ -400,9 +462,7 @@ impl Run {
         tokio::spawn(async move {
             let outcome = ingest_one(&store, dkim.as_deref(), require_dkim, &totals, &item).await;
             record(&totals, &item, &outcome);
-            if let Ok(outcome) = &outcome {
-                settle(&item, outcome);
-            }
+            settle(&item, outcome.as_ref().ok());
             drop(permit);
         });
         self.show_progress();
@@ -440,6 +500,16 @@ impl Run {
             t.quarantined + t.unreadable
         );
         let _ = std::io::stderr().flush();
+    }
+
+    /// A source (an IMAP mailbox, one of its messages) that could not be read.
+    pub(crate) fn source_failed(&self, what: &str, error: &anyhow::Error) {
+        self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "mta-sts: cannot read {}: {}",
+            clean(what),
+            clean(&format!("{error:#}"))
+        );
     }
 
     fn unreadable(&self, what: &Path, error: &dyn std::fmt::Display) {
@@ -667,9 +737,26 @@ fn record(totals: &Counters, item: &Item, outcome: &Result<Ingested, StoreError>
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Moves a Maildir message once its outcome is committed.
-fn settle(item: &Item, outcome: &Ingested) {
-    let After::Maildir { root, path } = &item.after else {
+/// Moves a Maildir message once its outcome is committed (`None`: it was not), or tells its
+/// IMAP source.
+fn settle(item: &Item, outcome: Option<&Ingested>) {
+    let (root, path) = match &item.after {
+        After::Nothing => return,
+        After::Imap { uid, done } => {
+            let disposition = match outcome {
+                None => Disposition::Leave,
+                Some(Ingested::Quarantined { .. } | Ingested::TooLarge { .. }) => {
+                    Disposition::Quarantine
+                }
+                Some(_) => Disposition::Processed,
+            };
+            // The source is gone only when its run stopped: the message stays for the next.
+            let _ = done.send((*uid, disposition));
+            return;
+        }
+        After::Maildir { root, path } => (root, path),
+    };
+    let Some(outcome) = outcome else {
         return;
     };
     let result = match outcome {

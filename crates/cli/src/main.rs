@@ -59,6 +59,7 @@ mod dashboard_data;
 mod dkim_verify;
 mod dns;
 mod docs_cmd;
+mod imap_source;
 mod ingest_cmd;
 mod input;
 mod lint;

@@ -424,6 +424,30 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A TLS 1.2/1.3 client config that verifies the server the ordinary way (the public roots
+/// plus `extra_roots`, the name, the dates), for connections that carry credentials or
+/// reports rather than probe: an IMAP mailbox, a report delivery.
+pub fn verifying_client_config(
+    extra_roots: &[CertificateDer<'static>],
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for (index, root) in extra_roots.iter().enumerate() {
+        roots.add(root.clone()).map_err(|error| ConfigError::Root {
+            index,
+            reason: error.to_string(),
+        })?;
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// A TLS 1.2/1.3 client config that records the chain instead of judging it.
 pub(crate) fn client_config(
     provider: Arc<CryptoProvider>,

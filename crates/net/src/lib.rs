@@ -56,7 +56,10 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 
-pub use cert::{CertProblem, CertSummary, CertVerdict, TlsInfo, rfc3339, serialize_rfc3339, utc};
+pub use cert::{
+    CertProblem, CertSummary, CertVerdict, TlsInfo, rfc3339, serialize_rfc3339, utc,
+    verifying_client_config,
+};
 pub use config::{ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_TIMEOUT, NetConfig};
 pub use dns::{DnsError, DnsFailure, DnsResult, Mx, Resolver, TxtAnswer};
 pub use dnssec::{Authenticated, Tlsa};

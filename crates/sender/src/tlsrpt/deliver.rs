@@ -15,8 +15,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mta_sts_store::{Delivery, DeliveryState, DeliveryUpdate, OutgoingReport, Store, StoreError};
 use mta_sts_tlsrpt::ReportUri;
+use rustls::ClientConfig;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use super::daily::{Reporter, gzip};
@@ -144,7 +144,9 @@ pub async fn deliver_due(
     let due = store.deliveries(None, Some(now)).await?;
     let mut run = DeliveryRun::default();
     let mut reports: Vec<OutgoingReport> = Vec::new();
-    let tls = https_client_config(&options.extra_roots).map(Arc::new);
+    // The TLS client of HTTPS deliveries: public roots plus the extra ones, ALPN `http/1.1`.
+    let tls = mta_sts_net::verifying_client_config(&options.extra_roots, &[b"http/1.1"])
+        .map_err(|error| format!("TLS set-up: {error}"));
     for delivery in due {
         if !reports.iter().any(|report| report.key == delivery.report) {
             reports = store.outgoing_reports(delivery.scope.day).await?;
@@ -385,25 +387,6 @@ async fn send_mail(
             "mail via {relay}:{port}: {error}"
         ))),
     }
-}
-
-/// The TLS client of HTTPS deliveries: public roots plus `extra_roots`, ALPN `http/1.1`.
-fn https_client_config(extra_roots: &[CertificateDer<'static>]) -> Result<ClientConfig, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for root in extra_roots {
-        roots
-            .add(root.clone())
-            .map_err(|error| format!("unusable extra root certificate: {error}"))?;
-    }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|error| format!("TLS set-up: {error}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 /// POSTs the gzipped report to `uri` (RFC 8460 §5.4): 200 or 201 is success; 408, 429 and 5xx
