@@ -399,10 +399,10 @@ pub struct ReportsIngestArgs {
     #[arg(long)]
     pub watch: bool,
     /// The IMAP folder that stored and duplicate messages are moved to.
-    #[arg(long, value_name = "FOLDER", default_value = "TLSRPT-Processed")]
+    #[arg(long, value_name = "FOLDER", default_value = IMAP_PROCESSED)]
     pub imap_processed: String,
     /// The IMAP folder that messages refused as reports are moved to.
-    #[arg(long, value_name = "FOLDER", default_value = "TLSRPT-Quarantine")]
+    #[arg(long, value_name = "FOLDER", default_value = IMAP_QUARANTINE)]
     pub imap_quarantine: String,
     /// Read the IMAP password from this file [default: $MTA_STS_IMAP_PASSWORD, or the URL's].
     #[arg(long, value_name = "FILE")]
@@ -429,6 +429,11 @@ pub struct ReportsIngestArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 }
+
+/// The IMAP folder ingested messages are moved to, unless told otherwise.
+pub const IMAP_PROCESSED: &str = "TLSRPT-Processed";
+/// The IMAP folder refused messages are moved to, unless told otherwise.
+pub const IMAP_QUARANTINE: &str = "TLSRPT-Quarantine";
 
 #[derive(Debug, Args)]
 pub struct ReportsListArgs {

@@ -163,28 +163,91 @@ fn dkim_net_config(args: &ReportsIngestArgs) -> anyhow::Result<mta_sts_net::NetC
     })
 }
 
+/// A `[[mailbox]]` of `serve`: a future that reads the folder into `store` for as long as the
+/// server runs (IMAP with IDLE, a Maildir every `poll`), DKIM checked with the system's DNS.
+/// An error in the block is returned at once, before the server starts.
+pub(crate) fn watch_mailbox(
+    store: Arc<Store>,
+    mailbox: &mta_sts_server::Mailbox,
+) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    let label = clean(&mailbox.url);
+    let source = SourceArg::parse(&std::ffi::OsString::from(&mailbox.url))
+        .with_context(|| format!("[[mailbox]] {label}"))?;
+    let imap = match &source {
+        SourceArg::Imap(_) => {
+            let password = match &mailbox.password_file {
+                Some(path) => Some(read_password(path)?),
+                None => std::env::var(imap_source::PASSWORD_ENV).ok(),
+            };
+            let folder = |name: &Option<String>, default: &str| {
+                name.clone().unwrap_or_else(|| default.to_owned())
+            };
+            Some(ImapOptions {
+                processed: folder(&mailbox.processed, crate::args::IMAP_PROCESSED),
+                quarantine: folder(&mailbox.quarantine, crate::args::IMAP_QUARANTINE),
+                password,
+                watch: true,
+                tls: imap_tls(&mailbox.ca_file)?,
+            })
+        }
+        SourceArg::Maildir(_) => None,
+        _ => anyhow::bail!("[[mailbox]] {label}: not an IMAP URL or maildir:PATH"),
+    };
+    let dkim = match DkimVerifier::new(&mta_sts_net::NetConfig::default()) {
+        Ok(verifier) => Some(Arc::new(verifier)),
+        Err(error) => {
+            tracing::warn!(
+                "[[mailbox]] {label}: DKIM signatures are not checked: {}",
+                clean(&format!("{error:#}"))
+            );
+            None
+        }
+    };
+    let run = Run::new(store, dkim, mailbox.require_dkim).quiet();
+    let poll = mailbox.poll;
+    tracing::info!("reading report mail from {label}");
+    Ok(async move {
+        match (&source, &imap) {
+            (SourceArg::Imap(source), Some(imap)) => imap_source::ingest(&run, source, imap).await,
+            (SourceArg::Maildir(path), _) => loop {
+                run.maildir(path).await;
+                // Every message's outcome is settled before the folder is looked at again.
+                run.finish().await;
+                tokio::time::sleep(poll).await;
+            },
+            _ => {}
+        }
+    })
+}
+
+fn read_password(path: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .trim_end_matches(['\r', '\n'])
+        .to_owned())
+}
+
+/// TLS client settings of IMAP: the public roots plus `ca_files`.
+fn imap_tls(ca_files: &[PathBuf]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut net = mta_sts_net::NetConfig::default();
+    for path in ca_files {
+        net.add_ca_file(path)?;
+    }
+    Ok(mta_sts_net::verifying_client_config(&net.extra_roots, &[])?)
+}
+
 /// The settings of IMAP sources: folders, the password, the TLS roots.
 fn imap_options(args: &ReportsIngestArgs) -> anyhow::Result<ImapOptions> {
     let password = match &args.imap_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
+        Some(path) => Some(read_password(path)?),
         None => std::env::var(imap_source::PASSWORD_ENV).ok(),
     };
-    let mut net = mta_sts_net::NetConfig::default();
-    for path in &args.ca_file {
-        net.add_ca_file(path)?;
-    }
-    let tls = mta_sts_net::verifying_client_config(&net.extra_roots, &[])?;
     Ok(ImapOptions {
         processed: args.imap_processed.clone(),
         quarantine: args.imap_quarantine.clone(),
         password,
         watch: args.watch,
-        tls,
+        tls: imap_tls(&args.ca_file)?,
     })
 }
 
@@ -477,6 +540,12 @@ impl Run {
         if self.progress.is_some() {
             eprint!("\r\x1b[2K");
         }
+    }
+
+    /// No progress line (a daemon's standard error is its log).
+    fn quiet(mut self) -> Self {
+        self.progress = None;
+        self
     }
 
     fn show_progress(&self) {

@@ -227,6 +227,10 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
                  password_hash from `mta-sts passwd` to the config file (see the README)"
             );
         }
+        for mailbox in &config.mailboxes {
+            let watch = crate::ingest_cmd::watch_mailbox(Arc::clone(&store), mailbox)?;
+            tokio::spawn(watch);
+        }
         let dashboard = crate::dashboard_data::StoreDashboard(store);
         mta_sts_server::serve_with_dashboard(
             config,

@@ -430,3 +430,59 @@ fn a_wrong_password_or_an_untrusted_certificate_is_a_clear_error() {
     // The message is where it was.
     assert_eq!(rt.block_on(dovecot.count("INBOX")), 1);
 }
+
+#[test]
+fn serve_reads_its_mailboxes_beside_the_https_intake() {
+    let Some(dovecot) = dovecot("serve") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(dovecot.append("INBOX", &[report_mail(30), report_mail(31)]));
+    let dir = temp_dir("serve-config");
+    std::fs::write(dir.join("imap-password"), format!("{PASSWORD}\n")).unwrap();
+    // A Maildir with one new report mail, beside the IMAP folder.
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(dir.join("Maildir").join(sub)).unwrap();
+    }
+    std::fs::write(dir.join("Maildir/new/1.mail"), report_mail(32)).unwrap();
+    let listen = free_port();
+    std::fs::write(
+        dir.join("mta-sts.toml"),
+        format!(
+            "[listen]\nhttp = [\"{listen}\"]\n[tls]\nmode = \"none\"\n[storage]\n\
+             data_dir = \"data\"\n\
+             [[mailbox]]\nurl = \"{}\"\npassword_file = \"imap-password\"\nca_file = [\"{}\"]\n\
+             [[mailbox]]\nurl = \"maildir:Maildir\"\npoll_seconds = 1\n\
+             [[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx.example.com\"]\n",
+            dovecot.url("INBOX"),
+            dovecot.ca_file.display()
+        ),
+    )
+    .unwrap();
+    let _server = support::start_listening(
+        bin()
+            .args(["serve", "--config"])
+            .arg(dir.join("mta-sts.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        listen,
+    );
+    let data = dir.join("data");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_reports(&data) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not store the 3 mailed reports within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rt.block_on(async {
+        assert_eq!(dovecot.count("INBOX").await, 0);
+        assert_eq!(dovecot.count("TLSRPT-Processed").await, 2);
+    });
+    let seen: Vec<_> = std::fs::read_dir(dir.join("Maildir/cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(seen, ["1.mail:2,S"]);
+}

@@ -48,7 +48,31 @@ pub struct Config {
     pub limits: Limits,
     /// Who may see the dashboard, the API and the metrics (`[dashboard]`).
     pub dashboard: crate::dashboard::DashboardConfig,
+    /// `[[mailbox]]`: mail folders watched for report mail; carried through for the caller,
+    /// which reads them into the store beside the HTTPS intake.
+    pub mailboxes: Vec<Mailbox>,
     domains: Vec<Domain>,
+}
+
+/// `[[mailbox]]`: an IMAP folder (`imaps://`, `imap://` with STARTTLS) or a Maildir that
+/// `serve` watches for report mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// `imaps://USER@HOST[:PORT]/FOLDER`, `imap://...` or `maildir:PATH` (relative to the
+    /// config file).
+    pub url: String,
+    /// The file with the IMAP password.
+    pub password_file: Option<PathBuf>,
+    /// The IMAP folder ingested messages go to (`None`: the default).
+    pub processed: Option<String>,
+    /// The IMAP folder refused messages go to (`None`: the default).
+    pub quarantine: Option<String>,
+    /// Extra trust roots for the IMAP server.
+    pub ca_file: Vec<PathBuf>,
+    /// Mail without a passing DKIM signature goes to quarantine.
+    pub require_dkim: bool,
+    /// How often a Maildir is looked at (IMAP waits with IDLE).
+    pub poll: std::time::Duration,
 }
 
 /// `[listen]`: socket addresses.
@@ -428,7 +452,23 @@ struct RawConfig {
     #[serde(default)]
     dashboard: crate::dashboard::RawDashboard,
     #[serde(default)]
+    mailbox: Vec<RawMailbox>,
+    #[serde(default)]
     domain: Vec<RawDomain>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    processed: Option<String>,
+    quarantine: Option<String>,
+    #[serde(default)]
+    ca_file: Vec<PathBuf>,
+    #[serde(default)]
+    require_dkim: bool,
+    poll_seconds: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -859,9 +899,54 @@ impl Config {
             },
             intake,
             limits: limits(raw.limits)?,
+            mailboxes: mailboxes(raw.mailbox, &resolve)?,
             domains,
         })
     }
+}
+
+fn mailboxes(
+    raw: Vec<RawMailbox>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<Vec<Mailbox>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let field = |name: &str, message: String| ConfigError::Field {
+                field: format!("mailbox[{index}].{name}"),
+                message,
+            };
+            let url = raw.url.ok_or_else(|| {
+                field(
+                    "url",
+                    "missing: imaps://USER@HOST/FOLDER, imap://... or maildir:PATH".into(),
+                )
+            })?;
+            let url = if let Some(path) = url.strip_prefix("maildir:") {
+                format!("maildir:{}", resolve(PathBuf::from(path)).display())
+            } else if url.starts_with("imaps://") || url.starts_with("imap://") {
+                url
+            } else {
+                return Err(field(
+                    "url",
+                    format!("`{url}` is not imaps://, imap:// or maildir:PATH"),
+                ));
+            };
+            let poll_seconds = raw.poll_seconds.unwrap_or(60);
+            if poll_seconds == 0 {
+                return Err(field("poll_seconds", "must be at least 1".into()));
+            }
+            Ok(Mailbox {
+                url,
+                password_file: raw.password_file.map(resolve),
+                processed: raw.processed,
+                quarantine: raw.quarantine,
+                ca_file: raw.ca_file.into_iter().map(resolve).collect(),
+                require_dkim: raw.require_dkim,
+                poll: std::time::Duration::from_secs(poll_seconds),
+            })
+        })
+        .collect()
 }
 
 /// Says where a policy diagnostic comes from: a config field or a file position.

@@ -52,7 +52,7 @@ pub use config::{
     DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY,
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake, LETS_ENCRYPT_DIRECTORY, Limits, Listen,
-    PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
+    Mailbox, PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
 };
 pub use dashboard::{
     ApiToken, DEFAULT_SESSION_HOURS, DashboardConfig, DashboardData, DataError, DomainStats,

@@ -329,3 +329,37 @@ fn intake_path_is_a_plain_absolute_path_apart_from_the_policy() {
         ));
     }
 }
+
+#[test]
+fn mailboxes_are_read_with_paths_resolved_and_bad_ones_named() {
+    let domain =
+        "[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx.example.com\"]\n";
+    let config = Config::from_toml(
+        &format!(
+            "{PLAIN}[[mailbox]]\nurl = \"imaps://r@imap.example.com/INBOX\"\npassword_file = \"pw\"\n\
+             [[mailbox]]\nurl = \"maildir:mail/reports\"\npoll_seconds = 5\nrequire_dkim = true\n{domain}"
+        ),
+        Path::new("/etc/mta-sts"),
+    )
+    .unwrap();
+    let [imap, maildir] = config.mailboxes.as_slice() else {
+        panic!("{:?}", config.mailboxes);
+    };
+    assert_eq!(imap.password_file, Some(PathBuf::from("/etc/mta-sts/pw")));
+    assert_eq!(imap.poll.as_secs(), 60);
+    assert_eq!(maildir.url, "maildir:/etc/mta-sts/mail/reports");
+    assert!(maildir.require_dkim && !imap.require_dkim);
+
+    for (block, expected) in [
+        ("url = \"pop3://x@y\"", "mailbox[0].url"),
+        ("password_file = \"pw\"", "mailbox[0].url: missing"),
+        (
+            "url = \"maildir:m\"\npoll_seconds = 0",
+            "mailbox[0].poll_seconds",
+        ),
+        ("url = \"maildir:m\"\nfolder = \"x\"", "unknown field"),
+    ] {
+        let error = load(&format!("{PLAIN}[[mailbox]]\n{block}\n{domain}")).unwrap_err();
+        assert!(error.to_string().contains(expected), "{block}: {error}");
+    }
+}
