@@ -383,6 +383,15 @@ pub struct ReportsReadinessArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also check the domain live, as `mta-sts check` does (DNS, policy, each MX over SMTP),
+    /// and let what it finds count in the verdict.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: do not connect to port 25.
+    #[arg(long, requires = "live")]
+    pub no_smtp: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use mta_sts_check::{CheckOptions, Checker, Report, SenderVerdict};
+use mta_sts_policy::Severity;
 use mta_sts_store::analysis::{
     self, AnalysisFilter, GroupBy, PolicyRow, READY_MIN_DAYS, READY_MIN_REPORTERS, Readiness,
     SummaryRow, Verdict,
@@ -350,14 +352,25 @@ pub fn readiness(args: &ReportsReadinessArgs, style: Style) -> anyhow::Result<Ou
         bail!("give the policy domain, e.g. `mta-sts reports readiness example.com`");
     }
     let rows = rows(&args.store, Some(&args.domain), &args.time, Some("30d"))?;
-    let r = analysis::readiness(&args.domain, &rows);
+    let mut r = analysis::readiness(&args.domain, &rows);
+    let live = if args.live {
+        let report = live_check(args, &r.domain)?;
+        if let Some(fix) = live_fix(&report) {
+            r.verdict = Verdict::NotYet { fix };
+        }
+        Some(report)
+    } else {
+        None
+    };
     let outcome = if r.verdict == Verdict::Ready {
         Outcome::Ok
     } else {
         Outcome::Problems
     };
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&readiness_json(&r))?);
+        let mut json = readiness_json(&r);
+        json["live"] = live.as_ref().map_or(serde_json::Value::Null, live_json);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(outcome);
     }
     let mut out = String::new();
@@ -439,13 +452,90 @@ pub fn readiness(args: &ReportsReadinessArgs, style: Style) -> anyhow::Result<Ou
             let _ = writeln!(out, "    {}: {}", clean(&g.key), g.failed);
         }
     }
-    let _ = writeln!(
-        out,
-        "  (from the stored reports only; `mta-sts check {}` shows the live state)",
-        clean(&r.domain)
-    );
+    match &live {
+        None => {
+            let _ = writeln!(
+                out,
+                "  (from the stored reports only; --live, or `mta-sts check {}`, adds the live state)",
+                clean(&r.domain)
+            );
+        }
+        Some(report) => {
+            let _ = writeln!(out, "  live check: {}", clean(&report.sender.summary()));
+            if let Some(reason) = &report.incomplete {
+                let _ = writeln!(
+                    out,
+                    "    {} incomplete ({}); the verdict rests on the reports",
+                    style.warn("note:"),
+                    clean(reason)
+                );
+            }
+            for finding in report
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+            {
+                let _ = writeln!(
+                    out,
+                    "    {} {}: {}",
+                    style.bad("error:"),
+                    clean(&finding.subject),
+                    clean(&finding.message)
+                );
+            }
+        }
+    }
     out!("{out}");
     Ok(outcome)
+}
+
+/// `check DOMAIN` for `readiness --live`, through the same checker.
+fn live_check(args: &ReportsReadinessArgs, domain: &str) -> anyhow::Result<Report> {
+    let net = crate::check::net(&args.net)?;
+    let options = CheckOptions {
+        no_smtp: args.no_smtp,
+        without_sni: false,
+    };
+    let checker = Checker::new(net, options);
+    Ok(crate::runtime()?.block_on(checker.check(domain)))
+}
+
+/// What the live state says to fix before `enforce`, when anything: an error finding comes
+/// first (a policy that does not cover an MX, a record senders cannot use), then MX hosts
+/// that would refuse mail under `enforce`. An incomplete check decides nothing.
+fn live_fix(report: &Report) -> Option<String> {
+    if report.incomplete.is_some() {
+        return None;
+    }
+    if let Some(finding) = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+    {
+        return Some(format!(
+            "{} ({}; live check): {}",
+            finding.message, finding.subject, finding.fix
+        ));
+    }
+    match &report.sender {
+        SenderVerdict::Testing {
+            would_fail_under_enforce,
+        } if !would_fail_under_enforce.is_empty() => Some(format!(
+            "the MX hosts that would fail under enforce today (live check): {}",
+            would_fail_under_enforce.join(", ")
+        )),
+        _ => None,
+    }
+}
+
+fn live_json(report: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "sender": report.sender.summary(),
+        "incomplete": report.incomplete,
+        "errors": report.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| serde_json::json!({
+            "code": f.code, "subject": f.subject, "message": f.message, "fix": f.fix,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn verdict_text(verdict: &Verdict) -> String {

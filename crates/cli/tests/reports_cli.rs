@@ -704,3 +704,70 @@ fn rebuild_derives_the_stored_reports_again_and_keeps_poison_in_quarantine() {
     let list = reports("list", &data, &["--json"]);
     assert_eq!(json(&list).as_array().unwrap().len(), 1);
 }
+
+/// example.org in a lab: its policy (`testing`, `mx: *.example.org`) and records, and one MX
+/// whose certificate is valid or expired.
+async fn example_org_lab(
+    lab: &mta_sts_testnet::Lab,
+    expired: bool,
+) -> (
+    mta_sts_testnet::HttpsHandle,
+    mta_sts_testnet::SmtpHandle,
+    mta_sts_testnet::DnsHandle,
+) {
+    use mta_sts_testnet::{Site, SmtpBehaviour, Zone};
+    let policy = "version: STSv1\nmode: testing\nmx: *.example.org\nmax_age: 86400\n";
+    let web = lab
+        .https([Site::policy("mta-sts.example.org", policy)])
+        .await
+        .unwrap();
+    let host = "mx1.example.org";
+    let identity = if expired {
+        lab.ca().issue_expired(&[host]).unwrap()
+    } else {
+        lab.ca().issue(&[host]).unwrap()
+    };
+    let mx = lab
+        .smtp(host, SmtpBehaviour::starttls(identity))
+        .await
+        .unwrap();
+    let zone = Zone::new("example.org")
+        .address("mta-sts", web.ip())
+        .mx(10, host)
+        .address("mx1", mx.ip())
+        .txt("_mta-sts", &["v=STSv1; id=1"])
+        .txt("_smtp._tls", &["v=TLSRPTv1; rua=mailto:tlsrpt@example.org"]);
+    let dns = lab.dns([zone]).await.unwrap();
+    (web, mx, dns)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_live_lets_the_live_state_count_in_the_verdict() {
+    let data = readiness_store("live", false);
+    for expired in [false, true] {
+        let lab = mta_sts_testnet::Lab::new();
+        let (_web, _mx, dns) = example_org_lab(&lab, expired).await;
+        let ca_file = support::lab_ca_file(&lab);
+        let mut args: Vec<String> = ["reports", "readiness", "example.org", "--since"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["2024-01-01".into(), "--json".into(), "--live".into()]);
+        args.extend(support::lab_flags(&lab, &dns, &ca_file));
+        args.extend(["--data-dir".into(), data.display().to_string()]);
+        let out = support::run_beside_lab(args).await;
+        let j = json(&out);
+        assert!(j["live"]["incomplete"].is_null(), "{j}");
+        if expired {
+            // Two clean weeks of reports, but the MX would be refused under enforce today.
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert_eq!(j["verdict"], "not-yet", "{j}");
+            let fix = j["fix_first"].as_str().unwrap();
+            assert!(fix.contains("live check"), "{fix}");
+            assert!(fix.contains("mx1.example.org"), "{fix}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert_eq!(j["verdict"], "ready", "{j}");
+            assert_eq!(j["live"]["errors"], serde_json::json!([]), "{j}");
+        }
+    }
+}
