@@ -20,8 +20,10 @@ ns=mtasts-rbench-$$
 work=$(mktemp -d /tmp/mta-sts-resolver-bench.XXXXXX)
 venv=${RESOLVER_BENCH_VENV:-/tmp/mta-sts-bench-venv/postfix-mta-sts-resolver}
 
-echo "== building release binaries"
-cargo build --release --quiet -p mta-sts --bin mta-sts -p mta-sts-bench --bin resolver-load
+if [ -z "${RESOLVER_BENCH_BUILT:-}" ]; then
+    echo "== building release binaries"
+    cargo build --release --quiet -p mta-sts --bin mta-sts -p mta-sts-bench --bin resolver-load
+fi
 bin=$PWD/target/release
 
 if [ ! -x "$venv/bin/mta-sts-daemon" ]; then

@@ -1,10 +1,12 @@
 //! The collector: datagrams in, per-day counts committed to the store an interval at a time.
 //!
-//! One thread receives and aggregates in memory, so that a burst is taken off the socket as fast
-//! as it arrives: it never waits for the database. Every [`CollectorOptions::flush_interval`]
-//! it hands what it aggregated to a task that commits it through the store's group commit; a
-//! commit that fails is retried, keeping the interval. A crash loses only the interval not yet
-//! committed (and what the kernel still held), never a committed one.
+//! One thread only drains the socket, so that a burst is taken off the kernel's short datagram
+//! queue as fast as it arrives: it copies datagrams into batches and hands each to a second
+//! thread, which reads and aggregates them in memory; neither waits for the database. Every
+//! [`CollectorOptions::flush_interval`] the aggregated interval goes to a task that commits it
+//! through the store's group commit; a commit that fails is retried, keeping the interval. A
+//! crash loses only the interval not yet committed (and what the kernel still held), never a
+//! committed one.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -21,6 +23,7 @@ use mta_sts_store::{
     StoreError,
 };
 use mta_sts_tlsrpt::report::{AppliedPolicy, FailureDetail, UtcDay};
+use std::sync::mpsc as mpsc_std;
 use tokio::sync::mpsc;
 
 use super::datagram::{Datagram, MAX_DATAGRAM_SIZE};
@@ -367,7 +370,7 @@ async fn collect(
     let receiver_options = options.clone();
     let receiver_stop = Arc::clone(&stop);
     let receiver = std::thread::Builder::new()
-        .name("tlsrpt-receive".into())
+        .name("tlsrpt-aggregate".into())
         .spawn(move || {
             receive(
                 input,
@@ -426,7 +429,78 @@ async fn commit_with_retries(
     }
 }
 
-/// The receiving thread: reads, aggregates, and hands an interval over at each flush.
+/// Datagrams copied off the socket by the draining thread, for the aggregating one.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The datagrams, one after the other.
+    bytes: Vec<u8>,
+    /// Where each is in `bytes`, and when it arrived (UTC seconds).
+    datagrams: Vec<(std::ops::Range<usize>, i64)>,
+}
+
+/// A batch is handed over once it holds this many datagrams...
+const BATCH_DATAGRAMS: usize = 256;
+/// ...or this many bytes...
+const BATCH_BYTES: usize = 256 * 1024;
+/// ...or its first datagram waited this long (checked whenever the socket returns).
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// Batches waiting for the aggregating thread, at most (about 80 MiB at worst, 65,536 typical
+/// datagrams); past that the draining thread waits and the kernel's queue fills.
+const QUEUED_BATCHES: usize = 256;
+
+/// The draining thread: takes datagrams off `socket` as fast as they come, stamps them with
+/// the time, and hands them over in batches until `stop` is set or the aggregator is gone.
+fn drain(
+    socket: &UnixDatagram,
+    clock: &dyn Clock,
+    stop: &AtomicBool,
+    batches: &mpsc_std::SyncSender<Batch>,
+) -> io::Result<()> {
+    // One byte more than the largest datagram read, to tell a cut-off one.
+    let mut buffer = vec![0; MAX_DATAGRAM_SIZE + 1];
+    let mut batch = Batch::default();
+    let mut first_at = Instant::now();
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match socket.recv(&mut buffer) {
+            Ok(len) => {
+                if batch.datagrams.is_empty() {
+                    first_at = Instant::now();
+                }
+                let start = batch.bytes.len();
+                batch
+                    .bytes
+                    .extend_from_slice(buffer.get(..len).unwrap_or(&buffer));
+                batch
+                    .datagrams
+                    .push((start..batch.bytes.len(), clock.now_unix_seconds()));
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(error) => break Err(error),
+        }
+        let full = batch.datagrams.len() >= BATCH_DATAGRAMS || batch.bytes.len() >= BATCH_BYTES;
+        let waited = !batch.datagrams.is_empty() && first_at.elapsed() >= BATCH_WAIT;
+        if (full || waited) && batches.send(std::mem::take(&mut batch)).is_err() {
+            break Ok(());
+        }
+    };
+    if !batch.datagrams.is_empty() {
+        // The aggregator outlives this thread; should it be gone, there is nobody to tell.
+        let _ = batches.send(batch);
+    }
+    result
+}
+
+/// The aggregating thread: reads and aggregates (from the draining thread, or the lines of
+/// the input), and hands an interval over at each flush.
 fn receive(
     input: Input,
     options: &CollectorOptions,
@@ -445,30 +519,30 @@ fn receive(
     };
     let result = match input {
         Input::Socket(socket) => {
-            // One byte more than the largest datagram read, to tell a cut-off one.
-            let mut buffer = vec![0; MAX_DATAGRAM_SIZE + 1];
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break Ok(());
-                }
-                match socket.recv(&mut buffer) {
-                    Ok(len) => {
-                        let now = clock.now_unix_seconds();
-                        aggregator.add(buffer.get(..len).unwrap_or(&buffer), now);
+            let (batches, queue) = mpsc_std::sync_channel::<Batch>(QUEUED_BATCHES);
+            std::thread::scope(|scope| {
+                let socket = &socket;
+                let drain = std::thread::Builder::new()
+                    .name("tlsrpt-drain".into())
+                    .spawn_scoped(scope, move || drain(socket, clock, stop, &batches))?;
+                loop {
+                    match queue.recv_timeout(options.flush_interval) {
+                        Ok(batch) => {
+                            for (range, now) in batch.datagrams {
+                                aggregator.add(batch.bytes.get(range).unwrap_or_default(), now);
+                            }
+                        }
+                        Err(mpsc_std::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc_std::RecvTimeoutError::Disconnected) => break,
                     }
-                    Err(error)
-                        if matches!(
-                            error.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::Interrupted
-                        ) => {}
-                    Err(error) => break Err(error),
+                    if last_flush.elapsed() >= options.flush_interval {
+                        flush(&mut aggregator, &mut last_flush);
+                    }
                 }
-                if last_flush.elapsed() >= options.flush_interval {
-                    flush(&mut aggregator, &mut last_flush);
-                }
-            }
+                drain
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the draining thread panicked")))
+            })
         }
         Input::Lines(mut reader) => {
             let mut line = Vec::new();
