@@ -45,7 +45,7 @@ lab_size=$(( big > domains ? big : domains ))
 echo "== starting the lab: $lab_size domains on $fleets MX fleets"
 ip netns exec "$ns" "$bin/scan-lab" serve --dir "$work" --domains "$lab_size" --fleets "$fleets" \
     2>"$work/lab.log" &
-for _ in $(seq 1200); do [ -e "$work/ready" ] && break; sleep 0.1; done
+for _ in $(seq 6000); do [ -e "$work/ready" ] && break; sleep 0.1; done
 [ -e "$work/ready" ] || { cat "$work/lab.log"; echo "the lab did not start" >&2; exit 1; }
 head -n "$domains" "$work/domains.txt" > "$work/domains-small.txt"
 head -n "$peer_domains" "$work/domains.txt" > "$work/domains-peer.txt"
