@@ -50,6 +50,7 @@ for _ in $(seq 6000); do [ -e "$work/ready" ] && break; sleep 0.1; done
 head -n "$domains" "$work/domains.txt" > "$work/domains-small.txt"
 head -n "$peer_domains" "$work/domains.txt" > "$work/domains-peer.txt"
 
+# (checkdmarc's -n and -o take several values: the domains file goes first.)
 # One scan: prints "seconds rss_kb"; results in $work/$1.jsonl.
 scan() {
     local name=$1 list=$2; shift 2
@@ -73,8 +74,8 @@ echo "== checkdmarc, the first $peer_domains domains (one at a time)"
 start=$(date +%s.%N)
 SSL_CERT_FILE="$work/ca.pem" REQUESTS_CA_BUNDLE="$work/ca.pem" \
     ip netns exec "$ns" /usr/bin/time -f "%e %M" -o "$work/peer.time" \
-    "$venv/bin/checkdmarc" -n 127.0.0.1 --check-mx-tls -t 2 -o "$work/peer.json" \
-    "$work/domains-peer.txt" >/dev/null 2>"$work/peer.log" || true
+    "$venv/bin/checkdmarc" "$work/domains-peer.txt" --check-mx-tls -t 2 -n 127.0.0.1 \
+    -o "$work/peer.json" >/dev/null 2>"$work/peer.log" || true
 read -r peer_s peer_kb <<<"$(tail -1 "$work/peer.time")"
 peer_checked=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d) if isinstance(d, list) else 1)' "$work/peer.json" 2>/dev/null || echo 0)
 [ "$peer_checked" = "$peer_domains" ] || { tail -5 "$work/peer.log" >&2; echo "checkdmarc checked $peer_checked of $peer_domains domains" >&2; exit 1; }
