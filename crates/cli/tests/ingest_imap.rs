@@ -1,8 +1,10 @@
 //! `mta-sts reports ingest imaps://...` and `imap://...` against a real Dovecot (Debian's
 //! `dovecot-imapd`), started here on loopback with a configuration of its own and a
 //! certificate from the test CA: messages are stored and moved by their outcome, a rerun reads
-//! nothing twice, STARTTLS works on the plain port, `--watch` takes mail as it arrives, and a
-//! wrong password or an untrusted certificate is a clear error.
+//! nothing twice, STARTTLS works on the plain port, `--watch` takes mail as it arrives and
+//! connects again after the server goes away, a server without `MOVE` gets copy + expunge, a
+//! message larger than any report is quarantined unread, and a wrong password or an untrusted
+//! certificate is a clear error.
 //!
 //! Dovecot runs as root (as in CI, where scripts/test.sh installs it). Without it (or not as
 //! root) the tests say SKIPPED and pass, unless `MTA_STS_REQUIRE_DOVECOT` is set: then they
@@ -53,6 +55,11 @@ fn free_port() -> SocketAddr {
 
 /// A Dovecot of this test's own, or `None` (SKIPPED) where it cannot run and is not required.
 fn dovecot(name: &str) -> Option<Dovecot> {
+    dovecot_with(name, "")
+}
+
+/// [`dovecot`] with `extra` appended to its configuration.
+fn dovecot_with(name: &str, extra: &str) -> Option<Dovecot> {
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -108,35 +115,85 @@ fn dovecot(name: &str) -> Option<Dovecot> {
          service imap-login {{\n  inet_listener imap {{\n    port = {}\n  }}\n  \
          inet_listener imaps {{\n    port = {}\n    ssl = yes\n  }}\n}}\n\
          service stats {{\n  unix_listener stats-reader {{\n    mode = 0600\n  }}\n  \
-         unix_listener stats-writer {{\n    mode = 0600\n  }}\n}}\n",
+         unix_listener stats-writer {{\n    mode = 0600\n  }}\n}}\n{extra}",
         imap.port(),
         imaps.port()
     );
     std::fs::write(dir.join("dovecot.conf"), conf).unwrap();
-    let status = Command::new(DOVECOT)
-        .arg("-c")
-        .arg(dir.join("dovecot.conf"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "dovecot did not start: {}",
-        std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
-    );
-    support::wait_for_listener(imaps);
-    support::wait_for_listener(imap);
-    Some(Dovecot {
+    let dovecot = Dovecot {
         dir,
         imap,
         imaps,
         ca_file,
         ca,
-    })
+    };
+    dovecot.start();
+    Some(dovecot)
 }
 
 type Session = async_imap::Session<TlsStream<TcpStream>>;
 
 impl Dovecot {
+    /// Starts the server (again) on its ports and waits until it listens.
+    fn start(&self) {
+        let status = Command::new(DOVECOT)
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "dovecot did not start: {}",
+            std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+        );
+        support::wait_for_listener(self.imaps);
+        support::wait_for_listener(self.imap);
+    }
+
+    /// Closes every connection of the test user from the server's side (`doveadm kick`: a
+    /// stopping Dovecot leaves logged-in sessions running).
+    fn kick(&self) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .args(["kick", USER])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm kick failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server and waits until its ports refuse connections.
+    fn stop(&self) {
+        let status = Command::new(DOVECOT)
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .arg("stop")
+            .status()
+            .unwrap();
+        assert!(status.success(), "dovecot did not stop");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect_timeout(&self.imaps, Duration::from_millis(200)).is_ok()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "dovecot still listens after stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the server announces `capability` after login.
+    async fn has_capability(&self, capability: &str) -> bool {
+        let mut session = self.session().await;
+        let has = session.capabilities().await.unwrap().has_str(capability);
+        session.logout().await.unwrap();
+        has
+    }
+
     fn url(&self, folder: &str) -> String {
         format!("imaps://{USER}@localhost:{}/{folder}", self.imaps.port())
     }
@@ -485,4 +542,134 @@ fn serve_reads_its_mailboxes_beside_the_https_intake() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(seen, ["1.mail:2,S"]);
+}
+
+/// Without `MOVE` (RFC 6851) messages are copied, flagged `\\Deleted` and expunged: the folder
+/// ends up as empty as with `MOVE`.
+#[test]
+fn a_server_without_move_gets_copy_flag_and_expunge() {
+    let Some(dovecot) = dovecot_with(
+        "no-move",
+        "protocol imap {\n  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
+         LITERAL+ UIDPLUS\n}\n",
+    ) else {
+        return;
+    };
+    let rt = runtime();
+    // The server really announces no MOVE, so the copy path is the one taken.
+    assert!(!rt.block_on(dovecot.has_capability("MOVE")));
+    assert!(rt.block_on(dovecot.has_capability("IDLE")));
+    rt.block_on(dovecot.append("INBOX", &[report_mail(40), report_mail(41), not_a_report()]));
+    let data = temp_dir("no-move-data");
+    let out = ingest(&dovecot, &data, &[dovecot.url("INBOX")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["stored"], 2, "{}", stderr(&out));
+    rt.block_on(async {
+        assert_eq!(dovecot.count("INBOX").await, 0);
+        assert_eq!(dovecot.count("TLSRPT-Processed").await, 2);
+        assert_eq!(dovecot.subjects("TLSRPT-Quarantine").await, ["lunch?"]);
+    });
+    // Nothing is read twice: the expunged messages are gone from the folder.
+    let out = ingest(&dovecot, &data, &[dovecot.url("INBOX")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["read"], 0);
+}
+
+/// A message larger than any report is moved to the quarantine folder without being fetched;
+/// the reports beside it are stored.
+#[test]
+fn an_oversized_message_is_quarantined_unread() {
+    let Some(dovecot) = dovecot("oversized") else {
+        return;
+    };
+    let rt = runtime();
+    let mut huge = b"From: big@sender.example\r\nTo: tlsrpt@example.com\r\n\
+        Subject: huge\r\n\r\n"
+        .to_vec();
+    let line = [b'x'; 998];
+    while huge.len() <= mta_sts_tlsrpt::mail::MAX_MAIL_SIZE {
+        huge.extend_from_slice(&line);
+        huge.extend_from_slice(b"\r\n");
+    }
+    rt.block_on(dovecot.append("INBOX", &[report_mail(50), huge, report_mail(51)]));
+    let data = temp_dir("oversized-data");
+    let out = ingest(&dovecot, &data, &[dovecot.url("INBOX")]);
+    // The run goes on past the refused message, and says which one it was and why.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("INBOX#2"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
+    assert_eq!(stored_reports(&data), 2);
+    rt.block_on(async {
+        assert_eq!(dovecot.count("INBOX").await, 0);
+        assert_eq!(dovecot.count("TLSRPT-Processed").await, 2);
+        assert_eq!(dovecot.subjects("TLSRPT-Quarantine").await, ["huge"]);
+    });
+}
+
+/// `--watch` connects again when the server goes away, and takes the mail that arrived
+/// meanwhile.
+#[test]
+fn watch_reconnects_after_the_server_restarts() {
+    let Some(dovecot) = dovecot("reconnect") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(dovecot.append("INBOX", &[report_mail(60)]));
+    let data = temp_dir("reconnect-data");
+    let mut child = bin()
+        .args([
+            "reports",
+            "ingest",
+            "--json",
+            "--no-dkim",
+            "--watch",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--ca-file")
+        .arg(&dovecot.ca_file)
+        .arg(dovecot.url("INBOX"))
+        .env("MTA_STS_IMAP_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |count: u32| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rt.block_on(dovecot.count("TLSRPT-Processed")) < count {
+            assert!(
+                Instant::now() < deadline,
+                "--watch did not move {count} messages within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(1);
+    // The server drops the session and is gone for a while: the watcher's first tries fail.
+    dovecot.kick();
+    dovecot.stop();
+    // Long enough for the watcher to see the break and try (and fail) at least once.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "--watch exited");
+    dovecot.start();
+    rt.block_on(dovecot.append("INBOX", &[report_mail(61)]));
+    wait_for(2);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?} {}", out.status, stderr(&out));
+    assert!(
+        stderr(&out).contains("connecting again"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json(&out)["stored"], 2);
+    assert_eq!(stored_reports(&data), 2);
 }
