@@ -6,7 +6,8 @@
 //! compliant sender does ([`SenderVerdict`]) and strict RFC hygiene ([`Hygiene`]).
 //! [`suggest`] derives the policy and records to publish from the live MX set. [`Checker`]
 //! checks many domains in one run with bounded concurrency and one network (one DNS cache);
-//! [`Summary`] counts a scan's results (adoption, modes, misconfigurations, top MX hosts).
+//! [`Summary`] counts a scan's results (adoption, modes, misconfigurations, top MX hosts and
+//! providers) in bounded memory.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +26,7 @@ mod analyze;
 mod evidence;
 mod finding;
 mod many;
+mod rank;
 mod scan;
 mod shared;
 mod suggest;
@@ -33,10 +35,11 @@ pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, an
 pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
 pub use many::{Checker, DEFAULT_CONCURRENCY, DEFAULT_PER_DESTINATION, RUN_DNS_CACHE_SIZE};
+pub use rank::{RANK_TABLE_SIZE, Ranked, Ranking};
 pub use scan::{
     Category, LineEvidence, LineFinding, LineMxHost, LinePolicy, LineTxt, LineTxtAnswer,
     LineVerdict, MAX_AGE_BUCKETS, MAX_SCAN_LINE, MaxAgeBucket, ScanLine, Share, Summary,
-    SummaryReport, TopMx,
+    SummaryReport, mx_provider,
 };
 pub use shared::{PROBE_CACHE_SIZE, PROBE_CACHE_TTL};
 pub use suggest::{PolicyDiff, RuaSource, SuggestRequest, Suggestion, Warning, suggest};

@@ -1,9 +1,11 @@
 //! The statistics of a scan: what [`Summary`] makes of many reports, read back from the
 //! results file (one [`Report`](crate::Report) as JSON per line) as [`ScanLine`]s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::rank::{Ranking, TopCounter};
 
 /// The part of one results line (a [`Report`](crate::Report) as `check --json` gives it)
 /// that the summary needs; other fields are ignored.
@@ -242,20 +244,10 @@ pub struct MaxAgeBucket {
     pub count: Share,
 }
 
-/// One MX host of the top list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TopMx {
-    /// The MX host name.
-    pub host: String,
-    /// Domains that use it.
-    pub domains: u64,
-    /// Domains whose check found it failing (refused under `enforce`, or would be under
-    /// `testing`).
-    pub failing: u64,
-}
-
 /// Counts over many scan results; [`Summary::add`] one line at a time, then
-/// [`Summary::report`].
+/// [`Summary::report`]. Memory is bounded whatever the number of lines: the tables of MX
+/// hosts and providers keep at most [`crate::RANK_TABLE_SIZE`] names each, and only the
+/// known modes and verdicts are counted by name.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     domains: u64,
@@ -270,7 +262,8 @@ pub struct Summary {
     verdicts: BTreeMap<String, u64>,
     misconfigured: BTreeMap<Category, u64>,
     misconfigured_any: u64,
-    mx: HashMap<String, (u64, u64)>,
+    mx_hosts: TopCounter,
+    mx_providers: TopCounter,
 }
 
 /// The summary of a scan, for people (a table), programs (JSON) and spreadsheets (CSV).
@@ -310,10 +303,55 @@ pub struct SummaryReport {
     /// Domains under `enforce` where some MX hosts fail (share of the domains with a valid
     /// policy).
     pub degraded: Share,
-    /// The MX hosts used by most domains, most first.
-    pub top_mx: Vec<TopMx>,
-    /// Distinct MX hosts seen (`top_mx` may show fewer).
-    pub mx_hosts: u64,
+    /// The MX hosts used by most domains.
+    pub mx_hosts: Ranking,
+    /// The MX providers (see [`mx_provider`]) used by most domains: every MX host of a
+    /// provider's fleet counts for it.
+    pub mx_providers: Ranking,
+}
+
+/// The policy modes the summary counts by name.
+const MODES: [&str; 3] = ["enforce", "testing", "none"];
+
+/// The sender verdicts ([`crate::SenderVerdict`]) the summary counts by name.
+const VERDICTS: [&str; 8] = [
+    "protected",
+    "enforced-untested",
+    "degraded",
+    "mail-would-bounce",
+    "mail-deferred",
+    "testing",
+    "not-protected",
+    "unknown",
+];
+
+/// `value` if it is one of `names`, else `other`: a results file that holds anything adds
+/// no names to the summary's tables.
+fn known(value: &str, names: &[&str]) -> String {
+    names
+        .iter()
+        .find(|n| **n == value)
+        .copied()
+        .unwrap_or("other")
+        .to_owned()
+}
+
+/// The provider of an MX host, for [`SummaryReport::mx_providers`]: its registrable domain,
+/// taken as the last two labels, or three under a country code's common second level
+/// (`co.uk`, `com.au`, …): `aspmx.l.google.com` → `google.com`,
+/// `mx1.example.co.uk` → `example.co.uk`. No public suffix list is bundled, so a private
+/// suffix (a hosting company's customer subdomains) counts as one provider.
+pub fn mx_provider(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = host.rsplit('.').collect();
+    let country_second_level = matches!(labels.as_slice(), [tld, second, _, ..]
+        if tld.len() == 2 && matches!(*second,
+            "ac" | "co" | "com" | "edu" | "go" | "gob" | "gov" | "ltd" | "mil" | "ne" | "net"
+                | "nom" | "or" | "org" | "plc" | "sch"));
+    let keep = if country_second_level { 3 } else { 2 };
+    let mut provider: Vec<&str> = labels.into_iter().take(keep).collect();
+    provider.reverse();
+    provider.join(".")
 }
 
 fn share(domains: u64, base: u64) -> Share {
@@ -349,14 +387,17 @@ impl Summary {
             .filter(|_| line.evidence.sts_txt.valid())
         {
             self.policy_valid += 1;
-            *self.modes.entry(policy.mode.clone()).or_default() += 1;
+            *self.modes.entry(known(&policy.mode, &MODES)).or_default() += 1;
             let bucket = MAX_AGE_BUCKETS
                 .iter()
                 .position(|(_, below)| policy.max_age < *below)
                 .unwrap_or(MAX_AGE_BUCKETS.len() - 1);
             self.max_age[bucket] += 1;
         }
-        *self.verdicts.entry(line.sender.status.clone()).or_default() += 1;
+        *self
+            .verdicts
+            .entry(known(&line.sender.status, &VERDICTS))
+            .or_default() += 1;
         if published {
             let mut categories: Vec<Category> = line
                 .findings
@@ -371,24 +412,33 @@ impl Summary {
                 *self.misconfigured.entry(category).or_default() += 1;
             }
         }
-        let failing: Vec<&String> = line
-            .sender
-            .failing_mx
-            .iter()
-            .chain(&line.sender.would_fail_under_enforce)
-            .collect();
-        let mut hosts: Vec<&str> = line
+        let failing = |host: &str| {
+            line.sender
+                .failing_mx
+                .iter()
+                .chain(&line.sender.would_fail_under_enforce)
+                .any(|f| f.eq_ignore_ascii_case(host))
+        };
+        let mut hosts: Vec<(&str, bool)> = line
             .evidence
             .mx_hosts
             .iter()
-            .map(|h| h.host.as_str())
+            .map(|h| (h.host.as_str(), failing(&h.host)))
             .collect();
         hosts.sort_unstable();
-        hosts.dedup();
-        for host in hosts {
-            let entry = self.mx.entry(host.to_owned()).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(failing.iter().any(|f| f.as_str() == host));
+        hosts.dedup_by(|a, b| a.0 == b.0);
+        for (host, failing) in &hosts {
+            self.mx_hosts.add(host, *failing);
+        }
+        // A domain counts once for a provider, failing if any of its MX hosts there fails.
+        let mut providers: Vec<(String, bool)> = hosts
+            .iter()
+            .map(|(host, failing)| (mx_provider(host), *failing))
+            .collect();
+        providers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        providers.dedup_by(|a, b| a.0 == b.0);
+        for (provider, failing) in &providers {
+            self.mx_providers.add(provider, *failing);
         }
     }
 
@@ -397,21 +447,11 @@ impl Summary {
         self.domains
     }
 
-    /// The summary, with the `top` MX hosts used by most domains (ties by name).
+    /// The summary, with the `top` MX hosts and providers used by most domains (ties by
+    /// name).
     pub fn report(&self, top: usize) -> SummaryReport {
         let n = self.domains;
         let policies = self.policy_valid;
-        let mut top_mx: Vec<TopMx> = self
-            .mx
-            .iter()
-            .map(|(host, (domains, failing))| TopMx {
-                host: host.clone(),
-                domains: *domains,
-                failing: *failing,
-            })
-            .collect();
-        top_mx.sort_by(|a, b| b.domains.cmp(&a.domains).then(a.host.cmp(&b.host)));
-        top_mx.truncate(top);
         let count = |map: &BTreeMap<String, u64>, key: &str| map.get(key).copied().unwrap_or(0);
         SummaryReport {
             domains: n,
@@ -421,7 +461,7 @@ impl Summary {
             mta_sts_policy_valid: share(policies, n),
             tlsrpt_published: share(self.tlsrpt_published, n),
             tlsrpt_valid: share(self.tlsrpt_valid, n),
-            modes: ["enforce", "testing", "none"]
+            modes: MODES
                 .iter()
                 .map(|mode| {
                     (
@@ -454,8 +494,8 @@ impl Summary {
                 .collect(),
             would_lose_mail: share(count(&self.verdicts, "mail-would-bounce"), policies),
             degraded: share(count(&self.verdicts, "degraded"), policies),
-            mx_hosts: self.mx.len() as u64,
-            top_mx,
+            mx_hosts: self.mx_hosts.ranking(top),
+            mx_providers: self.mx_providers.ranking(top),
         }
     }
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
-use mta_sts_check::{CheckOptions, Checker, MAX_SCAN_LINE, ScanLine, Summary, SummaryReport};
+use mta_sts_check::{
+    CheckOptions, Checker, MAX_SCAN_LINE, Ranking, ScanLine, Summary, SummaryReport,
+};
 use mta_sts_store::{ScanResult, Store};
 
 use crate::Outcome;
@@ -80,7 +82,9 @@ pub struct ScanArgs {
 #[derive(Debug, Subcommand)]
 pub enum ScanAction {
     /// Count a results file: adoption of MTA-STS and TLS-RPT, modes, max_age, misconfigured
-    /// domains by category, mail that would be lost, the MX hosts used by most domains.
+    /// domains by category, mail that would be lost, the MX providers and hosts used by most
+    /// domains (in bounded memory: past 10,000 distinct names the counts are approximate, and
+    /// the output says so).
     ///
     /// Exit status: 0, or 1 when some lines are not scan results (named on standard error
     /// and left out), 2 when the file cannot be read.
@@ -99,7 +103,7 @@ pub struct SummarizeArgs {
     /// Print `metric,key,domains,share` rows.
     #[arg(long)]
     pub csv: bool,
-    /// Show the N MX hosts used by most domains.
+    /// Show the N MX providers and MX hosts used by most domains.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 }
@@ -637,31 +641,52 @@ fn summary_table(r: &SummaryReport, style: Style, source: &str) -> String {
         &r.would_lose_mail,
     );
     row(&mut out, "degraded (enforce, some MX fail)", &r.degraded);
-    let shown = if r.mx_hosts as usize > r.top_mx.len() {
-        format!(
+    ranking_table(&mut out, style, "MX providers", "provider", &r.mx_providers);
+    ranking_table(&mut out, style, "MX hosts", "host", &r.mx_hosts);
+    out
+}
+
+/// The names of `ranking` used by most domains, with a heading that says how many there
+/// were and, when they did not all fit the summary's table, that counts are approximate.
+fn ranking_table(out: &mut String, style: Style, what: &str, column: &str, ranking: &Ranking) {
+    let mut shown = String::new();
+    if ranking.approximate {
+        let _ = write!(
+            shown,
+            " (top {} of about {}; approximate: {} kept, about {} dropped, ± marks the error)",
+            ranking.top.len(),
+            ranking.distinct,
+            mta_sts_check::RANK_TABLE_SIZE,
+            ranking.dropped
+        );
+    } else if ranking.distinct as usize > ranking.top.len() {
+        let _ = write!(
+            shown,
             " (top {} of {}; --top N for more)",
-            r.top_mx.len(),
-            r.mx_hosts
-        )
-    } else {
-        String::new()
-    };
+            ranking.top.len(),
+            ranking.distinct
+        );
+    }
     let _ = writeln!(
         out,
         "\n{}",
-        style.bold(&format!("MX hosts by domains{shown}"))
+        style.bold(&format!("{what} by domains{shown}"))
     );
-    let _ = writeln!(out, "  {:<40} {:>9}  {:>9}", "host", "domains", "failing");
-    for mx in &r.top_mx {
+    let _ = writeln!(out, "  {column:<40} {:>9}  {:>9}", "domains", "failing");
+    for ranked in &ranking.top {
+        let error = if ranked.error > 0 {
+            format!(" ±{}", ranked.error)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {:<40} {:>9}  {:>9}",
-            clean(&mx.host),
-            mx.domains,
-            mx.failing
+            "  {:<40} {:>9}  {:>9}{error}",
+            clean(&ranked.name),
+            ranked.domains,
+            ranked.failing
         );
     }
-    out
 }
 
 /// The summary as `metric,key,domains,share` rows.
@@ -705,20 +730,25 @@ fn summary_csv(r: &SummaryReport) -> anyhow::Result<()> {
     }
     row("would-lose-mail", "", &r.would_lose_mail)?;
     row("degraded", "", &r.degraded)?;
-    for mx in &r.top_mx {
-        let share = if r.domains == 0 {
-            0.0
-        } else {
-            mx.domains as f64 / r.domains as f64
-        };
-        row(
-            "top-mx",
-            &mx.host,
-            &mta_sts_check::Share {
-                domains: mx.domains,
-                share,
-            },
-        )?;
+    for (metric, ranking) in [
+        ("top-mx-provider", &r.mx_providers),
+        ("top-mx", &r.mx_hosts),
+    ] {
+        for ranked in &ranking.top {
+            let share = if r.domains == 0 {
+                0.0
+            } else {
+                ranked.domains as f64 / r.domains as f64
+            };
+            row(
+                metric,
+                &ranked.name,
+                &mta_sts_check::Share {
+                    domains: ranked.domains,
+                    share,
+                },
+            )?;
+        }
     }
     csv.flush()?;
     Ok(())

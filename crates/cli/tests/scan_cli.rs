@@ -438,16 +438,35 @@ async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
     assert_eq!(by["sts-record"]["domains"], 0, "{by}");
     assert_eq!(by["tlsrpt-record"]["domains"], 0, "{by}");
     assert_eq!(s["misconfigured"]["domains"], 2 * n);
-    let top = s["top_mx"].as_array().unwrap();
+    let hosts = &s["mx_hosts"];
+    assert_eq!(hosts["distinct"], 6);
+    assert_eq!(
+        (&hosts["approximate"], &hosts["dropped"]),
+        (&false.into(), &0.into())
+    );
+    let top = hosts["top"].as_array().unwrap();
     // Two fleets, each with half of every kind: their good MX hosts tie, named in order.
     let (good, plain_host) = ("mx-good.fleet0.example", "mx-plain.fleet0.example");
-    assert_eq!(top[0]["host"], good);
+    assert_eq!(top[0]["name"], good);
     assert_eq!(top[0]["domains"], 4 * n / 2);
-    assert_eq!(top[0]["failing"], 0);
-    let plain = top.iter().find(|m| m["host"] == plain_host).unwrap();
+    assert_eq!(
+        (&top[0]["failing"], &top[0]["error"]),
+        (&0.into(), &0.into())
+    );
+    let plain = top.iter().find(|m| m["name"] == plain_host).unwrap();
     assert_eq!(
         (plain["domains"].clone(), plain["failing"].clone()),
         ((n / 2).into(), (n / 2).into())
+    );
+    // A fleet is one provider: its domains with an MX that fails (expired under testing,
+    // no STARTTLS under enforce) are its failing ones.
+    let providers = &s["mx_providers"];
+    assert_eq!(providers["distinct"], 2);
+    let fleet0 = &providers["top"][0];
+    assert_eq!(fleet0["name"], "fleet0.example");
+    assert_eq!(
+        (fleet0["domains"].clone(), fleet0["failing"].clone()),
+        ((6 * n / 2).into(), (2 * n / 2).into())
     );
 
     let csv = support::mta_sts(&["scan", "summarize", path, "--csv"]);
@@ -469,12 +488,25 @@ async fn summarize_counts_adoption_modes_misconfigurations_and_mx_hosts() {
             .any(|r| r[0] == "top-mx" && r[1] == good && r[2] == (4 * n / 2).to_string()),
         "{text}"
     );
+    assert!(
+        rows.iter().any(|r| r[0] == "top-mx-provider"
+            && r[1] == "fleet1.example"
+            && r[2] == (6 * n / 2).to_string()),
+        "{text}"
+    );
 
     let table = support::mta_sts(&["scan", "summarize", path, "--top", "1"]);
     let text = support::stdout(&table);
     assert!(text.contains("MTA-STS record published"), "{text}");
     assert!(text.contains("would lose mail"), "{text}");
-    assert!(text.contains("(top 1 of 6; --top N for more)"), "{text}");
+    assert!(
+        text.contains("MX hosts by domains (top 1 of 6; --top N for more)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MX providers by domains (top 1 of 2; --top N for more)"),
+        "{text}"
+    );
     assert!(text.contains(good), "{text}");
     assert!(!text.contains(plain_host), "{text}");
 
