@@ -7,7 +7,10 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use mta_sts_testnet::{DomainKind as Kind, ManyDomains};
+use mta_sts_testnet::{
+    DnsHandle, DomainKind as Kind, HttpsHandle, HttpsServer, Lab, ManyDomains, Site, SmtpBehaviour,
+    SmtpHandle, SmtpServer, Zone,
+};
 use serde_json::Value;
 use support::run_beside_lab as run;
 
@@ -336,6 +339,102 @@ async fn a_shared_mx_is_probed_once_and_its_address_looked_up_from_the_cache() {
             4 * PER_KIND / 2
         );
     }
+}
+
+/// Hosted mail as big providers run it: each customer domain has an MX host name of its own
+/// (`c0.mx.hosted.example`, …), all on one address, and every policy host is on one HTTPS
+/// address; both servers are slow to answer (100 ms), so sessions overlap when allowed to.
+struct Hosted {
+    lab: Lab,
+    dns: DnsHandle,
+    mx: SmtpHandle,
+    web: HttpsHandle,
+}
+
+const CUSTOMERS: usize = 24;
+
+fn customer(i: usize) -> String {
+    format!("customer{i}.example")
+}
+
+async fn hosted() -> Hosted {
+    let lab = Lab::new();
+    let slow = std::time::Duration::from_millis(100);
+    let certificate = lab.ca().issue(&["*.mx.hosted.example"]).unwrap();
+    let mx = lab
+        .start_smtp(
+            SmtpServer::new("mx.hosted.example", SmtpBehaviour::starttls(certificate))
+                .greeting_delay(slow),
+        )
+        .await
+        .unwrap();
+    let policy = "version: STSv1\nmode: enforce\nmx: *.mx.hosted.example\nmax_age: 86400\n";
+    let sites = (0..CUSTOMERS).map(|i| Site::policy(&format!("mta-sts.{}", customer(i)), policy));
+    let web = lab
+        .start_https(
+            HttpsServer::new(lab.ca(), sites)
+                .unwrap()
+                .response_delay(slow),
+        )
+        .await
+        .unwrap();
+    let fleet = (0..CUSTOMERS).fold(Zone::new("mx.hosted.example"), |zone, i| {
+        zone.address(&format!("c{i}"), mx.ip())
+    });
+    let mut zones = vec![fleet];
+    zones.extend((0..CUSTOMERS).map(|i| {
+        Zone::new(&customer(i))
+            .mx(10, &format!("c{i}.mx.hosted.example"))
+            .address("mta-sts", web.ip())
+            .txt("_mta-sts", &["v=STSv1; id=1"])
+    }));
+    let dns = lab.dns(zones).await.unwrap();
+    Hosted { lab, dns, mx, web }
+}
+
+/// Scans the hosted customers with `--per-destination cap`, all of them at once otherwise.
+async fn scan_hosted(h: &Hosted, cap: usize) {
+    let ca_file = support::lab_ca_file(&h.lab);
+    let text: String = (0..CUSTOMERS).map(|i| customer(i) + "\n").collect();
+    let domains = support::temp_file(&format!("hosted-{cap}.txt"), text.as_bytes());
+    let mut args: Vec<String> = [
+        "scan",
+        "--domains",
+        domains.to_str().unwrap(),
+        "--concurrency",
+        &CUSTOMERS.to_string(),
+        "--per-destination",
+        &cap.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(support::lab_flags(&h.lab, &h.dns, &ca_file));
+    let out = run(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let lines = support::stdout(&out);
+    assert_eq!(lines.lines().count(), CUSTOMERS);
+    for line in lines.lines() {
+        let report: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(report["sender"]["status"], "protected", "{line}");
+    }
+    // Every customer's own MX name was probed and every policy fetched, at one address each.
+    assert!(h.mx.sessions().len() >= CUSTOMERS);
+    assert_eq!(h.web.requests().len(), CUSTOMERS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_destination_caps_the_sessions_one_address_sees_at_once() {
+    // A cap of 3 is reached (the sessions do overlap) and never passed.
+    let h = hosted().await;
+    scan_hosted(&h, 3).await;
+    let (smtp, https) = (h.mx.peak_sessions(), h.web.peak_connections());
+    assert!((2..=3).contains(&smtp), "{smtp} SMTP sessions at once");
+    assert!((2..=3).contains(&https), "{https} policy fetches at once");
+    // A cap of 1: one session at a time, though 24 domains are checked at once.
+    let h = hosted().await;
+    scan_hosted(&h, 1).await;
+    assert_eq!(h.mx.peak_sessions(), 1);
+    assert_eq!(h.web.peak_connections(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -123,5 +124,42 @@ pub(crate) async fn accept_loop<F, Fut>(
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             },
         }
+    }
+}
+
+/// Sessions in progress at one server, and the most there ever were at once: what a test of
+/// a client's per-destination cap counts.
+///
+/// A session is in progress from its accept until the server starts its last answer (221 to
+/// QUIT, the HTTP response), or until it ends without one. A client that holds its place
+/// until it has read that answer therefore always holds at least as many places as this
+/// counts: the count can never run ahead of the client's cap.
+#[derive(Debug, Default)]
+pub(crate) struct Gauge {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Gauge {
+    /// A session starts; it is over when the returned value is dropped.
+    pub(crate) fn enter(&self) -> InProgress<'_> {
+        let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(open, Ordering::SeqCst);
+        InProgress(self)
+    }
+
+    /// The most sessions in progress at once so far.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// One session counted by a [`Gauge`].
+#[derive(Debug)]
+pub(crate) struct InProgress<'a>(&'a Gauge);
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -14,7 +14,7 @@ use tokio_rustls::StartHandshake;
 
 use crate::addr::bind_tcp;
 use crate::ca::{CertificateError, Identity, TestCa};
-use crate::handle::{ServerHandle, accept_loop};
+use crate::handle::{Gauge, ServerHandle, accept_loop};
 use crate::tls::read_client_hello;
 
 /// Where RFC 8461 §3.3 puts the policy.
@@ -151,6 +151,10 @@ struct HttpsState {
     ca: TestCa,
     sites: RwLock<HashMap<String, Arc<PreparedSite>>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// How long a request waits before its response (a busy server).
+    response_delay: Duration,
+    /// Connections in progress, for tests of a client's per-destination cap.
+    in_progress: Gauge,
 }
 
 impl HttpsState {
@@ -196,6 +200,8 @@ impl HttpsServer {
             ca: ca.clone(),
             sites: RwLock::default(),
             requests: Mutex::default(),
+            response_delay: Duration::ZERO,
+            in_progress: Gauge::default(),
         };
         for site in sites {
             state.insert(site)?;
@@ -203,6 +209,16 @@ impl HttpsServer {
         Ok(Self {
             state: Arc::new(state),
         })
+    }
+
+    /// Waits `delay` after reading a request before answering it, as a busy server does, so
+    /// the fetches of a client that opens many overlap.
+    pub fn response_delay(mut self, delay: Duration) -> Self {
+        // The state is shared only once the server starts.
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.response_delay = delay;
+        }
+        self
     }
 
     /// Binds a fresh loopback address and serves until the handle is shut down or dropped.
@@ -234,6 +250,8 @@ impl HttpsServer {
 }
 
 async fn serve_connection(state: &HttpsState, mut stream: TcpStream) -> io::Result<()> {
+    // Over when the response starts (or the connection ends without one).
+    let open = state.in_progress.enter();
     let Some(accepted) = tokio::time::timeout(READ_TIMEOUT, read_client_hello(&mut stream))
         .await
         .map_err(io::Error::other)??
@@ -272,6 +290,10 @@ async fn serve_connection(state: &HttpsState, mut stream: TcpStream) -> io::Resu
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(request.clone());
+    if !state.response_delay.is_zero() {
+        tokio::time::sleep(state.response_delay).await;
+    }
+    drop(open);
     if request.path != POLICY_PATH {
         write_status(&mut tls, 404).await?;
     } else {
@@ -452,6 +474,13 @@ impl HttpsHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The most connections in progress at once so far, each counted from its accept until
+    /// the server starts its response (or the connection ends without one): a client that
+    /// holds a place per fetch until it has the response never sees fewer places taken.
+    pub fn peak_connections(&self) -> usize {
+        self.state.in_progress.peak()
     }
 
     /// Stops the server and waits until it is gone.

@@ -76,12 +76,23 @@ impl Lab {
     /// without an explicit certificate get one from [`Lab::ca`].
     pub async fn https(&self, sites: impl IntoIterator<Item = Site>) -> io::Result<HttpsHandle> {
         let server = HttpsServer::new(&self.ca, sites).map_err(io::Error::other)?;
+        self.start_https(server).await
+    }
+
+    /// Starts `server` (made with [`Lab::ca`], say with a response delay) on a fresh address
+    /// and the lab's HTTPS port.
+    pub async fn start_https(&self, server: HttpsServer) -> io::Result<HttpsHandle> {
         server.start_on(self.https_port.bind().await?)
     }
 
     /// Starts an SMTP server named `hostname` on a fresh address and the lab's SMTP port.
     pub async fn smtp(&self, hostname: &str, behaviour: SmtpBehaviour) -> io::Result<SmtpHandle> {
-        SmtpServer::new(hostname, behaviour).start_on(self.smtp_port.bind().await?)
+        self.start_smtp(SmtpServer::new(hostname, behaviour)).await
+    }
+
+    /// Starts `server` (say with a greeting delay) on a fresh address and the lab's SMTP port.
+    pub async fn start_smtp(&self, server: SmtpServer) -> io::Result<SmtpHandle> {
+        server.start_on(self.smtp_port.bind().await?)
     }
 
     /// Starts an authoritative DNS server for `zones` on `::1` and a fresh port.

@@ -13,7 +13,7 @@ use tokio_rustls::StartHandshake;
 
 use crate::addr::bind_tcp;
 use crate::ca::Identity;
-use crate::handle::{ServerHandle, accept_loop};
+use crate::handle::{Gauge, InProgress, ServerHandle, accept_loop};
 use crate::tls::read_client_hello;
 
 /// Longest command or text line accepted: RFC 5321 §4.5.3.1.6 allows 1000 octets with CRLF.
@@ -123,7 +123,11 @@ pub struct SmtpSession {
 struct SmtpState {
     hostname: String,
     behaviour: SmtpBehaviour,
+    /// How long a session waits before the greeting (a busy server).
+    greeting_delay: Duration,
     sessions: Mutex<Vec<SmtpSession>>,
+    /// Sessions in progress, for tests of a client's per-destination cap.
+    in_progress: Gauge,
 }
 
 impl SmtpState {
@@ -155,11 +159,23 @@ impl SmtpServer {
         let state = SmtpState {
             hostname: hostname.to_owned(),
             behaviour,
+            greeting_delay: Duration::ZERO,
             sessions: Mutex::default(),
+            in_progress: Gauge::default(),
         };
         Self {
             state: Arc::new(state),
         }
+    }
+
+    /// Waits `delay` after accepting a connection before the greeting, as a busy server
+    /// does, so the sessions of a client that opens many overlap.
+    pub fn greeting_delay(mut self, delay: Duration) -> Self {
+        // The state is shared only once the server starts.
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.greeting_delay = delay;
+        }
+        self
     }
 
     /// Binds a fresh loopback address and serves until the handle is shut down or dropped.
@@ -193,6 +209,11 @@ impl SmtpServer {
 
 async fn serve_session(state: &SmtpState, index: usize, mut stream: TcpStream) -> io::Result<()> {
     let host = &state.hostname;
+    // Over at QUIT (before its reply) or when the session ends.
+    let mut open = Some(state.in_progress.enter());
+    if !state.greeting_delay.is_zero() {
+        tokio::time::sleep(state.greeting_delay).await;
+    }
     match state.behaviour {
         SmtpBehaviour::SilentBanner => {
             // Hold the connection open, reading nothing back, until the client gives up.
@@ -207,14 +228,14 @@ async fn serve_session(state: &SmtpState, index: usize, mut stream: TcpStream) -
         SmtpBehaviour::RejectingBanner(code) => {
             let banner = format!("{code} {host} No SMTP service here\r\n");
             stream.write_all(banner.as_bytes()).await?;
-            return reject_until_quit(state, index, BufReader::new(stream)).await;
+            return reject_until_quit(state, index, BufReader::new(stream), &mut open).await;
         }
         _ => {}
     }
     let banner = format!("220 {host} ESMTP mta-sts-testnet\r\n");
     stream.write_all(banner.as_bytes()).await?;
     let mut reader = BufReader::new(stream);
-    if dialogue(state, index, &mut reader, false).await? == Next::Quit {
+    if dialogue(state, index, &mut reader, false, &mut open).await? == Next::Quit {
         return Ok(());
     }
     // Bytes the client pipelined after STARTTLS are dropped with the buffer: accepting them
@@ -233,7 +254,7 @@ async fn serve_session(state: &SmtpState, index: usize, mut stream: TcpStream) -
                 .await?;
             state.record(index, |s| s.tls_established = true);
             let mut reader = BufReader::new(tls);
-            dialogue(state, index, &mut reader, true).await?;
+            dialogue(state, index, &mut reader, true, &mut open).await?;
             reader.into_inner().shutdown().await
         }
         SmtpBehaviour::LegacyTlsOnly(version) => {
@@ -292,12 +313,14 @@ async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
     stream.flush().await
 }
 
-/// The SMTP command loop; returns when the client quits or when STARTTLS was accepted.
+/// The SMTP command loop; returns when the client quits or when STARTTLS was accepted. QUIT
+/// ends `open` before it is answered.
 async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     state: &SmtpState,
     index: usize,
     reader: &mut BufReader<S>,
     in_tls: bool,
+    open: &mut Option<InProgress<'_>>,
 ) -> io::Result<Next> {
     let host = &state.hostname;
     let offers_starttls = !in_tls && !matches!(state.behaviour, SmtpBehaviour::NoStartTls);
@@ -358,6 +381,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
             }
             "NOOP" => reply(reader, "250 2.0.0 OK\r\n").await?,
             "QUIT" => {
+                open.take();
                 reply(reader, &format!("221 2.0.0 {host} closing connection\r\n")).await?;
                 return Ok(Next::Quit);
             }
@@ -393,6 +417,7 @@ async fn reject_until_quit(
     state: &SmtpState,
     index: usize,
     mut reader: BufReader<TcpStream>,
+    open: &mut Option<InProgress<'_>>,
 ) -> io::Result<()> {
     while let Some(line) = read_line(&mut reader).await? {
         let verb = line
@@ -402,6 +427,7 @@ async fn reject_until_quit(
             .to_ascii_uppercase();
         state.record(index, |s| s.commands.push(verb.clone()));
         if verb == "QUIT" {
+            open.take();
             return reply(&mut reader, "221 2.0.0 Bye\r\n").await;
         }
         reply(&mut reader, "503 5.5.1 No SMTP service here\r\n").await?;
@@ -465,6 +491,13 @@ impl SmtpHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The most sessions in progress at once so far, each counted from its accept until the
+    /// server answers QUIT (or the session ends without one): a client that holds a place per
+    /// session until QUIT is answered never sees fewer places taken than this.
+    pub fn peak_sessions(&self) -> usize {
+        self.state.in_progress.peak()
     }
 
     /// Stops the server and waits until it is gone.
