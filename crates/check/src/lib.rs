@@ -34,7 +34,10 @@ mod suggest;
 pub use analyze::{EXPIRY_WARNING, Hygiene, Report, SLOW_FETCH, SenderVerdict, analyze};
 pub use evidence::{CheckOptions, Evidence, MAX_PROBES_PER_DOMAIN, MxHost, bytes_as_text, gather};
 pub use finding::{Area, Finding};
-pub use many::{Checker, DEFAULT_CONCURRENCY, DEFAULT_PER_DESTINATION, RUN_DNS_CACHE_SIZE};
+pub use many::{
+    Checker, DEFAULT_CONCURRENCY, DEFAULT_PER_DESTINATION, DEFAULT_SCAN_CONCURRENCY,
+    RUN_DNS_CACHE_SIZE,
+};
 pub use rank::{RANK_TABLE_SIZE, Ranked, Ranking};
 pub use scan::{
     Category, LineEvidence, LineFinding, LineMxHost, LinePolicy, LineTxt, LineTxtAnswer,

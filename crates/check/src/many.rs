@@ -16,6 +16,12 @@ use crate::shared::Probes;
 /// few enough that a home router or a resolver does not start dropping answers.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
+/// Default concurrency of a scan (`mta-sts scan`): a scan waits mostly on the network, so
+/// hundreds of domains in flight keep two cores busy, while [`DEFAULT_PER_DESTINATION`]
+/// keeps what any one provider sees small; a resolver that cannot take that many lookups at
+/// once (a home router's forwarder) wants a lower `--concurrency`.
+pub const DEFAULT_SCAN_CONCURRENCY: usize = 256;
+
 /// A default for [`mta_sts_net::NetConfig::per_destination`] in a run over many domains:
 /// sessions open at once to one address, so hosted mail and hosted policies are asked
 /// politely, and a fleet's connection limits are not mistaken for failures.

@@ -43,8 +43,9 @@ pub struct ScanArgs {
     /// `#` are skipped; of a line `RANK,DOMAIN` (a top list) the last field is taken.
     #[arg(long, value_name = "FILE|-", required = true)]
     pub domains: Option<PathBuf>,
-    /// Check at most N domains at once.
-    #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_CONCURRENCY)]
+    /// Check at most N domains at once (the open-file limit is raised to fit, or N lowered
+    /// to fit it); --per-destination keeps what one provider sees small.
+    #[arg(long, value_name = "N", default_value_t = mta_sts_check::DEFAULT_SCAN_CONCURRENCY)]
     pub concurrency: usize,
     /// Write the results here (one JSON line per domain) instead of standard output; the
     /// summary is then printed at the end. An existing non-empty file is refused unless
@@ -269,6 +270,7 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
+    let concurrency = fit_open_files(args.concurrency);
     let domains_name = domains.display().to_string();
     let input_id = Input {
         domains: &domains_name,
@@ -313,7 +315,7 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
         anyhow::bail!("--rate must be a positive number of domains per second, not {rate}");
     }
     let checker = Checker::new(net, options)
-        .concurrency(args.concurrency)
+        .concurrency(concurrency)
         .rate(args.rate);
     let counts = Arc::new(Counts::default());
     let ledger = args.out.as_ref().map(|_| Arc::new(Ledger::default()));
@@ -342,7 +344,7 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
             args.shard,
             finished,
             ledger.clone(),
-            args.concurrency * 2,
+            concurrency * 2,
             Arc::clone(&counts),
         );
         let queue = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -431,6 +433,49 @@ fn scan(args: &ScanArgs, style: Style) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// Open files one domain in flight may hold at most: its DNS lookups, the policy fetch and
+/// its SMTP probes.
+const FILES_PER_DOMAIN: u64 = mta_sts_check::MAX_PROBES_PER_DOMAIN as u64 + 4;
+
+/// Open files beside the domains': the input, the results, the mark, the runtime, a database
+/// pool.
+const FILES_BESIDE_DOMAINS: u64 = 64;
+
+/// How many domains can be checked at once within the open-file limit: the soft limit is
+/// raised toward the hard one as far as `concurrency` needs (1,024 is a common soft limit,
+/// far below what 256 domains at once may need); when even the hard limit is short, fewer
+/// domains are checked at once, as stderr says, rather than failing checks for want of a
+/// socket.
+fn fit_open_files(concurrency: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let needed = concurrency as u64 * FILES_PER_DOMAIN + FILES_BESIDE_DOMAINS;
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= needed {
+        return concurrency;
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let raised = needed.min(hard);
+    let granted = match setrlimit(
+        Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(raised),
+            maximum: limit.maximum,
+        },
+    ) {
+        Ok(()) => raised,
+        Err(_) => soft,
+    };
+    if granted >= needed {
+        return concurrency;
+    }
+    let fits = (granted.saturating_sub(FILES_BESIDE_DOMAINS) / FILES_PER_DOMAIN).max(1) as usize;
+    eprintln!(
+        "mta-sts: at most {granted} open files (ulimit -n): checking {fits} domains at once instead of {concurrency}"
+    );
+    fits.min(concurrency)
 }
 
 /// Results stored at once (`--database`): enough to fill a group commit.
