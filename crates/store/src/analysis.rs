@@ -87,6 +87,9 @@ impl PolicyRow {
     }
 }
 
+/// From this many domains in one read with a start date on, the date index leads the read.
+const MANY_DOMAINS: usize = 8;
+
 pub(crate) async fn policy_rows(
     conn: &mut AnyConnection,
     filter: &AnalysisFilter,
@@ -119,7 +122,17 @@ pub(crate) async fn policy_rows(
         None => {}
         Some([]) => sql.push_str(" AND 1 = 0"),
         Some(list) => {
-            sql.push_str(" AND rtrim(lower(p.policy_domain), '.') IN (");
+            // Many domains over a period (the overview): the period's reports are far fewer
+            // than those domains' whole history, but SQLite's planner (no statistics for an
+            // IN list) would walk the domain index through every year of every domain (5 s
+            // at 200 domains x 365 days instead of 0.3 s). `|| ''` keeps the domain index out
+            // (on both backends) so the date index leads; one or a few domains keep it.
+            let unindexed = list.len() >= MANY_DOMAINS && filter.since.is_some();
+            sql.push_str(if unindexed {
+                " AND rtrim(lower(p.policy_domain || ''), '.') IN ("
+            } else {
+                " AND rtrim(lower(p.policy_domain), '.') IN ("
+            });
             for index in 0..list.len() {
                 placeholder += 1;
                 let comma = if index == 0 { "" } else { ", " };

@@ -936,6 +936,18 @@ async fn policy_rows_of_a_domain_set_are_those_of_each_domain(location: Location
     each.sort_by_key(key);
     both.sort_by_key(key);
     assert_eq!(both, each);
+    // A list long enough (with a start date) that the read is led by the date index instead
+    // of the domain index: the same rows.
+    let mut many: Vec<String> = (0..10).map(|i| format!("other{i}.example")).collect();
+    many.extend(["example.org.".to_owned(), "EXAMPLE.com".to_owned()]);
+    let mut led_by_date = rows(AnalysisFilter {
+        domains: Some(many),
+        since: Some(0),
+        ..AnalysisFilter::default()
+    })
+    .await;
+    led_by_date.sort_by_key(key);
+    assert_eq!(led_by_date, each);
     let none = rows(AnalysisFilter {
         domains: Some(Vec::new()),
         ..AnalysisFilter::default()
