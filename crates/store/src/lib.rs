@@ -39,6 +39,7 @@
 
 pub mod analysis;
 mod bulk;
+mod check_runs;
 mod collected;
 mod dkim;
 mod error;
@@ -62,6 +63,9 @@ use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::task::JoinHandle;
 
+pub use check_runs::{
+    CertExpiry, CheckRun, CheckState, Drift, DriftKind, EXPIRY_DRIFT, drift, policy_hash,
+};
 pub use collected::{
     CollectedFailure, CollectedInterval, CollectedPolicy, CollectedReport, CollectedSessions,
     CollectorTotals, Delivery, DeliveryState, DeliveryUpdate, InvalidDatagram, NewOutgoingReport,

@@ -72,6 +72,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 "scan results",
                 include_str!("../migrations/sqlite/0080_scan_results.sql"),
             ),
+            (
+                100,
+                "check runs",
+                include_str!("../migrations/sqlite/0100_check_runs.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -108,6 +113,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 80,
                 "scan results",
                 include_str!("../migrations/postgres/0080_scan_results.sql"),
+            ),
+            (
+                100,
+                "check runs",
+                include_str!("../migrations/postgres/0100_check_runs.sql"),
             ),
         ],
     };
