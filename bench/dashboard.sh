@@ -82,7 +82,7 @@ bench_one() {
     until port_is_free 127.0.0.1 "$port"; do port=$((port + 1)); done
     addr=127.0.0.1:$port
     {
-        printf '[tls]\nmode = "none"\n[listen]\nhttp = ["%s"]\n[storage]\n%s\n' "$addr" "$storage"
+        printf '[tls]\nmode = "none"\n[listen]\nhttp = ["%s"]\n[checks]\nenabled = false\n[storage]\n%s\n' "$addr" "$storage"
         printf '[[dashboard.token]]\nname = "bench"\nsha256 = "%s"\n' "$token_sha"
         for ((i = 0; i < domains; i++)); do
             printf '[[domain]]\nname = "d%d.example"\nmode = "testing"\nmx = ["mx1.d%d.example"]\n' "$i" "$i"

@@ -106,6 +106,8 @@ cert = "cert.pem"
 key = "key.pem"
 [limits]
 max_connections_per_ip = $((clients + 16))
+[checks]
+enabled = false
 [[domain]]
 name = "example.com"
 policy_file = "policy.txt"

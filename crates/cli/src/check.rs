@@ -71,6 +71,14 @@ pub(crate) fn net(args: &NetArgs) -> anyhow::Result<Net> {
     net_for(args, false)
 }
 
+/// The sender verdict's status as `check --json` names it (`protected`, `testing`, ...).
+pub(crate) fn verdict_status(report: &Report) -> String {
+    serde_json::to_value(&report.sender)
+        .ok()
+        .and_then(|v| v["status"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// `check DOMAIN...`.
 pub fn check(args: &CheckArgs, style: Style) -> anyhow::Result<Outcome> {
     let domains = args

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mta_sts_server::{
-    DashboardData, DataError, DomainStats, FailureRow, PolicyCount, PolicyDetail, QuarantineItem,
-    Readiness, ReportDetail, ReportQuery, ReportRow, Reprocess, StoreTotals, Tally,
+    CertRow, CheckFinding, CheckRow, DashboardData, DataError, DomainStats, DriftRow, FailureRow,
+    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
+    Reprocess, StoreTotals, Tally,
 };
 use mta_sts_store::analysis::{
     self, AnalysisFilter, GroupBy, READY_MIN_DAYS, READY_MIN_REPORTERS, SummaryRow, Verdict,
 };
-use mta_sts_store::{RawId, ReportFilter, ReportKey, Reprocessed, Store, StoreError};
+use mta_sts_store::{CheckRun, RawId, ReportFilter, ReportKey, Reprocessed, Store, StoreError};
 use mta_sts_tlsrpt::report::Timestamp;
 
 /// The store the intake writes to, read by the dashboard.
@@ -263,5 +264,101 @@ impl DashboardData for StoreDashboard {
             reports,
             quarantined,
         })
+    }
+
+    async fn latest_checks(&self, domains: &[String]) -> Result<Vec<Option<CheckRow>>, DataError> {
+        let mut latest: BTreeMap<String, CheckRun> = self
+            .0
+            .latest_check_runs()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|run| (run.domain.clone(), run))
+            .collect();
+        Ok(domains
+            .iter()
+            .map(|d| latest.remove(d).map(check_row))
+            .collect())
+    }
+
+    async fn checks(
+        &self,
+        domain: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<CheckRow>, DataError> {
+        let runs = self
+            .0
+            .check_runs(domain, offset, limit)
+            .await
+            .map_err(failed)?;
+        Ok(runs.into_iter().map(check_row).collect())
+    }
+
+    async fn check_findings(&self, domain: &str, id: i64) -> Result<Vec<CheckFinding>, DataError> {
+        let Some(report) = self.0.check_report(domain, id).await.map_err(failed)? else {
+            return Ok(Vec::new());
+        };
+        let report: serde_json::Value = serde_json::from_str(&report)
+            .map_err(|error| DataError::new(format!("check {id} of {domain}: {error}")))?;
+        let text = |f: &serde_json::Value, key: &str| {
+            f.get(key)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(report["findings"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| CheckFinding {
+                code: text(f, "code"),
+                severity: text(f, "severity"),
+                area: text(f, "area"),
+                subject: text(f, "subject"),
+                message: text(f, "message"),
+                evidence: text(f, "evidence"),
+                fix: text(f, "fix"),
+                rfc: text(f, "rfc"),
+            })
+            .collect())
+    }
+}
+
+/// A stored check as the dashboard shows it.
+fn check_row(run: CheckRun) -> CheckRow {
+    CheckRow {
+        id: run.id,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        verdict: run.verdict,
+        summary: run.summary,
+        incomplete: run.incomplete,
+        errors: run.errors,
+        warnings: run.warnings,
+        policy_id: run.state.policy_id,
+        policy_mode: run.state.policy_mode,
+        policy_error: run.state.policy_error,
+        mx: run.state.mx,
+        certificates: run
+            .state
+            .certificates
+            .into_iter()
+            .map(|c| CertRow {
+                host: c.host,
+                not_after: c.not_after,
+            })
+            .collect(),
+        drift: run
+            .drift
+            .into_iter()
+            .map(|d| DriftRow {
+                kind: d.kind.as_str().to_owned(),
+                key: d.key,
+                summary: d.summary,
+                detail: d.detail,
+            })
+            .collect(),
     }
 }

@@ -73,6 +73,7 @@ mod resolver_cmd;
 mod scan_cmd;
 mod scan_resume;
 mod serve;
+mod serve_checks;
 mod suggest_cmd;
 mod tlsrpt_cmd;
 

@@ -500,10 +500,7 @@ fn scan_result(report: &mta_sts_check::Report, line: &str, scanner: &str) -> Sca
         domain: report.domain.clone(),
         checked_at: report.evidence.checked_at,
         scanner: scanner.to_owned(),
-        status: serde_json::to_value(&report.sender)
-            .ok()
-            .and_then(|v| v["status"].as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        status: crate::check::verdict_status(report),
         errors: report.hygiene.errors as u64,
         warnings: report.hygiene.warnings as u64,
         report: line.trim_end().to_owned(),

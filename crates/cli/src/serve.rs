@@ -231,15 +231,23 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
             let watch = crate::ingest_cmd::watch_mailbox(Arc::clone(&store), mailbox)?;
             tokio::spawn(watch);
         }
+        if crate::serve_checks::ScheduledChecks::start(&location, &config)? {
+            tracing::info!(
+                domains = config.domains().len(),
+                interval_seconds = config.checks.interval.as_secs(),
+                "scheduled checks on ([checks] in the config file)"
+            );
+        }
         let dashboard = crate::dashboard_data::StoreDashboard(store);
-        mta_sts_server::serve_with_dashboard(
+        let served = mta_sts_server::serve_with_dashboard(
             config,
             sink,
             Some(Arc::new(dashboard)),
             mta_sts_server::shutdown_signal(),
         )
-        .await
-        .context("server failed")?;
+        .await;
+        // A check under way ends with the process: it runs again after the next start.
+        served.context("server failed")?;
         anyhow::Ok(Outcome::Ok)
     })
 }

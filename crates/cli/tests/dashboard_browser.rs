@@ -192,6 +192,8 @@ fn dashboard_in_chromium_shows_the_store_numbers_and_keeps_users_to_their_domain
 mode = "none"
 [listen]
 http = ["{addr}"]
+[checks]
+enabled = false
 [storage]
 data_dir = "{data_s}"
 [[dashboard.user]]

@@ -506,7 +506,7 @@ fn serve_reads_its_mailboxes_beside_the_https_intake() {
     std::fs::write(
         dir.join("mta-sts.toml"),
         format!(
-            "[listen]\nhttp = [\"{listen}\"]\n[tls]\nmode = \"none\"\n[storage]\n\
+            "[listen]\nhttp = [\"{listen}\"]\n[tls]\nmode = \"none\"\n[checks]\nenabled = false\n[storage]\n\
              data_dir = \"data\"\n\
              [[mailbox]]\nurl = \"{}\"\npassword_file = \"imap-password\"\nca_file = [\"{}\"]\n\
              [[mailbox]]\nurl = \"maildir:Maildir\"\npoll_seconds = 1\n\

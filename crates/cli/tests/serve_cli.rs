@@ -89,7 +89,7 @@ fn write_config(s: &Setup, mx: &str, intake: &str) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "[listen]\nhttps = [\"{addr}\"]\n[tls]\nmode = \"files\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[storage]\ndata_dir = \"data\"\n[intake]\n{intake}\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"{mx}\"]\n"
+            "[listen]\nhttps = [\"{addr}\"]\n[tls]\nmode = \"files\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[checks]\nenabled = false\n[storage]\ndata_dir = \"data\"\n[intake]\n{intake}\n[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"{mx}\"]\n"
         ),
     )
     .unwrap();

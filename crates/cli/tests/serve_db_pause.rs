@@ -214,7 +214,7 @@ fn start_serve(dir: &Path, database: &str) -> Serve {
     std::fs::write(
         &config,
         format!(
-            "[listen]\nhttp = [\"{addr}\"]\n[tls]\nmode = \"none\"\n[storage]\n\
+            "[listen]\nhttp = [\"{addr}\"]\n[tls]\nmode = \"none\"\n[checks]\nenabled = false\n[storage]\n\
              database = \"{database}\"\n[intake]\ntimeout_seconds = {}\n\
              [[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx1.example.com\"]\n",
             INTAKE_TIMEOUT.as_secs()

@@ -51,7 +51,69 @@ pub struct Config {
     /// `[[mailbox]]`: mail folders watched for report mail; carried through for the caller,
     /// which reads them into the store beside the HTTPS intake.
     pub mailboxes: Vec<Mailbox>,
+    /// `[checks]`: the scheduled checks of every domain; carried through for the caller,
+    /// which runs them with the checker of `mta-sts check` and keeps the history in the store.
+    pub checks: Checks,
     domains: Vec<Domain>,
+}
+
+/// `[checks]`: how `serve` checks its domains as senders see them. The network keys mirror the
+/// flags of `mta-sts check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checks {
+    /// Checks run (`enabled = false` turns them off).
+    pub enabled: bool,
+    /// Time from one round of checks to the next (`interval`, default 6 h).
+    pub interval: Duration,
+    /// The domains of a round start evenly over this long (`spread`, default 5 min), not all
+    /// at once.
+    pub spread: Duration,
+    /// Domains checked at once (`concurrency`).
+    pub concurrency: usize,
+    /// How long checks are kept (`retention`, default 90 days); each domain's latest stays.
+    pub retention: Duration,
+    /// `resolver`: the DNS server (`IP` or `IP:PORT`), as `check --resolver`.
+    pub resolver: Option<String>,
+    /// `ca_file`: extra trust roots, as `check --ca-file`.
+    pub ca_file: Vec<PathBuf>,
+    /// `https_port`, as `check --https-port`.
+    pub https_port: u16,
+    /// `smtp_port`, as `check --smtp-port`.
+    pub smtp_port: u16,
+    /// `timeout` in seconds, as `check --timeout`.
+    pub timeout: Option<f64>,
+    /// `no_smtp`, as `check --no-smtp`.
+    pub no_smtp: bool,
+    /// `without_sni`, as `check --without-sni`.
+    pub without_sni: bool,
+}
+
+/// Default `[checks] interval`.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Default `[checks] spread`.
+pub const DEFAULT_CHECK_SPREAD: Duration = Duration::from_secs(300);
+/// Default `[checks] concurrency`.
+pub const DEFAULT_CHECK_CONCURRENCY: usize = 4;
+/// Default `[checks] retention`.
+pub const DEFAULT_CHECK_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            enabled: true,
+            interval: DEFAULT_CHECK_INTERVAL,
+            spread: DEFAULT_CHECK_SPREAD,
+            concurrency: DEFAULT_CHECK_CONCURRENCY,
+            retention: DEFAULT_CHECK_RETENTION,
+            resolver: None,
+            ca_file: Vec::new(),
+            https_port: 443,
+            smtp_port: 25,
+            timeout: None,
+            no_smtp: false,
+            without_sni: false,
+        }
+    }
 }
 
 /// `[[mailbox]]`: an IMAP folder (`imaps://`, `imap://` with STARTTLS) or a Maildir that
@@ -454,6 +516,8 @@ struct RawConfig {
     #[serde(default)]
     mailbox: Vec<RawMailbox>,
     #[serde(default)]
+    checks: RawChecks,
+    #[serde(default)]
     domain: Vec<RawDomain>,
 }
 
@@ -469,6 +533,26 @@ struct RawMailbox {
     #[serde(default)]
     require_dkim: bool,
     poll_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChecks {
+    enabled: Option<bool>,
+    interval: Option<String>,
+    spread: Option<String>,
+    concurrency: Option<usize>,
+    retention: Option<String>,
+    resolver: Option<String>,
+    #[serde(default)]
+    ca_file: Vec<PathBuf>,
+    https_port: Option<u16>,
+    smtp_port: Option<u16>,
+    timeout: Option<f64>,
+    #[serde(default)]
+    no_smtp: bool,
+    #[serde(default)]
+    without_sni: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -900,6 +984,7 @@ impl Config {
             intake,
             limits: limits(raw.limits)?,
             mailboxes: mailboxes(raw.mailbox, &resolve)?,
+            checks: checks(raw.checks, &resolve)?,
             domains,
         })
     }
@@ -947,6 +1032,85 @@ fn mailboxes(
             })
         })
         .collect()
+}
+
+/// `6h`, `30m`, `90d`, `45s`: a whole number and a unit.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds > 0 && !number.starts_with('+') => n
+            .checked_mul(seconds)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long")),
+        _ => Err(format!(
+            "{text:?} is not a duration: write a number and s, m, h or d (\"6h\", \"90d\")"
+        )),
+    }
+}
+
+fn checks(raw: RawChecks, resolve: &dyn Fn(PathBuf) -> PathBuf) -> Result<Checks, ConfigError> {
+    let field = |name: &str, message: String| ConfigError::Field {
+        field: format!("checks.{name}"),
+        message,
+    };
+    let defaults = Checks::default();
+    let time = |name: &str, value: Option<String>, default: Duration| match value {
+        None => Ok(default),
+        Some(text) => duration(&text).map_err(|message| field(name, message)),
+    };
+    let checks = Checks {
+        enabled: raw.enabled.unwrap_or(defaults.enabled),
+        interval: time("interval", raw.interval, defaults.interval)?,
+        spread: time("spread", raw.spread, defaults.spread)?,
+        concurrency: raw.concurrency.unwrap_or(defaults.concurrency),
+        retention: time("retention", raw.retention, defaults.retention)?,
+        resolver: raw.resolver,
+        ca_file: raw.ca_file.into_iter().map(resolve).collect(),
+        https_port: raw.https_port.unwrap_or(defaults.https_port),
+        smtp_port: raw.smtp_port.unwrap_or(defaults.smtp_port),
+        timeout: raw.timeout,
+        no_smtp: raw.no_smtp,
+        without_sni: raw.without_sni,
+    };
+    if checks.interval < Duration::from_secs(1) {
+        return Err(field("interval", "must be at least 1s".into()));
+    }
+    if checks.spread > checks.interval {
+        return Err(field(
+            "spread",
+            "must not be longer than checks.interval (a round would not end before the next)"
+                .into(),
+        ));
+    }
+    if checks.concurrency == 0 {
+        return Err(field("concurrency", "must be at least 1".into()));
+    }
+    if checks.retention < checks.interval {
+        return Err(field(
+            "retention",
+            "must be at least checks.interval, or no history is kept".into(),
+        ));
+    }
+    if let Some(timeout) = checks.timeout
+        && !(timeout.is_finite() && timeout > 0.0)
+    {
+        return Err(field(
+            "timeout",
+            format!("must be a positive number of seconds, not {timeout}"),
+        ));
+    }
+    Ok(checks)
 }
 
 /// Says where a policy diagnostic comes from: a config field or a file position.

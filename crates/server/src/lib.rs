@@ -47,18 +47,19 @@ mod tls;
 pub use acme::AcmeError;
 pub use app::{AppState, POLICY_PATH, PeerAddr, app};
 pub use config::{
-    Accept, AcmeChallenge, AcmeConfig, CertFiles, CertMismatch, Config, ConfigError,
-    DEFAULT_ACME_REQUEST_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INTAKE_MEMORY,
+    Accept, AcmeChallenge, AcmeConfig, CertFiles, CertMismatch, Checks, Config, ConfigError,
+    DEFAULT_ACME_REQUEST_TIMEOUT, DEFAULT_CHECK_CONCURRENCY, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_CHECK_RETENTION, DEFAULT_CHECK_SPREAD, DEFAULT_HEADER_TIMEOUT, DEFAULT_INTAKE_MEMORY,
     DEFAULT_INTAKE_PATH, DEFAULT_INTAKE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY,
     DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_DECOMPRESSED, DnsRecords, Domain, Intake, LETS_ENCRYPT_DIRECTORY, Limits, Listen,
     Mailbox, PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
 };
 pub use dashboard::{
-    ApiToken, DEFAULT_SESSION_HOURS, DashboardConfig, DashboardData, DataError, DomainStats,
-    FailureRow, LOGIN_WINDOW, MAX_FAILED_LOGINS, PolicyCount, PolicyDetail, QuarantineItem,
-    Readiness, ReportDetail, ReportQuery, ReportRow, Reprocess, SESSION_COOKIE, StoreTotals, Tally,
-    User, hash_password, new_api_token,
+    ApiToken, CertRow, CheckFinding, CheckRow, DEFAULT_SESSION_HOURS, DashboardConfig,
+    DashboardData, DataError, DomainStats, DriftRow, FailureRow, LOGIN_WINDOW, MAX_FAILED_LOGINS,
+    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
+    Reprocess, SESSION_COOKIE, StoreTotals, Tally, User, hash_password, new_api_token,
 };
 pub use intake::{
     IncomingReport, IngestOutcome, MemoryReports, MemorySink, ReportSink, SinkError, classify,

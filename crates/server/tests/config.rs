@@ -363,3 +363,49 @@ fn mailboxes_are_read_with_paths_resolved_and_bad_ones_named() {
         assert!(error.to_string().contains(expected), "{block}: {error}");
     }
 }
+
+#[test]
+fn checks_default_to_every_six_hours_and_keep_ninety_days() {
+    let config = load(&format!(
+        "{PLAIN}[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+    ))
+    .unwrap();
+    let checks = &config.checks;
+    assert!(checks.enabled);
+    assert_eq!(checks.interval, mta_sts_server::DEFAULT_CHECK_INTERVAL);
+    assert_eq!(checks.interval.as_secs(), 6 * 3600);
+    assert_eq!(checks.retention.as_secs(), 90 * 86_400);
+    assert_eq!((checks.https_port, checks.smtp_port), (443, 25));
+    let config = load(&format!(
+        "{PLAIN}[checks]\nenabled = false\ninterval = \"30m\"\nspread = \"90s\"\nretention = \"7d\"\nresolver = \"127.0.0.1:5353\"\nca_file = [\"ca.pem\"]\nno_smtp = true\ntimeout = 2.5\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+    ))
+    .unwrap();
+    let checks = &config.checks;
+    assert!(!checks.enabled && checks.no_smtp);
+    assert_eq!(checks.interval.as_secs(), 1800);
+    assert_eq!(checks.spread.as_secs(), 90);
+    assert_eq!(checks.retention.as_secs(), 7 * 86_400);
+    assert_eq!(checks.resolver.as_deref(), Some("127.0.0.1:5353"));
+    assert_eq!(checks.ca_file, [Path::new("./ca.pem")]);
+    assert_eq!(checks.timeout, Some(2.5));
+}
+
+#[test]
+fn checks_errors_name_the_key() {
+    for (line, key) in [
+        ("interval = \"6 hours\"", "checks.interval"),
+        ("interval = \"+6h\"", "checks.interval"),
+        ("interval = \"0s\"", "checks.interval"),
+        ("spread = \"7h\"", "checks.spread"),
+        ("retention = \"1h\"", "checks.retention"),
+        ("concurrency = 0", "checks.concurrency"),
+        ("timeout = -1", "checks.timeout"),
+    ] {
+        let error = load(&format!(
+            "{PLAIN}[checks]\n{line}\n[[domain]]\nname = \"example.com\"\nmode = \"none\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains(key), "{line}: {error}");
+    }
+}

@@ -11,9 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use mta_sts_server::{
-    AppState, Config, DashboardData, DataError, DomainStats, MAX_FAILED_LOGINS, MemorySink,
-    QuarantineItem, ReportDetail, ReportQuery, ReportRow, Reprocess, StoreTotals, Tally, app,
-    hash_password, new_api_token,
+    AppState, CertRow, CheckFinding, CheckRow, Config, DashboardData, DataError, DomainStats,
+    DriftRow, MAX_FAILED_LOGINS, MemorySink, QuarantineItem, ReportDetail, ReportQuery, ReportRow,
+    Reprocess, StoreTotals, Tally, app, hash_password, new_api_token,
 };
 use support::{config_toml, send};
 
@@ -67,6 +67,81 @@ impl DashboardData for Fixed {
             quarantined: 1,
         })
     }
+    async fn latest_checks(&self, domains: &[String]) -> Result<Vec<Option<CheckRow>>, DataError> {
+        Ok(domains
+            .iter()
+            .map(|d| checks_of(d).into_iter().next())
+            .collect())
+    }
+    async fn checks(
+        &self,
+        domain: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<CheckRow>, DataError> {
+        Ok(checks_of(domain)
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect())
+    }
+    async fn check_findings(&self, domain: &str, id: i64) -> Result<Vec<CheckFinding>, DataError> {
+        Ok(if domain == "example.com" && id == 2 {
+            vec![CheckFinding {
+                code: "mx-not-covered".to_owned(),
+                severity: "error".to_owned(),
+                area: "mx".to_owned(),
+                subject: "mx2.example.com".to_owned(),
+                message: "no mx pattern of the policy covers this MX host".to_owned(),
+                evidence: String::new(),
+                fix: "add mx: mx2.example.com to the policy".to_owned(),
+                rfc: "RFC 8461 §4.1".to_owned(),
+            }]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+/// Two checks of example.com, newest first: the MX host changed between them; none of others.
+fn checks_of(domain: &str) -> Vec<CheckRow> {
+    if domain != "example.com" {
+        return Vec::new();
+    }
+    let older = CheckRow {
+        id: 1,
+        started_at: 1_780_000_000,
+        finished_at: 1_780_000_002,
+        verdict: "testing".to_owned(),
+        summary: "testing".to_owned(),
+        incomplete: None,
+        errors: 0,
+        warnings: 1,
+        policy_id: Some("1".to_owned()),
+        policy_mode: Some("testing".to_owned()),
+        policy_error: None,
+        mx: Some(vec!["mx1.example.com".to_owned()]),
+        certificates: vec![CertRow {
+            host: "mta-sts.example.com".to_owned(),
+            not_after: 1_790_000_000,
+        }],
+        drift: Vec::new(),
+    };
+    let newer = CheckRow {
+        id: 2,
+        started_at: 1_780_021_600,
+        finished_at: 1_780_021_602,
+        errors: 1,
+        mx: Some(vec!["mx2.example.com".to_owned()]),
+        drift: vec![DriftRow {
+            kind: "mx-changed-policy-not".to_owned(),
+            key: "mx1.example.com".to_owned(),
+            summary: "the MX hosts of example.com changed <b>".to_owned(),
+            detail: "update the policy".to_owned(),
+        }],
+        ..older.clone()
+    };
+    vec![newer, older]
 }
 
 struct Site {
@@ -418,4 +493,94 @@ fn dashboard_config_errors_name_the_field() {
         error.contains("intake.path") && error.contains("dashboard"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn checks_are_shown_only_to_viewers_of_their_domain() {
+    let site = site("");
+    let (response, body) = send(
+        &site.router,
+        get("/api/v1/domains/example.com/checks", Some(&site.token)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = json(&body);
+    let checks = page["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0]["id"], 2);
+    assert_eq!(checks[0]["finished_at"], "2026-05-29T02:26:42Z");
+    assert_eq!(checks[0]["drift"][0]["kind"], "mx-changed-policy-not");
+    assert_eq!(
+        checks[0]["changes"],
+        serde_json::json!([
+            "MX mx1.example.com → mx2.example.com",
+            "drift: the MX hosts of example.com changed <b>"
+        ])
+    );
+    assert_eq!(checks[1]["changes"], serde_json::json!(["first check"]));
+    assert_eq!(page["more"], false);
+
+    let (_, body) = send(
+        &site.router,
+        get("/api/v1/domains/example.com", Some(&site.token)),
+    )
+    .await;
+    let latest = &json(&body)["latest_check"];
+    assert_eq!(latest["id"], 2);
+    assert_eq!(latest["findings"][0]["code"], "mx-not-covered");
+    assert_eq!(
+        latest["findings"][0]["fix"],
+        "add mx: mx2.example.com to the policy"
+    );
+    let (_, body) = send(&site.router, get("/api/v1/domains", Some(&site.token))).await;
+    let all = json(&body);
+    assert_eq!(all["domains"][0]["latest_check"]["verdict"], "testing");
+    assert_eq!(all["domains"][1]["latest_check"], serde_json::Value::Null);
+
+    let (_, body) = send(&site.router, get("/domains/example.com", Some(&site.token))).await;
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains(r#"data-table="check-history""#), "{page}");
+    assert!(
+        page.contains("add mx: mx2.example.com to the policy"),
+        "{page}"
+    );
+    assert!(page.contains("changed &lt;b&gt;"), "escaped: {page}");
+    assert!(!page.contains("changed <b>"), "{page}");
+    let (_, body) = send(&site.router, get("/", Some(&site.token))).await;
+    let overview = String::from_utf8(body).unwrap();
+    assert!(overview.contains("not checked yet"), "{overview}");
+    assert!(
+        overview.contains(r#"data-field="check-verdict">testing<"#),
+        "{overview}"
+    );
+
+    let (_, body) = send(&site.router, get("/metrics", Some(&site.token))).await;
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        r#"mta_sts_check_verdict{domain="example.com",verdict="testing"} 1"#,
+        r#"mta_sts_check_findings{domain="example.com",severity="error"} 1"#,
+        r#"mta_sts_check_timestamp_seconds{domain="example.com"} 1780021602"#,
+        r#"mta_sts_certificate_expiry_timestamp_seconds{domain="example.com",host="mta-sts.example.com"} 1790000000"#,
+        r#"mta_sts_drift{domain="example.com",kind="mx-changed-policy-not",key="mx1.example.com"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // Limited to example.org: none of example.com's checks, anywhere.
+    let (response, _) = send(
+        &site.router,
+        get("/api/v1/domains/example.com/checks", Some(&site.org_token)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (response, body) = send(
+        &site.router,
+        get("/api/v1/domains/example.org/checks", Some(&site.org_token)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(&body)["checks"], serde_json::json!([]));
+    let (_, body) = send(&site.router, get("/metrics", Some(&site.org_token))).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("mta_sts_check_verdict{"), "{text}");
 }

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use super::auth::Viewer;
-use super::data::{DomainStats, Readiness, ReportRow, Tally};
+use super::data::{CheckRow, DomainStats, Readiness, ReportRow, Tally};
 use super::pages::{self, DEFAULT_DAYS, PAGE_SIZE, day_name, days_param, health, period};
 use super::{Dashboard, DataError, DomainInfo, now, secure_headers};
 
@@ -127,7 +127,11 @@ pub(crate) async fn domains(
             StatusCode::OK,
             &json!({
                 "period": period_json(DEFAULT_DAYS),
-                "domains": cards.iter().map(|c| summary_json(&c.info, &c.stats, DEFAULT_DAYS)).collect::<Vec<_>>(),
+                "domains": cards.iter().map(|c| {
+                    let mut value = summary_json(&c.info, &c.stats, DEFAULT_DAYS);
+                    value["latest_check"] = c.check.as_ref().map_or(Value::Null, |check| check_json(check, None));
+                    value
+                }).collect::<Vec<_>>(),
             }),
         ),
         Err(failure) => unavailable(&failure),
@@ -142,12 +146,7 @@ async fn domain_stats(
     query: &HashMap<String, String>,
 ) -> Result<(DomainInfo, DomainStats, u32), Box<Response>> {
     let viewer = api_viewer(dashboard, headers)?;
-    let wanted = name.trim_end_matches('.').to_ascii_lowercase();
-    let Some(info) = dashboard
-        .scope(&viewer)
-        .into_iter()
-        .find(|d| d.name == wanted)
-    else {
+    let Some(info) = dashboard.find(&viewer, name) else {
         return Err(Box::new(error(StatusCode::NOT_FOUND, "no such domain")));
     };
     let days = days_param(query);
@@ -191,7 +190,123 @@ pub(crate) async fn domain(
     value["by_receiving_ip"] = list(&stats.by_receiving_ip).into();
     value["by_sending_ip"] = list(&stats.by_sending_ip).into();
     value["silent_reporters"] = silent.into();
+    value["latest_check"] = match latest_check_json(&dashboard, &info.name).await {
+        Ok(check) => check,
+        Err(failure) => return unavailable(&failure),
+    };
     answer(StatusCode::OK, &value)
+}
+
+// --- scheduled checks ----------------------------------------------------------------------
+
+/// A check as the API gives it; `changes` (what changed since `older`) only when the check
+/// before is known.
+fn check_json(check: &CheckRow, older: Option<Option<&CheckRow>>) -> Value {
+    let mut value = json!({
+        "id": check.id,
+        "started_at": pages::rfc3339(check.started_at),
+        "finished_at": pages::rfc3339(check.finished_at),
+        "verdict": check.verdict,
+        "summary": check.summary,
+        "failed": check.incomplete.is_some(),
+        "incomplete": check.incomplete,
+        "errors": check.errors,
+        "warnings": check.warnings,
+        "policy": {
+            "id": check.policy_id,
+            "mode": check.policy_mode,
+            "fetch_error": check.policy_error,
+        },
+        "mx": check.mx,
+        "certificates": check.certificates.iter().map(|c| json!({
+            "host": c.host,
+            "not_after": pages::rfc3339(c.not_after),
+        })).collect::<Vec<_>>(),
+        "drift": check.drift.iter().map(|d| json!({
+            "kind": d.kind,
+            "key": d.key,
+            "summary": d.summary,
+            "detail": d.detail,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(older) = older {
+        value["changes"] = pages::check_changes(check, older).into();
+    }
+    value
+}
+
+/// The latest check of `domain` with its findings, or `null`.
+async fn latest_check_json(dashboard: &Dashboard, domain: &str) -> Result<Value, DataError> {
+    let Some(latest) = dashboard.data.checks(domain, 0, 1).await?.pop() else {
+        return Ok(Value::Null);
+    };
+    let findings = dashboard.data.check_findings(domain, latest.id).await?;
+    let mut value = check_json(&latest, None);
+    value["findings"] = findings
+        .iter()
+        .map(|f| {
+            json!({
+                "code": f.code,
+                "severity": f.severity,
+                "area": f.area,
+                "subject": f.subject,
+                "message": f.message,
+                "evidence": f.evidence,
+                "fix": f.fix,
+                "rfc": f.rfc,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
+    Ok(value)
+}
+
+/// `GET /api/v1/domains/{domain}/checks?page=N`: the scheduled checks, newest first.
+pub(crate) async fn checks(
+    State(dashboard): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = match api_viewer(&dashboard, &headers) {
+        Ok(viewer) => viewer,
+        Err(response) => return *response,
+    };
+    let Some(info) = dashboard.find(&viewer, &name) else {
+        return error(StatusCode::NOT_FOUND, "no such domain");
+    };
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let offset = (page - 1).saturating_mul(PAGE_SIZE);
+    // One more than a page: whether there is a next page, and what the last one changed.
+    let runs = match dashboard
+        .data
+        .checks(&info.name, offset, PAGE_SIZE.saturating_add(1))
+        .await
+    {
+        Ok(runs) => runs,
+        Err(failure) => return unavailable(&failure),
+    };
+    let more = runs.len() > PAGE_SIZE as usize;
+    let shown: Vec<Value> = runs
+        .iter()
+        .take(PAGE_SIZE as usize)
+        .enumerate()
+        .map(|(i, run)| check_json(run, Some(runs.get(i + 1))))
+        .collect();
+    answer(
+        StatusCode::OK,
+        &json!({
+            "domain": info.name,
+            "page": page,
+            "page_size": PAGE_SIZE,
+            "more": more,
+            "checks": shown,
+        }),
+    )
 }
 
 /// `GET /api/v1/domains/{domain}/daily?days=N`: sessions per day, every day of the range.
@@ -423,6 +538,7 @@ pub(crate) async fn metrics(
             ]))
             .set(1);
     }
+    check_metrics(&mut registry, &cards);
     if viewer.sees_everything() {
         let totals = match dashboard.data.totals().await {
             Ok(totals) => totals,
@@ -483,4 +599,80 @@ pub(crate) async fn metrics(
 
 fn gauge(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The latest scheduled check of each domain in `/metrics`.
+fn check_metrics(registry: &mut Registry, cards: &[pages::Card]) {
+    let verdict = Family::<Labels, Gauge>::default();
+    let problems = Family::<Labels, Gauge>::default();
+    let finished = Family::<Labels, Gauge>::default();
+    let expiry = Family::<Labels, Gauge>::default();
+    let drift = Family::<Labels, Gauge>::default();
+    registry.register(
+        "mta_sts_check_verdict",
+        "The latest scheduled check of each domain (value 1), with its sender verdict \
+         (`failed` when the check could not be completed)",
+        verdict.clone(),
+    );
+    registry.register(
+        "mta_sts_check_findings",
+        "Findings of the latest scheduled check, by domain and severity (error, warning)",
+        problems.clone(),
+    );
+    registry.register(
+        "mta_sts_check_timestamp_seconds",
+        "When the latest scheduled check of each domain finished, Unix seconds",
+        finished.clone(),
+    );
+    registry.register(
+        "mta_sts_certificate_expiry_timestamp_seconds",
+        "The notAfter of the policy host's and each MX host's certificate, Unix seconds, as \
+         the latest scheduled check saw it",
+        expiry.clone(),
+    );
+    registry.register(
+        "mta_sts_drift",
+        "What drifted at the latest scheduled check (value 1), by domain, kind and key",
+        drift.clone(),
+    );
+    let labels = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    for card in cards {
+        let Some(check) = &card.check else { continue };
+        let domain = card.info.name.as_str();
+        let status = if check.incomplete.is_some() {
+            "failed"
+        } else {
+            check.verdict.as_str()
+        };
+        verdict
+            .get_or_create(&labels(&[("domain", domain), ("verdict", status)]))
+            .set(1);
+        for (severity, count) in [("error", check.errors), ("warning", check.warnings)] {
+            problems
+                .get_or_create(&labels(&[("domain", domain), ("severity", severity)]))
+                .set(gauge(count));
+        }
+        finished
+            .get_or_create(&labels(&[("domain", domain)]))
+            .set(check.finished_at);
+        for c in &check.certificates {
+            expiry
+                .get_or_create(&labels(&[("domain", domain), ("host", &c.host)]))
+                .set(c.not_after);
+        }
+        for d in &check.drift {
+            drift
+                .get_or_create(&labels(&[
+                    ("domain", domain),
+                    ("kind", &d.kind),
+                    ("key", &d.key),
+                ]))
+                .set(1);
+        }
+    }
 }

@@ -216,6 +216,83 @@ pub struct StoreTotals {
     pub quarantined: u64,
 }
 
+/// A certificate's expiry as a check saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRow {
+    /// The policy host (`mta-sts.<domain>`) or an MX host.
+    pub host: String,
+    /// Its `notAfter`, UTC seconds.
+    pub not_after: i64,
+}
+
+/// Something that drifted since the check before (`mta_sts_store::Drift`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftRow {
+    /// `mx-changed-policy-not`, `policy-changed-id-not`, `certificate-expiring`,
+    /// `policy-fetch-failing`.
+    pub kind: String,
+    /// What it is about (a host, a policy id, the MX set before a change).
+    pub key: String,
+    /// One line.
+    pub summary: String,
+    /// What was seen and what to do.
+    pub detail: String,
+}
+
+/// One scheduled check of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    /// The store's key.
+    pub id: i64,
+    /// When it started and finished, UTC seconds.
+    pub started_at: i64,
+    /// See `started_at`.
+    pub finished_at: i64,
+    /// The sender verdict's status (`protected`, `testing`, ...).
+    pub verdict: String,
+    /// The sender verdict in a sentence.
+    pub summary: String,
+    /// Why the check could not be completed: the check failed.
+    pub incomplete: Option<String>,
+    /// Findings at error level.
+    pub errors: u64,
+    /// Findings at warning level.
+    pub warnings: u64,
+    /// The `_mta-sts` record's id.
+    pub policy_id: Option<String>,
+    /// The fetched policy's mode.
+    pub policy_mode: Option<String>,
+    /// Why the policy fetch failed.
+    pub policy_error: Option<String>,
+    /// The MX hosts (`None`: the lookup failed).
+    pub mx: Option<Vec<String>>,
+    /// The policy host's and the MX hosts' certificates.
+    pub certificates: Vec<CertRow>,
+    /// What drifted since the check before.
+    pub drift: Vec<DriftRow>,
+}
+
+/// A finding of a check, as `mta-sts check --json` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFinding {
+    /// Stable code.
+    pub code: String,
+    /// `error`, `warning` or `info`.
+    pub severity: String,
+    /// The part of the setup.
+    pub area: String,
+    /// What it is about.
+    pub subject: String,
+    /// What is wrong.
+    pub message: String,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do.
+    pub fix: String,
+    /// The RFC section.
+    pub rfc: String,
+}
+
 /// The store could not answer; logged, and the page says "try again".
 #[derive(Debug, thiserror::Error)]
 #[error("dashboard data: {message}")]
@@ -257,6 +334,29 @@ pub trait DashboardData: Send + Sync + 'static {
             all.push(self.domain_stats(domain, since, until).await?);
         }
         Ok(all)
+    }
+
+    /// The latest scheduled check of each of `domains`, in that order (`None`: not checked
+    /// yet). The default: no checks are kept.
+    async fn latest_checks(&self, domains: &[String]) -> Result<Vec<Option<CheckRow>>, DataError> {
+        Ok(vec![None; domains.len()])
+    }
+
+    /// The scheduled checks of `domain`, newest first: `limit` after skipping `offset`.
+    async fn checks(
+        &self,
+        domain: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<CheckRow>, DataError> {
+        let _ = (domain, offset, limit);
+        Ok(Vec::new())
+    }
+
+    /// The findings of the check `id` of `domain`, as `mta-sts check` gives them.
+    async fn check_findings(&self, domain: &str, id: i64) -> Result<Vec<CheckFinding>, DataError> {
+        let _ = (domain, id);
+        Ok(Vec::new())
     }
 
     /// Reports matching `query`, newest period first, with one more than `query.limit` when

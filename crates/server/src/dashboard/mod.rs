@@ -5,6 +5,7 @@
 //! - `/` overview: a card per domain; `/domains/{domain}?days=N` a domain's page;
 //!   `/reports` (filters, paged), `/reports/{id}`, `/quarantine` with "re-process".
 //! - `/api/v1/domains`, `/api/v1/domains/{domain}`, `/api/v1/domains/{domain}/daily`,
+//!   `/api/v1/domains/{domain}/checks`,
 //!   `/api/v1/reports`, `/api/v1/reports/{id}`, `/api/v1/quarantine`.
 //! - `/metrics`: Prometheus text format.
 
@@ -36,8 +37,9 @@ pub use auth::{
 };
 pub(crate) use auth::{RawDashboard, check_config};
 pub use data::{
-    DashboardData, DataError, DomainStats, FailureRow, PolicyCount, PolicyDetail, QuarantineItem,
-    Readiness, ReportDetail, ReportQuery, ReportRow, Reprocess, StoreTotals, Tally,
+    CertRow, CheckFinding, CheckRow, DashboardData, DataError, DomainStats, DriftRow, FailureRow,
+    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
+    Reprocess, StoreTotals, Tally,
 };
 
 use crate::app::{IntakeCounts, PeerAddr};
@@ -162,6 +164,12 @@ impl Dashboard {
             .collect())
     }
 
+    /// The domain `name` (as a path gives it) when the viewer may see it.
+    fn find(&self, viewer: &Viewer, name: &str) -> Option<DomainInfo> {
+        let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+        self.scope(viewer).into_iter().find(|d| d.name == wanted)
+    }
+
     /// The configured domains a viewer may see, in config order.
     fn scope(&self, viewer: &Viewer) -> Vec<DomainInfo> {
         let domains = self.domains.load();
@@ -212,6 +220,7 @@ pub(crate) fn router<S>(dashboard: Arc<Dashboard>) -> Router<S> {
         .route("/api/v1/domains", get(api::domains))
         .route("/api/v1/domains/{domain}", get(api::domain))
         .route("/api/v1/domains/{domain}/daily", get(api::daily))
+        .route("/api/v1/domains/{domain}/checks", get(api::checks))
         .route("/api/v1/reports", get(api::reports))
         .route("/api/v1/reports/{id}", get(api::report))
         .route("/api/v1/quarantine", get(api::quarantine))

@@ -11,7 +11,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::auth::Viewer;
 use super::chart::{self, DayBar};
-use super::data::{DomainStats, Readiness, ReportQuery, ReportRow, Reprocess, Tally};
+use super::data::{
+    CheckFinding, CheckRow, DomainStats, Readiness, ReportQuery, ReportRow, Reprocess, Tally,
+};
 use super::html::{self, Section, esc, num, percent, url};
 use super::{Dashboard, DomainInfo, csrf_ok, data_error, html_response, now, page_viewer};
 
@@ -158,6 +160,8 @@ pub(crate) struct Card {
     pub info: DomainInfo,
     pub stats: DomainStats,
     pub bars: Vec<DayBar>,
+    /// The latest scheduled check.
+    pub check: Option<CheckRow>,
 }
 
 /// The cards of every domain the viewer may see.
@@ -169,12 +173,19 @@ pub(crate) async fn cards(
     let scope = dashboard.scope(viewer);
     let names: Vec<String> = scope.iter().map(|d| d.name.clone()).collect();
     let all = dashboard.overview_stats(&names, since, until).await?;
+    let checks = dashboard.data.latest_checks(&names).await?;
     Ok(scope
         .into_iter()
         .zip(all)
-        .map(|(info, stats)| {
+        .zip(checks)
+        .map(|((info, stats), check)| {
             let bars = chart::day_bars(&days, &stats.daily);
-            Card { info, stats, bars }
+            Card {
+                info,
+                stats,
+                bars,
+                check,
+            }
         })
         .collect())
 }
@@ -220,7 +231,7 @@ pub(crate) async fn overview(
         let (ready_class, ready) = readiness_text(card.info.mode, card.stats.readiness.as_ref());
         let _ = write!(
             body,
-            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="state {ready_class}">{ready}</span></dd><dt>live check</dt><dd class="muted">not run by serve: <code>mta-sts check {name}</code></dd></dl></section>"#,
+            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="state {ready_class}">{ready}</span></dd><dt>latest check</dt><dd data-field="check">{check}</dd></dl></section>"#,
             level = health.level,
             name = esc(&card.info.name),
             link = url(&card.info.name),
@@ -235,6 +246,7 @@ pub(crate) async fn overview(
             rate = percent(total.failure_rate()),
             reporters = card.stats.by_reporter.len(),
             ready = esc(&ready),
+            check = latest_check_cell(card.check.as_ref(), now()),
         );
     }
     body.push_str("</div>");
@@ -318,12 +330,7 @@ pub(crate) async fn domain(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let wanted = name.trim_end_matches('.').to_ascii_lowercase();
-    let Some(info) = dashboard
-        .scope(&viewer)
-        .into_iter()
-        .find(|d| d.name == wanted)
-    else {
+    let Some(info) = dashboard.find(&viewer, &name) else {
         return not_found(&viewer, &format!("No domain {name} here."));
     };
     let days = days_param(&query);
@@ -404,7 +411,7 @@ pub(crate) async fn domain(
     let records = &info.records;
     let _ = write!(
         body,
-        r#"<h2>Policy served</h2><p>At <a href="{url}">{url_text}</a> (mode {mode}, max_age {max_age}):</p><pre>{policy}</pre><h2>TXT records to publish</h2><div class="scroll"><table><tr><th>name</th><th>value</th></tr><tr><td><code>{sts_name}</code></td><td><code>{sts_value}</code></td></tr><tr><td><code>{rpt_name}</code></td><td><code>{rpt_value}</code></td></tr></table></div><h2>Live check</h2><p class="muted">serve does not run checks yet: run <code>mta-sts check {name}</code> for what senders see now.</p>"#,
+        r#"<h2>Policy served</h2><p>At <a href="{url}">{url_text}</a> (mode {mode}, max_age {max_age}):</p><pre>{policy}</pre><h2>TXT records to publish</h2><div class="scroll"><table><tr><th>name</th><th>value</th></tr><tr><td><code>{sts_name}</code></td><td><code>{sts_value}</code></td></tr><tr><td><code>{rpt_name}</code></td><td><code>{rpt_value}</code></td></tr></table></div>"#,
         url = esc(&records.policy_url),
         url_text = esc(&records.policy_url),
         mode = info.mode,
@@ -415,6 +422,10 @@ pub(crate) async fn domain(
         rpt_name = esc(&records.tlsrpt.name),
         rpt_value = esc(&records.tlsrpt.value),
     );
+    match check_section(&dashboard, &info).await {
+        Ok(section) => body.push_str(&section),
+        Err(error) => return data_error(&error),
+    }
     let _ = write!(
         body,
         r#"<p><a href="/reports?domain={}">Reports for {name}</a></p>"#,
@@ -896,4 +907,257 @@ pub(crate) async fn reprocess(
     };
     tracing::info!(user = %esc(&viewer.name), body = id, outcome = done, "quarantine re-process");
     super::see_other(&format!("/quarantine?done={done}&id={id}"))
+}
+
+// --- scheduled checks ----------------------------------------------------------------------
+
+/// Checks in the domain page's history table (the API pages through all of them).
+pub(crate) const CHECK_HISTORY_ROWS: u32 = 20;
+
+/// `YYYY-MM-DD HH:MM UTC` of a UTC time.
+pub(crate) fn when(unix: i64) -> String {
+    mta_sts_tlsrpt::report::Timestamp::from_unix_seconds(unix)
+        .map(|t| {
+            let text = t.to_string();
+            format!("{} UTC", text.get(..16).unwrap_or(&text).replace('T', " "))
+        })
+        .unwrap_or_default()
+}
+
+/// RFC 3339 of a UTC time.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    mta_sts_tlsrpt::report::Timestamp::from_unix_seconds(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// How long ago, roughly.
+fn ago(unix: i64, now: i64) -> String {
+    let seconds = now.saturating_sub(unix).max(0);
+    match seconds {
+        s if s < 120 => "just now".to_owned(),
+        s if s < 7200 => format!("{} min ago", s / 60),
+        s if s < 2 * 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// The colour of a check: failed or at error level `bad`, warnings or not protected `warn`.
+pub(crate) fn check_level(check: &CheckRow) -> &'static str {
+    if check.incomplete.is_some()
+        || check.errors > 0
+        || matches!(
+            check.verdict.as_str(),
+            "mail-would-bounce" | "degraded" | "mail-deferred"
+        )
+    {
+        "bad"
+    } else if check.warnings > 0 || check.verdict != "protected" {
+        "warn"
+    } else {
+        "ok"
+    }
+}
+
+/// The verdict of a check in a few words: the sender verdict, or that the check failed.
+pub(crate) fn check_verdict(check: &CheckRow) -> String {
+    match &check.incomplete {
+        Some(why) => format!("check failed: {why}"),
+        None => check.verdict.clone(),
+    }
+}
+
+/// The overview's "latest check" cell.
+fn latest_check_cell(check: Option<&CheckRow>, now: i64) -> String {
+    let Some(check) = check else {
+        return r#"<span class="muted">not checked yet</span>"#.to_owned();
+    };
+    let drift = if check.drift.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<br><span class="bad" data-field="drift">{}</span>"#,
+            esc(&check
+                .drift
+                .iter()
+                .map(|d| d.summary.as_str())
+                .collect::<Vec<_>>()
+                .join("; "))
+        )
+    };
+    format!(
+        r#"<span class="state {}" data-field="check-verdict">{}</span> <span class="muted">{} ({})</span>{drift}"#,
+        check_level(check),
+        esc(&check_verdict(check)),
+        esc(&when(check.finished_at)),
+        esc(&ago(check.finished_at, now)),
+    )
+}
+
+/// What changed from `older` (the check before) to `check`: verdict, policy id and mode, MX
+/// hosts, and drift found or gone.
+pub(crate) fn check_changes(check: &CheckRow, older: Option<&CheckRow>) -> Vec<String> {
+    let Some(older) = older else {
+        return vec!["first check".to_owned()];
+    };
+    let mut out = Vec::new();
+    let (was, is) = (check_verdict(older), check_verdict(check));
+    if was != is {
+        out.push(format!("verdict {was} → {is}"));
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
+    if older.policy_id != check.policy_id {
+        out.push(format!(
+            "policy id {} → {}",
+            text(&older.policy_id),
+            text(&check.policy_id)
+        ));
+    }
+    if older.policy_mode != check.policy_mode {
+        out.push(format!(
+            "mode {} → {}",
+            text(&older.policy_mode),
+            text(&check.policy_mode)
+        ));
+    }
+    if let (Some(was), Some(is)) = (&older.mx, &check.mx)
+        && was != is
+    {
+        out.push(format!("MX {} → {}", was.join(", "), is.join(", ")));
+    }
+    let same = |a: &super::DriftRow, b: &super::DriftRow| a.kind == b.kind && a.key == b.key;
+    for d in &check.drift {
+        if !older.drift.iter().any(|o| same(o, d)) {
+            out.push(format!("drift: {}", d.summary));
+        }
+    }
+    for d in &older.drift {
+        if !check.drift.iter().any(|n| same(n, d)) {
+            out.push(format!("resolved: {}", d.summary));
+        }
+    }
+    out
+}
+
+fn findings_list(findings: &[CheckFinding]) -> String {
+    let shown: Vec<&CheckFinding> = findings.iter().filter(|f| f.severity != "info").collect();
+    if shown.is_empty() {
+        return r#"<p class="muted">No errors or warnings.</p>"#.to_owned();
+    }
+    let mut out = String::from(
+        r#"<div class="scroll"><table data-table="check-findings"><tr><th>severity</th><th>what</th><th>fix</th></tr>"#,
+    );
+    for f in shown {
+        let class = if f.severity == "error" { "bad" } else { "warn" };
+        let _ = write!(
+            out,
+            r#"<tr><td><span class="badge {class}">{}</span></td><td><code>{}</code> {}: {}{}</td><td>{}{}</td></tr>"#,
+            esc(&f.severity),
+            esc(&f.code),
+            esc(&f.subject),
+            esc(&f.message),
+            if f.evidence.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    r#"<br><span class="muted">seen: {}</span>"#,
+                    esc(&f.evidence)
+                )
+            },
+            esc(&f.fix),
+            if f.rfc.is_empty() {
+                String::new()
+            } else {
+                format!(r#" <span class="muted">({})</span>"#, esc(&f.rfc))
+            },
+        );
+    }
+    out.push_str("</table></div>");
+    out
+}
+
+/// The domain page's checks: the latest one's verdict, drift and findings with their fixes,
+/// the certificates it saw, and the history.
+async fn check_section(
+    dashboard: &Dashboard,
+    info: &DomainInfo,
+) -> Result<String, super::DataError> {
+    let mut out = String::from("<h2>Live check</h2>");
+    let history = dashboard
+        .data
+        .checks(&info.name, 0, CHECK_HISTORY_ROWS + 1)
+        .await?;
+    let Some(latest) = history.first() else {
+        let _ = write!(
+            out,
+            r#"<p class="muted" data-field="check">Not checked yet: <code>mta-sts serve</code> checks every domain shortly after start-up and then every <code>[checks] interval</code> (or run <code>mta-sts check {}</code>).</p>"#,
+            esc(&info.name)
+        );
+        return Ok(out);
+    };
+    let now = now();
+    let _ = write!(
+        out,
+        r#"<div class="verdict {}" data-field="check"><strong data-field="check-verdict">{}</strong><span class="todo">{} · {} ({}) · {} errors, {} warnings</span></div>"#,
+        check_level(latest),
+        esc(&check_verdict(latest)),
+        esc(&latest.summary),
+        esc(&when(latest.finished_at)),
+        esc(&ago(latest.finished_at, now)),
+        latest.errors,
+        latest.warnings
+    );
+    if !latest.drift.is_empty() {
+        out.push_str(r#"<h3>Drift</h3><ul data-table="drift">"#);
+        for d in &latest.drift {
+            let _ = write!(
+                out,
+                r#"<li><strong class="bad">{}</strong><br><span class="muted">{}</span></li>"#,
+                esc(&d.summary),
+                esc(&d.detail)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("<h3>Findings</h3>");
+    let findings = dashboard.data.check_findings(&info.name, latest.id).await?;
+    out.push_str(&findings_list(&findings));
+    if !latest.certificates.is_empty() {
+        out.push_str(r#"<h3>Certificates</h3><div class="scroll"><table data-table="certificates"><tr><th>host</th><th>expires</th></tr>"#);
+        for c in &latest.certificates {
+            let days = c.not_after.saturating_sub(now).div_euclid(86_400);
+            let class = if days < 14 { " bad" } else { "" };
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td class="num{class}">{} ({days} days)</td></tr>"#,
+                esc(&c.host),
+                esc(&day_name(c.not_after))
+            );
+        }
+        out.push_str("</table></div>");
+    }
+    out.push_str(r#"<h3>Check history</h3><div class="scroll"><table data-table="check-history"><tr><th>time</th><th>verdict</th><th class="n">errors</th><th class="n">warnings</th><th>what changed</th></tr>"#);
+    let shown = history.len().min(CHECK_HISTORY_ROWS as usize);
+    for (i, check) in history.iter().take(shown).enumerate() {
+        let changes = check_changes(check, history.get(i + 1));
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td><span class="state {}">{}</span></td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
+            esc(&when(check.finished_at)),
+            check_level(check),
+            esc(&check_verdict(check)),
+            check.errors,
+            check.warnings,
+            esc(&changes.join("; "))
+        );
+    }
+    out.push_str("</table></div>");
+    if history.len() > shown {
+        let _ = write!(
+            out,
+            r#"<p class="muted">Older checks: <code>/api/v1/domains/{}/checks?page=2</code>.</p>"#,
+            esc(&info.name)
+        );
+    }
+    Ok(out)
 }
