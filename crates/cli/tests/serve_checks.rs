@@ -93,6 +93,46 @@ impl Site {
     }
 }
 
+/// A directory with a certificate for both policy hosts from the lab's CA (and the CA as
+/// `ca.pem`), and a free loopback address for `serve`.
+fn site(lab: &Lab, name: &str) -> (PathBuf, Site) {
+    let dir = temp_dir(name);
+    write_cert_files(
+        &dir,
+        &lab.ca()
+            .issue(&["mta-sts.example.com", "mta-sts.example.org"])
+            .unwrap(),
+    );
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, lab.ca().root_pem()).unwrap();
+    let ip = IpAddr::V4(next_loopback_ip());
+    let port = std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::new(ip, port);
+    (dir, Site { addr, ca })
+}
+
+/// `mta-sts serve --config DIR/mta-sts.toml`, once it listens on `addr`.
+async fn serve(dir: &Path, addr: SocketAddr) -> support::Server {
+    let config = dir.join("mta-sts.toml");
+    tokio::task::spawn_blocking(move || {
+        start_listening(
+            bin()
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            addr,
+        )
+    })
+    .await
+    .unwrap()
+}
+
 fn zone(ip: IpAddr, mx: &str) -> Zone {
     Zone::new("example.com")
         .txt("_mta-sts", &["v=STSv1; id=20260101"])
@@ -150,41 +190,13 @@ mx = ["mx1.example.org"]
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_checks_keep_history_find_drift_and_are_shown() {
     let lab = Lab::new();
-    let dir = temp_dir("scheduled");
-    write_cert_files(
-        &dir,
-        &lab.ca()
-            .issue(&["mta-sts.example.com", "mta-sts.example.org"])
-            .unwrap(),
-    );
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, lab.ca().root_pem()).unwrap();
-    let ip = IpAddr::V4(next_loopback_ip());
-    let port = std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = SocketAddr::new(ip, port);
+    let (dir, site) = site(&lab, "scheduled");
+    let (ip, port, addr) = (site.addr.ip(), site.addr.port(), site.addr);
     let dns = lab.dns([zone(ip, "mx1")]).await.unwrap();
     let (all, sha) = token();
     let (org, org_sha) = token();
     write_config(&dir, addr, dns.addr(), &sha, &org_sha);
-    let config = dir.join("mta-sts.toml");
-    let _server = tokio::task::spawn_blocking(move || {
-        start_listening(
-            bin()
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            addr,
-        )
-    })
-    .await
-    .unwrap();
-    let site = Site { addr, ca };
+    let _server = serve(&dir, addr).await;
 
     // The first check is the one `mta-sts check` makes with the same options.
     let first = tokio::task::block_in_place(|| {
@@ -299,4 +311,61 @@ async fn scheduled_checks_keep_history_find_drift_and_are_shown() {
         metrics.contains(r#"mta_sts_check_timestamp_seconds{domain="example.org"}"#),
         "{metrics}"
     );
+}
+
+/// A check that waits on a DNS server that never answers does not hold up shutdown: SIGTERM
+/// ends `serve` while the check is still waiting for its minute.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_does_not_wait_for_a_check_under_way() {
+    let lab = Lab::new();
+    let (dir, site) = site(&lab, "shutdown");
+    let addr = site.addr;
+    let dns = lab
+        .dns([
+            Zone::new("example.com").silent("_mta-sts"),
+            Zone::new("example.org").silent("_mta-sts"),
+        ])
+        .await
+        .unwrap();
+    let (_, sha) = token();
+    write_config(&dir, addr, dns.addr(), &sha, &sha);
+    let config = dir.join("mta-sts.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout = 3", "timeout = 60");
+    std::fs::write(&config, text).unwrap();
+    let mut server = serve(&dir, addr).await;
+    let asked = Instant::now() + Duration::from_secs(60);
+    while !dns
+        .queries()
+        .iter()
+        .any(|(name, _)| name.to_string().starts_with("_mta-sts."))
+    {
+        assert!(Instant::now() < asked, "no check asked the DNS server");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The server is serving (it takes signals from then on), and the check is under way.
+    let (status, _) = tokio::task::block_in_place(|| site.get("/.well-known/mta-sts.txt", ""));
+    assert_eq!(status, 200);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Well before the check's minute is over.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve waited for the check under way"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
 }
