@@ -168,6 +168,11 @@ impl DeliveryState {
     }
 
     fn from_name(name: &str) -> Result<Self, StoreError> {
+        Self::parse(name, "report_deliveries.status")
+    }
+
+    /// The state named `name`, read from the column `what`.
+    pub(crate) fn parse(name: &str, what: &'static str) -> Result<Self, StoreError> {
         Ok(match name {
             "pending" => Self::Pending,
             "sent" => Self::Sent,
@@ -175,7 +180,7 @@ impl DeliveryState {
             "suppressed" => Self::Suppressed,
             other => {
                 return Err(StoreError::Corrupt {
-                    what: "report_deliveries.status",
+                    what,
                     reason: format!("unknown status {other:?}"),
                 });
             }

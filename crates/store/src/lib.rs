@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod alerts;
 pub mod analysis;
 mod bulk;
 mod check_runs;
@@ -63,6 +64,7 @@ use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::task::JoinHandle;
 
+pub use alerts::{AlertDelivery, AlertFilter, AlertRaised, NewAlert, StoredAlert};
 pub use check_runs::{
     CertExpiry, CheckRun, CheckState, Drift, DriftKind, EXPIRY_DRIFT, drift, policy_hash,
 };

@@ -77,6 +77,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 "check runs",
                 include_str!("../migrations/sqlite/0100_check_runs.sql"),
             ),
+            (
+                110,
+                "alerts",
+                include_str!("../migrations/sqlite/0110_alerts.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -118,6 +123,11 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
                 100,
                 "check runs",
                 include_str!("../migrations/postgres/0100_check_runs.sql"),
+            ),
+            (
+                110,
+                "alerts",
+                include_str!("../migrations/postgres/0110_alerts.sql"),
             ),
         ],
     };
