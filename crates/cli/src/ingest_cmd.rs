@@ -220,7 +220,7 @@ pub(crate) fn watch_mailbox(
     })
 }
 
-fn read_password(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_password(path: &Path) -> anyhow::Result<String> {
     Ok(std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .trim_end_matches(['\r', '\n'])

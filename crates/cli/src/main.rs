@@ -53,6 +53,7 @@ macro_rules! outln {
     }};
 }
 
+mod alerts;
 mod args;
 mod check;
 mod dashboard_data;

@@ -12,6 +12,7 @@ use mta_sts_server::{
 use mta_sts_store::{Ingested, Location, ReportFilter, ReportKey, Source, Store, StoreOptions};
 
 use crate::Outcome;
+use crate::alerts::{AlertingSink, Alerts};
 use crate::args::{ReportsListArgs, ReportsShowArgs, ServeArgs, StoreArgs};
 use crate::render::{Style, clean};
 
@@ -215,6 +216,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
         tracing::info!("reports are stored in {location}");
         let store = Arc::new(store);
         let sink: Arc<dyn ReportSink> = Arc::new(StoreSink(Arc::clone(&store)));
+        let (alerts, sink) = start_alerts(&config, &store, sink)?;
         if config.dashboard.enabled() {
             tracing::info!(
                 users = config.dashboard.users.len(),
@@ -238,11 +240,12 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
                 "scheduled checks on ([checks] in the config file)"
             );
         }
-        let dashboard = crate::dashboard_data::StoreDashboard(store);
+        let dashboard = Arc::new(crate::dashboard_data::StoreDashboard(store));
+        start_report_alerts(&config, &alerts, &dashboard);
         let served = mta_sts_server::serve_with_dashboard(
             config,
             sink,
-            Some(Arc::new(dashboard)),
+            Some(dashboard),
             mta_sts_server::shutdown_signal(),
         )
         .await;
@@ -250,6 +253,43 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
         served.context("server failed")?;
         anyhow::Ok(Outcome::Ok)
     })
+}
+
+/// The alert engine over `store` with its delivery task, and a sink that tells it when reports
+/// arrive.
+fn start_alerts(
+    config: &Config,
+    store: &Arc<Store>,
+    sink: Arc<dyn ReportSink>,
+) -> anyhow::Result<(Alerts, Arc<dyn ReportSink>)> {
+    let alerts = Alerts::new(Arc::clone(store), &config.alerts)?;
+    alerts.spawn_delivery();
+    let sink = Arc::new(AlertingSink {
+        sink,
+        alerts: alerts.clone(),
+    });
+    Ok((alerts, sink))
+}
+
+/// The report-derived alerts of every configured domain, evaluated periodically and after
+/// reports arrive.
+fn start_report_alerts(
+    config: &Config,
+    alerts: &Alerts,
+    dashboard: &Arc<crate::dashboard_data::StoreDashboard>,
+) {
+    let domains = config
+        .domains()
+        .iter()
+        .map(|d| d.name().to_owned())
+        .collect();
+    crate::alerts::reports::spawn(
+        alerts.clone(),
+        Arc::clone(dashboard) as Arc<dyn mta_sts_server::DashboardData>,
+        domains,
+        crate::alerts::reports::Rules::from_config(&config.alerts),
+        config.alerts.evaluate_interval,
+    );
 }
 
 pub(crate) async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {

@@ -31,7 +31,8 @@ pub use datagram::{
     result_type_of_code,
 };
 pub use deliver::{
-    DeliveryOptions, DeliveryRun, RETRY_FOR, backoff, deliver_due, is_suppressed, mailto_address,
+    DeliveryOptions, DeliveryRun, HttpsPost, RETRY_FOR, SendError, SmtpRelay, backoff, deliver_due,
+    https_post, is_suppressed, mailto_address, relay_mail,
 };
 pub use dkim::{DkimError, ReportSigner};
-pub use mail::report_mail;
+pub use mail::{header_text, report_mail, rfc5322_date};

@@ -54,6 +54,9 @@ pub struct Config {
     /// `[checks]`: the scheduled checks of every domain; carried through for the caller,
     /// which runs them with the checker of `mta-sts check` and keeps the history in the store.
     pub checks: Checks,
+    /// `[alerts]`: where drift alerts go and their thresholds; carried through for the caller,
+    /// which runs the alert engine.
+    pub alerts: crate::alerts_config::AlertsConfig,
     domains: Vec<Domain>,
 }
 
@@ -517,6 +520,7 @@ struct RawConfig {
     mailbox: Vec<RawMailbox>,
     #[serde(default)]
     checks: RawChecks,
+    alerts: crate::alerts_config::RawAlerts,
     #[serde(default)]
     domain: Vec<RawDomain>,
 }
@@ -985,6 +989,7 @@ impl Config {
             limits: limits(raw.limits)?,
             mailboxes: mailboxes(raw.mailbox, &resolve)?,
             checks: checks(raw.checks, &resolve)?,
+            alerts: crate::alerts_config::check_alerts(raw.alerts, &resolve)?,
             domains,
         })
     }

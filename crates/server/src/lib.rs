@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod acme;
+mod alerts_config;
 mod app;
 mod config;
 mod dashboard;
@@ -45,6 +46,7 @@ mod server;
 mod tls;
 
 pub use acme::AcmeError;
+pub use alerts_config::{AlertSmtp, AlertsConfig};
 pub use app::{AppState, POLICY_PATH, PeerAddr, app};
 pub use config::{
     Accept, AcmeChallenge, AcmeConfig, CertFiles, CertMismatch, Checks, Config, ConfigError,
@@ -59,7 +61,8 @@ pub use dashboard::{
     ApiToken, CertRow, CheckFinding, CheckRow, DEFAULT_SESSION_HOURS, DashboardConfig,
     DashboardData, DataError, DomainStats, DriftRow, FailureRow, LOGIN_WINDOW, MAX_FAILED_LOGINS,
     PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
-    Reprocess, SESSION_COOKIE, StoreTotals, Tally, User, hash_password, new_api_token,
+    Reprocess, SESSION_COOKIE, SILENT_DAYS, StoreTotals, Tally, User, hash_password, new_api_token,
+    silent_reporters,
 };
 pub use intake::{
     IncomingReport, IngestOutcome, MemoryReports, MemorySink, ReportSink, SinkError, classify,

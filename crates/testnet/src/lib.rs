@@ -63,6 +63,7 @@ mod many;
 mod netns;
 mod smtp;
 mod tls;
+mod webhook;
 
 pub use addr::{
     SharedPort, bind_tcp, bind_udp_and_tcp, bind_udp_and_tcp_v6, next_loopback_ip, refused_addr,
@@ -81,3 +82,4 @@ pub use smtp::{
     LegacyTlsVersion, ReceivedMessage, ServerCertificate, SmtpBehaviour, SmtpHandle, SmtpServer,
     SmtpSession,
 };
+pub use webhook::{ReceivedPost, WebhookHandle};

@@ -11,6 +11,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mta_sts_store::{Delivery, DeliveryState, DeliveryUpdate, OutgoingReport, Store, StoreError};
@@ -304,7 +305,23 @@ async fn attempt(
     match uri {
         ReportUri::Mailto(uri) => send_mail(options, report, &uri, compressed, now).await,
         ReportUri::Https(uri) => match tls {
-            Ok(tls) => post(options, tls, &uri, compressed).await,
+            Ok(tls) => Ok(https_post(
+                tls,
+                HttpsPost {
+                    uri: &uri,
+                    content_type: "application/tlsrpt+gzip",
+                    user_agent: concat!(
+                        "mta-sts/",
+                        env!("CARGO_PKG_VERSION"),
+                        " (TLS-RPT reporter)"
+                    ),
+                    headers: &[],
+                    body: compressed,
+                    timeout: options.timeout,
+                    resolve: &options.resolve,
+                },
+            )
+            .await?),
             Err(error) => Err(Refusal::Permanent(error.clone())),
         },
     }
@@ -353,65 +370,168 @@ async fn send_mail(
     };
     let recipient =
         mailto_address(uri).ok_or_else(|| Refusal::Permanent(format!("no address in {uri}")))?;
-    let to: Address = recipient
-        .parse()
-        .map_err(|error| Refusal::Permanent(format!("bad recipient {recipient:?}: {error}")))?;
-    let from: Address = options.mail_from.parse().map_err(|error| {
-        Refusal::Permanent(format!("bad sender {:?}: {error}", options.mail_from))
-    })?;
-    let envelope = Envelope::new(Some(from), vec![to])
-        .map_err(|error| Refusal::Permanent(error.to_string()))?;
-    let mut tls = TlsParameters::builder(relay.clone());
-    for root in &options.extra_roots {
-        tls = tls.add_root_certificate(Certificate::from_der(root.to_vec()).map_err(|error| {
-            Refusal::Permanent(format!("unusable extra root certificate: {error}"))
-        })?);
-    }
-    let tls = tls
-        .build_rustls()
-        .map_err(|error| Refusal::Permanent(format!("TLS set-up: {error}")))?;
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.as_str())
-        .port(*port)
-        .tls(Tls::Required(tls))
-        .timeout(Some(options.timeout))
-        .build();
     let mail = options
-        .report_mail(report, compressed, &[recipient], now)
+        .report_mail(report, compressed, std::slice::from_ref(&recipient), now)
         .map_err(|error| Refusal::Temporary(error.to_string()))?;
-    match transport.send_raw(&envelope, &mail).await {
+    let relay = SmtpRelay {
+        host: relay.clone(),
+        port: *port,
+        starttls: true,
+        credentials: None,
+        extra_roots: options.extra_roots.clone(),
+        timeout: options.timeout,
+    };
+    Ok(relay_mail(&relay, &options.mail_from, &[recipient], &mail).await?)
+}
+
+/// Why a mail or a POST did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Worth trying again later (a timeout, a 4xx reply, HTTP 5xx).
+    Temporary(String),
+    /// Trying again would give the same answer (a bad address, a 5xx reply, HTTP 4xx).
+    Permanent(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Temporary(message) | Self::Permanent(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<SendError> for Refusal {
+    fn from(error: SendError) -> Self {
+        match error {
+            SendError::Temporary(message) => Refusal::Temporary(message),
+            SendError::Permanent(message) => Refusal::Permanent(message),
+        }
+    }
+}
+
+/// An SMTP relay that mail goes through.
+#[derive(Debug, Clone)]
+pub struct SmtpRelay {
+    /// Its host name (or address), also the name its certificate must carry.
+    pub host: String,
+    /// Its port (25, 587).
+    pub port: u16,
+    /// STARTTLS required (with a verified certificate); without it the mail goes in the clear,
+    /// for a relay on the same machine only.
+    pub starttls: bool,
+    /// User name and password for SMTP AUTH, if the relay wants them.
+    pub credentials: Option<(String, String)>,
+    /// Certificates trusted besides the public roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Limit for the connection and each reply.
+    pub timeout: Duration,
+}
+
+/// Sends `mail` (a whole message, headers included) from `from` to `to` through `relay`.
+///
+/// # Errors
+///
+/// [`SendError::Permanent`] for a bad address or a refusal the relay says is final,
+/// [`SendError::Temporary`] for anything else.
+pub async fn relay_mail(
+    relay: &SmtpRelay,
+    from: &str,
+    to: &[String],
+    mail: &[u8],
+) -> Result<(), SendError> {
+    let recipients = to
+        .iter()
+        .map(|recipient| {
+            recipient.parse::<Address>().map_err(|error| {
+                SendError::Permanent(format!("bad recipient {recipient:?}: {error}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let from: Address = from
+        .parse()
+        .map_err(|error| SendError::Permanent(format!("bad sender {from:?}: {error}")))?;
+    let envelope = Envelope::new(Some(from), recipients)
+        .map_err(|error| SendError::Permanent(error.to_string()))?;
+    let tls = if relay.starttls {
+        let mut tls = TlsParameters::builder(relay.host.clone());
+        for root in &relay.extra_roots {
+            tls = tls.add_root_certificate(Certificate::from_der(root.to_vec()).map_err(
+                |error| SendError::Permanent(format!("unusable extra root certificate: {error}")),
+            )?);
+        }
+        Tls::Required(
+            tls.build_rustls()
+                .map_err(|error| SendError::Permanent(format!("TLS set-up: {error}")))?,
+        )
+    } else {
+        Tls::None
+    };
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.host.as_str())
+            .port(relay.port)
+            .tls(tls)
+            .timeout(Some(relay.timeout));
+    if let Some((user, password)) = &relay.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    let (host, port) = (&relay.host, relay.port);
+    match transport.build().send_raw(&envelope, mail).await {
         Ok(_) => Ok(()),
-        Err(error) if error.is_permanent() => Err(Refusal::Permanent(format!(
-            "the relay refused the mail: {error}"
+        Err(error) if error.is_permanent() => Err(SendError::Permanent(format!(
+            "the relay {host}:{port} refused the mail: {error}"
         ))),
-        Err(error) => Err(Refusal::Temporary(format!(
-            "mail via {relay}:{port}: {error}"
+        Err(error) => Err(SendError::Temporary(format!(
+            "mail via {host}:{port}: {error}"
         ))),
     }
 }
 
-/// POSTs the gzipped report to `uri` (RFC 8460 §5.4): 200 or 201 is success; 408, 429 and 5xx
-/// are worth another try; any other status is a refusal.
-async fn post(
-    options: &DeliveryOptions,
-    tls: &Arc<ClientConfig>,
-    uri: &str,
-    compressed: &[u8],
-) -> Result<(), Refusal> {
+/// An HTTPS POST: where, what, and how long to wait.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsPost<'a> {
+    /// The `https:` URI.
+    pub uri: &'a str,
+    /// The `Content-Type` of the body.
+    pub content_type: &'a str,
+    /// The `User-Agent`.
+    pub user_agent: &'a str,
+    /// Further headers (`Authorization`, ...).
+    pub headers: &'a [(String, String)],
+    /// The body.
+    pub body: &'a [u8],
+    /// Limit for the connection, the handshake and the response.
+    pub timeout: Duration,
+    /// Addresses to connect to instead of looking host names up (as curl's `--resolve`).
+    pub resolve: &'a [(String, IpAddr)],
+}
+
+/// POSTs `post.body` to `post.uri` over `tls`: any 2xx is success; 408, 429 and 5xx are worth
+/// another try; any other status is a refusal.
+///
+/// # Errors
+///
+/// A [`SendError`] saying what failed (connect, handshake, status with an excerpt of the body).
+pub async fn https_post(tls: &Arc<ClientConfig>, post: HttpsPost<'_>) -> Result<(), SendError> {
+    let uri = post.uri;
     let parsed: hyper::Uri = uri
         .parse()
-        .map_err(|error| Refusal::Permanent(format!("bad URI {uri}: {error}")))?;
+        .map_err(|error| SendError::Permanent(format!("bad URI {uri}: {error}")))?;
+    if parsed.scheme_str() != Some("https") {
+        return Err(SendError::Permanent(format!("{uri} is not an https: URI")));
+    }
     let host = parsed
         .host()
-        .ok_or_else(|| Refusal::Permanent(format!("no host in {uri}")))?
+        .ok_or_else(|| SendError::Permanent(format!("no host in {uri}")))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
     let port = parsed.port_u16().unwrap_or(443);
     let temporary = |what: &str, error: &dyn std::fmt::Display| {
-        Refusal::Temporary(format!("POST {uri}: {what}: {error}"))
+        SendError::Temporary(format!("POST {uri}: {what}: {error}"))
     };
-    let timeout = options.timeout;
-    let pinned = options
+    let timeout = post.timeout;
+    let pinned = post
         .resolve
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(&host))
@@ -427,7 +547,7 @@ async fn post(
         .map_err(|error| temporary("connect", &error))?
         .map_err(|error| temporary("connect", &error))?;
     let name = ServerName::try_from(host.clone())
-        .map_err(|error| Refusal::Permanent(format!("bad host {host:?}: {error}")))?;
+        .map_err(|error| SendError::Permanent(format!("bad host {host:?}: {error}")))?;
     let stream = tokio::time::timeout(
         timeout,
         TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
@@ -446,15 +566,16 @@ async fn post(
     let authority = parsed
         .authority()
         .map_or(host.clone(), |authority| authority.as_str().to_owned());
-    let request = Request::post(path)
+    let mut request = Request::post(path)
         .header(hyper::header::HOST, authority)
-        .header(hyper::header::CONTENT_TYPE, "application/tlsrpt+gzip")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("mta-sts/", env!("CARGO_PKG_VERSION"), " (TLS-RPT reporter)"),
-        )
-        .body(Full::new(Bytes::copy_from_slice(compressed)))
-        .map_err(|error| Refusal::Permanent(format!("request: {error}")))?;
+        .header(hyper::header::CONTENT_TYPE, post.content_type)
+        .header(hyper::header::USER_AGENT, post.user_agent);
+    for (name, value) in post.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::copy_from_slice(post.body)))
+        .map_err(|error| SendError::Permanent(format!("request: {error}")))?;
     let response = tokio::time::timeout(timeout, sender.send_request(request))
         .await
         .map_err(|error| temporary("response", &error))?
@@ -484,9 +605,9 @@ async fn post(
         .collect();
     let message = format!("POST {uri}: HTTP {status}: {excerpt}");
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-        Err(Refusal::Temporary(message))
+        Err(SendError::Temporary(message))
     } else {
-        Err(Refusal::Permanent(message))
+        Err(SendError::Permanent(message))
     }
 }
 

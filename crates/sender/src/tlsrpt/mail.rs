@@ -82,7 +82,7 @@ pub fn report_mail(
 }
 
 /// Text safe inside a header: no line breaks or other control characters.
-fn header_text(text: &str) -> String {
+pub fn header_text(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
@@ -96,7 +96,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// `10 Jan 2024 00:05:00 +0000` (RFC 5322 §3.3; the day of the week is optional).
-fn rfc5322_date(unix_seconds: i64) -> String {
+pub fn rfc5322_date(unix_seconds: i64) -> String {
     let text = Timestamp::from_unix_seconds(unix_seconds)
         .or_else(|| Timestamp::from_unix_seconds(0))
         .map(|timestamp| timestamp.to_string())

@@ -41,6 +41,7 @@ pub use data::{
     PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
     Reprocess, StoreTotals, Tally,
 };
+pub use pages::{SILENT_DAYS, silent as silent_reporters};
 
 use crate::app::{IntakeCounts, PeerAddr};
 use crate::config::{Config, DnsRecords};

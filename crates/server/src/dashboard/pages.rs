@@ -22,7 +22,7 @@ pub(crate) const RANGES: [u32; 4] = [7, 30, 90, 365];
 /// The overview's and the default range.
 pub(crate) const DEFAULT_DAYS: u32 = 30;
 /// A reporter is silent after this many days without a report.
-pub(crate) const SILENT_DAYS: i64 = 7;
+pub const SILENT_DAYS: i64 = 7;
 /// Rows of a failure table on the domain page (the API has them all).
 pub(crate) const TABLE_ROWS: usize = 20;
 /// Reports per page of the list.
@@ -468,8 +468,8 @@ fn reporter_table(domain: &str, stats: &DomainStats) -> String {
     out
 }
 
-/// Reporters whose last report ended [`SILENT_DAYS`] or more ago.
-pub(crate) fn silent(stats: &DomainStats, now: i64) -> Vec<(String, i64)> {
+/// Reporters whose last report ended [`SILENT_DAYS`] or more ago, with when (UTC seconds).
+pub fn silent(stats: &DomainStats, now: i64) -> Vec<(String, i64)> {
     stats
         .last_report
         .iter()
