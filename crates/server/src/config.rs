@@ -520,6 +520,7 @@ struct RawConfig {
     mailbox: Vec<RawMailbox>,
     #[serde(default)]
     checks: RawChecks,
+    #[serde(default)]
     alerts: crate::alerts_config::RawAlerts,
     #[serde(default)]
     domain: Vec<RawDomain>,

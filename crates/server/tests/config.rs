@@ -409,3 +409,35 @@ fn checks_errors_name_the_key() {
         assert!(error.contains(key), "{line}: {error}");
     }
 }
+
+#[test]
+fn alerts_default_to_no_channel_and_a_day_of_cool_down() {
+    let domain =
+        "[[domain]]\nname = \"example.com\"\nmode = \"testing\"\nmx = [\"mx.example.com\"]\n";
+    let config = load(&format!("{PLAIN}{domain}")).unwrap();
+    assert_eq!(config.alerts, mta_sts_server::AlertsConfig::default());
+    assert_eq!(config.alerts.cool_down.as_secs(), 24 * 3600);
+    let config = load(&format!(
+        "{PLAIN}[alerts]\nwebhook = \"https://hooks.example.net/x\"\ncool_down_hours = 2\n\
+         [alerts.smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n{domain}"
+    ))
+    .unwrap();
+    assert_eq!(config.alerts.cool_down.as_secs(), 7200);
+    let smtp = config.alerts.smtp.unwrap();
+    assert_eq!((smtp.port, smtp.starttls), (587, true));
+    for (bad, field) in [
+        ("webhook = \"http://hooks.example.net/x\"", "alerts.webhook"),
+        ("failure_rate_percent = 0.0", "alerts.failure_rate_percent"),
+        (
+            "[alerts.smtp]\nhost = \"h\"\nfrom = \"a@example.com\"\nto = []",
+            "alerts.smtp.to",
+        ),
+        (
+            "[alerts.smtp]\nhost = \"h\"\nstarttls = false\nusername = \"u\"\npassword_file = \"p\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]",
+            "alerts.smtp.starttls",
+        ),
+    ] {
+        let error = load(&format!("{PLAIN}[alerts]\n{bad}\n{domain}")).unwrap_err();
+        assert!(error.to_string().starts_with(field), "{bad}: {error}");
+    }
+}
