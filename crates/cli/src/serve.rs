@@ -233,7 +233,7 @@ fn run_server(config: Config, location: Location) -> anyhow::Result<Outcome> {
             let watch = crate::ingest_cmd::watch_mailbox(Arc::clone(&store), mailbox)?;
             tokio::spawn(watch);
         }
-        if crate::serve_checks::ScheduledChecks::start(&location, &config)? {
+        if crate::serve_checks::ScheduledChecks::start(&location, &config, alerts.clone())? {
             tracing::info!(
                 domains = config.domains().len(),
                 interval_seconds = config.checks.interval.as_secs(),

@@ -14,9 +14,11 @@ use mta_sts_check::{CheckOptions, Checker, Report};
 use mta_sts_policy::StsRecord;
 use mta_sts_server::{Checks, Config};
 use mta_sts_store::{
-    CertExpiry, CheckRun, CheckState, Location, Store, StoreError, drift, policy_hash,
+    CertExpiry, CheckRun, CheckState, Drift, DriftKind, Location, Store, StoreError, drift,
+    policy_hash,
 };
 
+use crate::alerts::{AlertEvent, AlertKind, Alerts};
 use crate::args::NetArgs;
 use crate::render::clean;
 
@@ -31,6 +33,8 @@ pub(crate) struct ScheduledChecks {
     checks: Checks,
     /// `[checks]`' network keys as the flags of `check`, for the same network set-up.
     net: NetArgs,
+    /// Drift is raised here as alerts, and cleared when it is gone.
+    alerts: Alerts,
 }
 
 /// `[checks]`' network keys as `check`'s flags.
@@ -65,7 +69,11 @@ impl ScheduledChecks {
     /// # Errors
     /// A network key that does not work (a resolver that is no address, an unreadable
     /// `ca_file`), said with its key.
-    pub(crate) fn start(location: &Location, config: &Config) -> anyhow::Result<bool> {
+    pub(crate) fn start(
+        location: &Location,
+        config: &Config,
+        alerts: Alerts,
+    ) -> anyhow::Result<bool> {
         if !config.checks.enabled {
             return Ok(false);
         }
@@ -103,6 +111,7 @@ impl ScheduledChecks {
                         domains,
                         checks,
                         net,
+                        alerts,
                     }
                     .run()
                     .await;
@@ -154,7 +163,8 @@ impl ScheduledChecks {
         );
         while let Some((started, report)) = done.next().await {
             match record(&self.store, &report, started, now()).await {
-                Ok(run) => {
+                Ok((before, run)) => {
+                    alert(&self.alerts, &before, &run).await;
                     tracing::info!(
                         domain = %clean(&run.domain),
                         verdict = %clean(&run.verdict),
@@ -234,13 +244,13 @@ pub(crate) fn state(report: &Report) -> CheckState {
 }
 
 /// Stores the check `report` (started and finished at those UTC seconds) with what drifted
-/// since the domain's stored run before; the stored run.
+/// since the domain's stored run before; the drift of the run before, and the stored run.
 pub(crate) async fn record(
     store: &Store,
     report: &Report,
     started: i64,
     finished: i64,
-) -> Result<CheckRun, StoreError> {
+) -> Result<(Vec<Drift>, CheckRun), StoreError> {
     let previous = store.check_runs(&report.domain, 0, 1).await?;
     let state = state(report);
     let drift = drift(
@@ -265,11 +275,101 @@ pub(crate) async fn record(
     };
     let json = serde_json::to_string(report).unwrap_or_else(|_| "{}".to_owned());
     store.save_check_run(run.clone(), json).await?;
-    Ok(run)
+    let before = previous
+        .into_iter()
+        .next()
+        .map(|p| p.drift)
+        .unwrap_or_default();
+    Ok((before, run))
+}
+
+fn alert_kind(kind: DriftKind) -> AlertKind {
+    match kind {
+        DriftKind::MxChangedPolicyNot => AlertKind::MxChangedPolicyNot,
+        DriftKind::PolicyChangedIdNot => AlertKind::PolicyChangedIdNot,
+        DriftKind::CertificateExpiring => AlertKind::CertificateExpiring,
+        DriftKind::PolicyFetchFailing => AlertKind::PolicyFetchFailing,
+    }
+}
+
+/// The drift of `before` that `now` no longer has: its condition is gone.
+fn gone<'a>(before: &'a [Drift], now: &[Drift]) -> Vec<&'a Drift> {
+    before
+        .iter()
+        .filter(|b| !now.iter().any(|n| n.kind == b.kind && n.key == b.key))
+        .collect()
+}
+
+/// Raises an alert for each drift of `run` (the engine sends nothing for one already open)
+/// and clears those of the run before that are gone.
+async fn alert(alerts: &Alerts, before: &[Drift], run: &CheckRun) {
+    for d in &run.drift {
+        let event = AlertEvent {
+            domain: d.domain.clone(),
+            kind: alert_kind(d.kind),
+            key: d.key.clone(),
+            summary: d.summary.clone(),
+            detail: d.detail.clone(),
+        };
+        if let Err(error) = alerts.raise(event).await {
+            tracing::warn!("drift alert not raised: {}", clean(&format!("{error:#}")));
+        }
+    }
+    for d in gone(before, &run.drift) {
+        if let Err(error) = alerts.clear(&d.domain, alert_kind(d.kind), &d.key).await {
+            tracing::warn!("drift alert not cleared: {}", clean(&format!("{error:#}")));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use mta_sts_store::{Drift, DriftKind};
+
+    fn drift(kind: DriftKind, key: &str) -> Drift {
+        Drift {
+            domain: "example.com".to_owned(),
+            kind,
+            key: key.to_owned(),
+            summary: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn drift_that_is_gone_is_cleared_and_only_that() {
+        let before = [
+            drift(DriftKind::CertificateExpiring, "mx1.example.com"),
+            drift(DriftKind::CertificateExpiring, "mx2.example.com"),
+            drift(DriftKind::PolicyFetchFailing, "mta-sts.example.com"),
+        ];
+        let now = [
+            drift(DriftKind::CertificateExpiring, "mx2.example.com"),
+            drift(DriftKind::PolicyChangedIdNot, "1"),
+        ];
+        let gone: Vec<(DriftKind, &str)> = super::gone(&before, &now)
+            .iter()
+            .map(|d| (d.kind, d.key.as_str()))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                (DriftKind::CertificateExpiring, "mx1.example.com"),
+                (DriftKind::PolicyFetchFailing, "mta-sts.example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_drift_kind_is_an_alert_kind_of_the_same_name() {
+        for kind in DriftKind::ALL {
+            assert_eq!(
+                super::alert_kind(kind).as_str(),
+                kind.as_str().replace('-', "_")
+            );
+        }
+    }
+
     #[test]
     fn drift_warns_about_certificates_when_check_does() {
         assert_eq!(

@@ -1,7 +1,8 @@
 //! `mta-sts serve`'s scheduled checks against a lab on loopback: the served domain is checked
 //! as `mta-sts check` checks it (its own policy host is this server), the history is in the
 //! API, the domain page and `/metrics`, a change of the MX records without a new policy is
-//! drift, and a viewer limited to one domain sees only that domain's checks.
+//! drift, delivered as one alert, and a viewer limited to one domain sees only that domain's
+//! checks.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mta_sts_testnet::{Lab, Zone, next_loopback_ip};
+use mta_sts_testnet::{Lab, WebhookHandle, Zone, next_loopback_ip};
 use serde_json::Value;
 use support::{bin, start_listening, temp_dir, write_cert_files};
 
@@ -368,4 +369,62 @@ async fn shutdown_does_not_wait_for_a_check_under_way() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+}
+
+/// Drift found by a scheduled check is delivered as exactly one alert: the checks after it,
+/// which still see the drift, send nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_from_a_scheduled_check_is_one_alert() {
+    let lab = Lab::new();
+    let (dir, site) = site(&lab, "alert");
+    let ip = site.addr.ip();
+    let dns = lab.dns([zone(ip, "mx1")]).await.unwrap();
+    let webhook = WebhookHandle::start(lab.ca(), 200).await.unwrap();
+    let (all, sha) = token();
+    write_config(&dir, site.addr, dns.addr(), &sha, &sha);
+    let config = dir.join("mta-sts.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[alerts]\nwebhook = \"{}\"\nca_file = [\"ca.pem\"]\n",
+        webhook.url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let _server = serve(&dir, site.addr).await;
+    tokio::task::block_in_place(|| site.wait_for_checks("example.com", &all, |c| !c.is_empty()));
+    // Alerts about example.com (example.org is not in the lab's DNS: its policy fetch fails).
+    let alerts = || -> Vec<Value> {
+        webhook
+            .received()
+            .iter()
+            .map(|post| serde_json::from_slice(&post.body).unwrap())
+            .filter(|alert: &Value| alert["domain"] == "example.com")
+            .collect()
+    };
+    assert!(alerts().is_empty(), "no drift yet, no alert");
+
+    dns.set_zone(zone(ip, "mx2"));
+    let drifted = |c: &Value| c["drift"].as_array().is_some_and(|d| !d.is_empty());
+    // The drift, and three more checks that still see it.
+    tokio::task::block_in_place(|| {
+        site.wait_for_checks("example.com", &all, |c| {
+            c.iter().filter(|c| drifted(c)).count() >= 4
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts().is_empty() {
+        assert!(Instant::now() < deadline, "no alert was posted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alerts = alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["kind"], "mx_changed_policy_not");
+    assert_eq!(alerts[0]["key"], "mx1.example.com");
+    assert!(
+        alerts[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("mx1.example.com → mx2.example.com"),
+        "{:#}",
+        alerts[0]
+    );
 }
