@@ -303,6 +303,13 @@ async fn scheduled_checks_keep_history_find_drift_and_are_shown() {
         site.wait_for_checks("example.org", &org, |c| !c.is_empty())
     });
     assert_ne!(theirs[0]["verdict"], "protected");
+    // Its policy cannot be fetched: kept as such, and drift unless the check was incomplete.
+    let failing = &theirs[0];
+    assert!(failing["policy"]["fetch_error"].is_string(), "{failing:#}");
+    assert!(
+        failing["failed"] == true || failing["drift"][0]["kind"] == "policy-fetch-failing",
+        "{failing:#}"
+    );
     let (status, _) =
         tokio::task::block_in_place(|| site.get("/api/v1/domains/example.com/checks", &org));
     assert_eq!(status, 404);
