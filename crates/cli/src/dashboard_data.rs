@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mta_sts_server::{
-    CertRow, CheckFinding, CheckRow, DashboardData, DataError, DomainStats, DriftRow, FailureRow,
-    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
-    Reprocess, StoreTotals, Tally,
+    AlertRow, CertRow, CheckFinding, CheckRow, DashboardData, DataError, DomainStats, DriftRow,
+    FailureRow, PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery,
+    ReportRow, Reprocess, StoreTotals, Tally,
 };
 use mta_sts_store::analysis::{
     self, AnalysisFilter, GroupBy, READY_MIN_DAYS, READY_MIN_REPORTERS, SummaryRow, Verdict,
@@ -264,6 +264,12 @@ impl DashboardData for StoreDashboard {
             reports,
             quarantined,
         })
+    }
+
+    async fn alerts(&self, domains: &[String]) -> Result<Vec<AlertRow>, DataError> {
+        crate::alerts::alert_rows(&self.0, domains)
+            .await
+            .map_err(failed)
     }
 
     async fn latest_checks(&self, domains: &[String]) -> Result<Vec<Option<CheckRow>>, DataError> {

@@ -58,11 +58,11 @@ pub use config::{
     Mailbox, PolicyProblem, QuickTls, Storage, Tls, TxtRecord,
 };
 pub use dashboard::{
-    ApiToken, CertRow, CheckFinding, CheckRow, DEFAULT_SESSION_HOURS, DashboardConfig,
-    DashboardData, DataError, DomainStats, DriftRow, FailureRow, LOGIN_WINDOW, MAX_FAILED_LOGINS,
-    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
-    Reprocess, SESSION_COOKIE, SILENT_DAYS, StoreTotals, Tally, User, hash_password, new_api_token,
-    silent_reporters,
+    AlertDeliveryRow, AlertRow, ApiToken, CertRow, CheckFinding, CheckRow, DEFAULT_SESSION_HOURS,
+    DashboardConfig, DashboardData, DataError, DomainStats, DriftRow, FailureRow, LOGIN_WINDOW,
+    MAX_FAILED_LOGINS, PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail,
+    ReportQuery, ReportRow, Reprocess, SESSION_COOKIE, SILENT_DAYS, StoreTotals, Tally, User,
+    hash_password, new_api_token, silent_reporters,
 };
 pub use intake::{
     IncomingReport, IngestOutcome, MemoryReports, MemorySink, ReportSink, SinkError, classify,

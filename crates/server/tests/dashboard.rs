@@ -11,9 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use mta_sts_server::{
-    AppState, CertRow, CheckFinding, CheckRow, Config, DashboardData, DataError, DomainStats,
-    DriftRow, MAX_FAILED_LOGINS, MemorySink, QuarantineItem, ReportDetail, ReportQuery, ReportRow,
-    Reprocess, StoreTotals, Tally, app, hash_password, new_api_token,
+    AlertDeliveryRow, AlertRow, AppState, CertRow, CheckFinding, CheckRow, Config, DashboardData,
+    DataError, DomainStats, DriftRow, MAX_FAILED_LOGINS, MemorySink, QuarantineItem, ReportDetail,
+    ReportQuery, ReportRow, Reprocess, StoreTotals, Tally, app, hash_password, new_api_token,
 };
 use support::{config_toml, send};
 
@@ -66,6 +66,29 @@ impl DashboardData for Fixed {
             reports: 7,
             quarantined: 1,
         })
+    }
+    async fn alerts(&self, domains: &[String]) -> Result<Vec<AlertRow>, DataError> {
+        let alert = AlertRow {
+            domain: "example.com".to_owned(),
+            kind: "failure_rate_high".to_owned(),
+            key: String::new(),
+            summary: "7.0 % of sessions failed <b>".to_owned(),
+            detail: "70 of 1000 sessions failed".to_owned(),
+            opened_at: 1_780_021_602,
+            last_seen: 1_780_021_602,
+            notified_at: Some(1_780_021_602),
+            deliveries: vec![AlertDeliveryRow {
+                channel: "webhook".to_owned(),
+                state: "sent".to_owned(),
+                attempts: 1,
+                last_error: None,
+            }],
+        };
+        Ok(domains
+            .iter()
+            .filter(|d| *d == "example.com")
+            .map(|_| alert.clone())
+            .collect())
     }
     async fn latest_checks(&self, domains: &[String]) -> Result<Vec<Option<CheckRow>>, DataError> {
         Ok(domains
@@ -583,4 +606,62 @@ async fn checks_are_shown_only_to_viewers_of_their_domain() {
     let (_, body) = send(&site.router, get("/metrics", Some(&site.org_token))).await;
     let text = String::from_utf8(body).unwrap();
     assert!(!text.contains("mta_sts_check_verdict{"), "{text}");
+}
+
+#[tokio::test]
+async fn open_alerts_are_shown_only_to_viewers_of_their_domain() {
+    let site = site("");
+    let (response, body) = send(&site.router, get("/api/v1/alerts", Some(&site.token))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let all = json(&body);
+    assert_eq!(all["alerts"].as_array().unwrap().len(), 1);
+    let alert = &all["alerts"][0];
+    assert_eq!(alert["domain"], "example.com");
+    assert_eq!(alert["kind"], "failure_rate_high");
+    assert_eq!(alert["opened_at"], "2026-05-29T02:26:42Z");
+    assert_eq!(alert["deliveries"][0]["state"], "sent");
+    let (response, body) = send(
+        &site.router,
+        get("/api/v1/domains/example.com/alerts", Some(&site.token)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json(&body)["alerts"][0]["summary"],
+        "7.0 % of sessions failed <b>"
+    );
+
+    let (_, body) = send(&site.router, get("/", Some(&site.token))).await;
+    let overview = String::from_utf8(body).unwrap();
+    assert!(
+        overview.contains(r#"href="/domains/example.com#alerts">1 open</a>"#),
+        "{overview}"
+    );
+    let (_, body) = send(&site.router, get("/domains/example.com", Some(&site.token))).await;
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains(r#"data-table="alerts""#), "{page}");
+    assert!(
+        page.contains("sessions failed &lt;b&gt;"),
+        "escaped: {page}"
+    );
+    assert!(!page.contains("failed <b>"), "{page}");
+    let (_, body) = send(&site.router, get("/metrics", Some(&site.token))).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(r#"mta_sts_open_alerts{domain="example.com",kind="failure_rate_high"} 1"#),
+        "{text}"
+    );
+
+    // Limited to example.org: example.com's alert nowhere.
+    let (_, body) = send(&site.router, get("/api/v1/alerts", Some(&site.org_token))).await;
+    assert_eq!(json(&body)["alerts"], serde_json::json!([]));
+    let (response, _) = send(
+        &site.router,
+        get("/api/v1/domains/example.com/alerts", Some(&site.org_token)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (_, body) = send(&site.router, get("/metrics", Some(&site.org_token))).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("mta_sts_open_alerts{"), "{text}");
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use mta_sts_sender::tlsrpt::{RETRY_FOR, SendError, backoff};
-use mta_sts_server::{AlertsConfig, IncomingReport, IngestOutcome, ReportSink, SinkError};
+use mta_sts_server::{
+    AlertDeliveryRow, AlertRow, AlertsConfig, IncomingReport, IngestOutcome, ReportSink, SinkError,
+};
 use mta_sts_store::{
     AlertFilter, AlertRaised, DeliveryState, DeliveryUpdate, NewAlert, Store, StoredAlert,
 };
@@ -334,6 +336,47 @@ impl Alerts {
             }
         })
     }
+}
+
+/// The open alerts of `domains` as the dashboard shows them.
+///
+/// # Errors
+///
+/// When the store cannot be read.
+pub(crate) async fn alert_rows(
+    store: &Store,
+    domains: &[String],
+) -> Result<Vec<AlertRow>, mta_sts_store::StoreError> {
+    let alerts = store
+        .alerts(&AlertFilter {
+            domains: Some(domains.to_vec()),
+            open_only: true,
+            due_by: None,
+        })
+        .await?;
+    Ok(alerts
+        .into_iter()
+        .map(|alert| AlertRow {
+            deliveries: alert
+                .deliveries
+                .into_iter()
+                .map(|d| AlertDeliveryRow {
+                    channel: d.channel,
+                    state: d.state.as_str().to_owned(),
+                    attempts: d.attempts,
+                    last_error: d.last_error,
+                })
+                .collect(),
+            domain: alert.domain,
+            kind: alert.kind,
+            key: alert.key,
+            summary: alert.summary,
+            detail: alert.detail,
+            opened_at: alert.opened_at,
+            last_seen: alert.last_seen,
+            notified_at: alert.notified_at,
+        })
+        .collect())
 }
 
 /// A report sink that tells the report rules when reports were stored.

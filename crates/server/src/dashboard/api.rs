@@ -21,7 +21,7 @@ use super::data::{CheckRow, DomainStats, Readiness, ReportRow, Tally};
 use super::pages::{self, DEFAULT_DAYS, PAGE_SIZE, day_name, days_param, health, period};
 use super::{Dashboard, DataError, DomainInfo, now, secure_headers};
 
-fn answer(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn answer(status: StatusCode, value: &Value) -> Response {
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -32,11 +32,11 @@ fn answer(status: StatusCode, value: &Value) -> Response {
     response
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     answer(status, &json!({ "error": message }))
 }
 
-fn unavailable(failure: &DataError) -> Response {
+pub(crate) fn unavailable(failure: &DataError) -> Response {
     tracing::error!(error = %failure, "API could not read the store");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -44,7 +44,10 @@ fn unavailable(failure: &DataError) -> Response {
     )
 }
 
-fn api_viewer(dashboard: &Dashboard, headers: &HeaderMap) -> Result<Viewer, Box<Response>> {
+pub(crate) fn api_viewer(
+    dashboard: &Dashboard,
+    headers: &HeaderMap,
+) -> Result<Viewer, Box<Response>> {
     dashboard.auth.viewer(headers).ok_or_else(|| {
         let mut response = error(
             StatusCode::UNAUTHORIZED,
@@ -539,6 +542,7 @@ pub(crate) async fn metrics(
             .set(1);
     }
     check_metrics(&mut registry, &cards);
+    super::alerts::metrics(&mut registry, &cards);
     if viewer.sees_everything() {
         let totals = match dashboard.data.totals().await {
             Ok(totals) => totals,

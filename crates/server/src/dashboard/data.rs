@@ -310,6 +310,42 @@ impl DataError {
     }
 }
 
+/// An open drift alert (see `[alerts]`), as the pages and `/api/v1/alerts` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    /// The domain it is about.
+    pub domain: String,
+    /// Its kind's stable name (`failure_rate_high`, ...).
+    pub kind: String,
+    /// Its identity within the kind (an MX host, a result type, a reporter; may be empty).
+    pub key: String,
+    /// One line.
+    pub summary: String,
+    /// What was seen and what to do.
+    pub detail: String,
+    /// When it opened, UTC seconds.
+    pub opened_at: i64,
+    /// When it was last seen to hold.
+    pub last_seen: i64,
+    /// When a notification was last sent for it, if ever.
+    pub notified_at: Option<i64>,
+    /// Its last notification on each channel.
+    pub deliveries: Vec<AlertDeliveryRow>,
+}
+
+/// Where an alert's notification stands on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDeliveryRow {
+    /// `webhook` or `email`.
+    pub channel: String,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u64,
+    /// What went wrong the last time.
+    pub last_error: Option<String>,
+}
+
 /// Where the dashboard, the API and `/metrics` read from: the store, wired in by the binary.
 #[async_trait]
 pub trait DashboardData: Send + Sync + 'static {
@@ -356,6 +392,12 @@ pub trait DashboardData: Send + Sync + 'static {
     /// The findings of the check `id` of `domain`, as `mta-sts check` gives them.
     async fn check_findings(&self, domain: &str, id: i64) -> Result<Vec<CheckFinding>, DataError> {
         let _ = (domain, id);
+        Ok(Vec::new())
+    }
+
+    /// The open drift alerts of `domains`, by domain, kind and key. The default: none kept.
+    async fn alerts(&self, domains: &[String]) -> Result<Vec<AlertRow>, DataError> {
+        let _ = domains;
         Ok(Vec::new())
     }
 

@@ -9,6 +9,7 @@
 //!   `/api/v1/reports`, `/api/v1/reports/{id}`, `/api/v1/quarantine`.
 //! - `/metrics`: Prometheus text format.
 
+mod alerts;
 mod api;
 mod auth;
 mod chart;
@@ -37,9 +38,9 @@ pub use auth::{
 };
 pub(crate) use auth::{RawDashboard, check_config};
 pub use data::{
-    CertRow, CheckFinding, CheckRow, DashboardData, DataError, DomainStats, DriftRow, FailureRow,
-    PolicyCount, PolicyDetail, QuarantineItem, Readiness, ReportDetail, ReportQuery, ReportRow,
-    Reprocess, StoreTotals, Tally,
+    AlertDeliveryRow, AlertRow, CertRow, CheckFinding, CheckRow, DashboardData, DataError,
+    DomainStats, DriftRow, FailureRow, PolicyCount, PolicyDetail, QuarantineItem, Readiness,
+    ReportDetail, ReportQuery, ReportRow, Reprocess, StoreTotals, Tally,
 };
 pub use pages::{SILENT_DAYS, silent as silent_reporters};
 
@@ -222,6 +223,8 @@ pub(crate) fn router<S>(dashboard: Arc<Dashboard>) -> Router<S> {
         .route("/api/v1/domains/{domain}", get(api::domain))
         .route("/api/v1/domains/{domain}/daily", get(api::daily))
         .route("/api/v1/domains/{domain}/checks", get(api::checks))
+        .route("/api/v1/domains/{domain}/alerts", get(alerts::domain))
+        .route("/api/v1/alerts", get(alerts::all))
         .route("/api/v1/reports", get(api::reports))
         .route("/api/v1/reports/{id}", get(api::report))
         .route("/api/v1/quarantine", get(api::quarantine))

@@ -162,6 +162,8 @@ pub(crate) struct Card {
     pub bars: Vec<DayBar>,
     /// The latest scheduled check.
     pub check: Option<CheckRow>,
+    /// The open alerts.
+    pub alerts: Vec<super::data::AlertRow>,
 }
 
 /// The cards of every domain the viewer may see.
@@ -174,17 +176,21 @@ pub(crate) async fn cards(
     let names: Vec<String> = scope.iter().map(|d| d.name.clone()).collect();
     let all = dashboard.overview_stats(&names, since, until).await?;
     let checks = dashboard.data.latest_checks(&names).await?;
+    let mut alerts = dashboard.data.alerts(&names).await?;
     Ok(scope
         .into_iter()
         .zip(all)
         .zip(checks)
         .map(|((info, stats), check)| {
             let bars = chart::day_bars(&days, &stats.daily);
+            let (mine, rest) = alerts.drain(..).partition(|a| a.domain == info.name);
+            alerts = rest;
             Card {
                 info,
                 stats,
                 bars,
                 check,
+                alerts: mine,
             }
         })
         .collect())
@@ -231,7 +237,7 @@ pub(crate) async fn overview(
         let (ready_class, ready) = readiness_text(card.info.mode, card.stats.readiness.as_ref());
         let _ = write!(
             body,
-            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="state {ready_class}">{ready}</span></dd><dt>latest check</dt><dd data-field="check">{check}</dd></dl></section>"#,
+            r#"<section class="card {level}" data-domain="{name}"><h2><a href="/domains/{link}">{name}</a></h2><p><strong>{headline}</strong><br><span class="todo">{todo}</span></p>{spark}<dl><dt>policy</dt><dd><span class="badge">{mode}</span> id <code>{id}</code></dd><dt>sessions</dt><dd><span class="num" data-field="sessions">{sessions}</span> (<span class="num ok" data-field="successful">{ok}</span> ok, <span class="num bad" data-field="failed">{bad}</span> failed)</dd><dt>failure rate</dt><dd data-field="rate">{rate}</dd><dt>reporters</dt><dd data-field="reporters">{reporters}</dd><dt>enforce</dt><dd><span class="state {ready_class}">{ready}</span></dd><dt>latest check</dt><dd data-field="check">{check}</dd><dt>alerts</dt><dd data-field="alerts">{alerts}</dd></dl></section>"#,
             level = health.level,
             name = esc(&card.info.name),
             link = url(&card.info.name),
@@ -247,6 +253,7 @@ pub(crate) async fn overview(
             reporters = card.stats.by_reporter.len(),
             ready = esc(&ready),
             check = latest_check_cell(card.check.as_ref(), now()),
+            alerts = super::alerts::card_cell(&card.info.name, &card.alerts),
         );
     }
     body.push_str("</div>");
@@ -378,6 +385,14 @@ pub(crate) async fn domain(
         esc(&ready),
         info.mode
     );
+    match dashboard
+        .data
+        .alerts(std::slice::from_ref(&info.name))
+        .await
+    {
+        Ok(alerts) => body.push_str(&super::alerts::section(&alerts)),
+        Err(error) => return data_error(&error),
+    }
     body.push_str(&failure_table(
         "Failures by result type",
         "result type",
@@ -932,7 +947,7 @@ pub(crate) fn rfc3339(unix: i64) -> String {
 }
 
 /// How long ago, roughly.
-fn ago(unix: i64, now: i64) -> String {
+pub(crate) fn ago(unix: i64, now: i64) -> String {
     let seconds = now.saturating_sub(unix).max(0);
     match seconds {
         s if s < 120 => "just now".to_owned(),
