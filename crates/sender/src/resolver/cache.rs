@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mta_sts_policy::Policy;
@@ -207,21 +207,86 @@ impl Clock {
     }
 }
 
+/// A reply rendered once for an entry in one zone, as a netstring ready to write, and the
+/// times between which it is the answer: from when it was rendered until the next lookup or
+/// check of the domain is due or its policy stops being usable, whichever comes first.
+#[derive(Debug)]
+pub(super) struct Rendered {
+    pub(super) framed: Box<[u8]>,
+    pub(super) from: UnixTime,
+    pub(super) until: UnixTime,
+}
+
+/// One domain in memory: its entry and, per zone, the reply once a request has rendered it.
+/// A new entry comes in a new slot, so a reply never outlives the entry it was rendered from.
+#[derive(Debug)]
+struct Slot {
+    entry: Arc<Entry>,
+    replies: Box<[OnceLock<Rendered>]>,
+}
+
 /// The entries, by domain. Reads take a shared lock for the time of one hash lookup.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryCache {
-    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    entries: RwLock<HashMap<String, Slot>>,
+    /// How many zones replies are kept for (see [`MemoryCache::append_reply`]).
+    zones: usize,
 }
 
 impl MemoryCache {
-    /// The entry of `domain`.
-    pub fn get(&self, domain: &str) -> Option<Arc<Entry>> {
-        self.read().get(domain).cloned()
+    /// An empty cache that keeps rendered replies for `zones` zones.
+    pub(super) fn new(zones: usize) -> Self {
+        Self {
+            entries: RwLock::default(),
+            zones,
+        }
     }
 
-    /// Stores `entry`, replacing the one of its domain.
+    /// The entry of `domain`.
+    pub fn get(&self, domain: &str) -> Option<Arc<Entry>> {
+        self.read().get(domain).map(|slot| Arc::clone(&slot.entry))
+    }
+
+    /// Stores `entry`, replacing the one of its domain (and the replies rendered from it).
     pub fn put(&self, entry: Arc<Entry>) {
-        self.write().insert(entry.domain.clone(), entry);
+        let slot = Slot {
+            replies: (0..self.zones).map(|_| OnceLock::new()).collect(),
+            entry,
+        };
+        self.write().insert(slot.entry.domain.clone(), slot);
+    }
+
+    /// Appends to `out` the reply rendered for `domain` in zone number `zone`, when there is
+    /// one and it is the answer at `now`; false when the request needs the full decision.
+    pub(super) fn append_reply(
+        &self,
+        domain: &str,
+        zone: usize,
+        now: UnixTime,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let entries = self.read();
+        let rendered = entries
+            .get(domain)
+            .and_then(|slot| slot.replies.get(zone)?.get())
+            .filter(|rendered| rendered.from <= now && now < rendered.until);
+        if let Some(rendered) = rendered {
+            out.extend_from_slice(&rendered.framed);
+        }
+        rendered.is_some()
+    }
+
+    /// Keeps `rendered` as the reply of `entry` in zone number `zone`, unless the cache holds
+    /// another entry for its domain by now, or a reply for that zone already.
+    pub(super) fn keep_reply(&self, entry: &Arc<Entry>, zone: usize, rendered: Rendered) {
+        let entries = self.read();
+        if let Some(slot) = entries
+            .get(&entry.domain)
+            .filter(|slot| Arc::ptr_eq(&slot.entry, entry))
+            && let Some(reply) = slot.replies.get(zone)
+        {
+            let _ = reply.set(rendered);
+        }
     }
 
     /// Removes `domain`; true when it was there.
@@ -239,7 +304,10 @@ impl MemoryCache {
 
     /// Every entry (a snapshot).
     pub fn snapshot(&self) -> Vec<Arc<Entry>> {
-        self.read().values().cloned().collect()
+        self.read()
+            .values()
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect()
     }
 
     /// How many domains are cached.
@@ -252,13 +320,13 @@ impl MemoryCache {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
         // A panic while holding the lock cannot leave the map half-updated (every update is
         // one insert or remove), so a poisoned lock is still good to use.
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Entry>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -11,11 +11,12 @@ use mta_sts_policy::{Mode, Policy, StsRecord};
 use mta_sts_store::{Store, StoreError};
 use tokio::sync::watch;
 
-use super::cache::{CachedPolicy, Clock, Dane, Entry, MemoryCache, Outcome, UnixTime};
+use super::cache::{CachedPolicy, Clock, Dane, Entry, MemoryCache, Outcome, Rendered, UnixTime};
 use super::config::{DaneReply, ResolverConfig, ZoneConfig};
+use super::netstring::write_frame;
 use super::persist;
 use super::reply;
-use super::request::{Key, Request};
+use super::request::split_request;
 
 /// What the resolver answers for a domain in a zone, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub(super) struct Inner {
     pub(super) store: Option<Persistence>,
     /// Seeds the per-domain jitter of proactive refreshes.
     pub(super) jitter: RandomState,
+    /// The number of each configured zone, by map name (0 is the default zone): the cache
+    /// keeps each entry's rendered reply per zone number.
+    zone_numbers: HashMap<String, usize>,
 }
 
 /// The store behind the memory cache.
@@ -112,15 +116,23 @@ impl PolicyResolver {
         clock: Clock,
         store: Option<Persistence>,
     ) -> Self {
+        let mut names: Vec<&String> = config.zones.keys().collect();
+        names.sort();
+        let zone_numbers = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i + 1))
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 net,
+                cache: MemoryCache::new(config.zones.len() + 1),
                 config,
-                cache: MemoryCache::default(),
                 clock,
                 in_flight: Mutex::new(HashMap::new()),
                 store,
                 jitter: RandomState::new(),
+                zone_numbers,
             }),
         }
     }
@@ -164,33 +176,56 @@ impl PolicyResolver {
         &self.inner.clock
     }
 
-    /// Answers one socketmap request payload (`<map-name> <key>`) with a reply payload.
-    pub async fn answer(&self, payload: &[u8]) -> Vec<u8> {
-        let request = Request::parse(payload);
-        match request.key {
-            Key::NotADomain(why) => {
+    /// Answers one socketmap request payload (`<map-name> <key>`): appends the reply to `out`
+    /// as a netstring. A domain whose reply the cache holds for the zone costs a hash lookup
+    /// and a copy: no allocation, no decision made again, no log line (the decision was logged
+    /// when it was made).
+    pub async fn answer(&self, payload: &[u8], out: &mut Vec<u8>) {
+        let (map, domain) = split_request(payload);
+        match domain {
+            Err(why) => {
                 tracing::debug!(key = %escape(payload), "NOTFOUND: {}", why.as_str());
-                reply::NOT_FOUND.to_vec()
+                write_frame(reply::NOT_FOUND, out);
             }
-            Key::Domain(domain) => {
-                let zone = self.inner.config.zone(request.map);
-                self.decide(&domain, zone).await.reply
+            Ok(domain) => {
+                let number = self.inner.zone_numbers.get(map).copied().unwrap_or(0);
+                let now = self.inner.clock.now();
+                if !self.inner.cache.append_reply(&domain, number, now, out) {
+                    let zone = self.inner.config.zone(map);
+                    let decision = self.decide_in(&domain, zone, Some(number)).await;
+                    write_frame(&decision.reply, out);
+                }
             }
         }
     }
 
     /// What the resolver answers for `domain` in `zone`, looking it up when the cache says so.
     pub async fn decide(&self, domain: &str, zone: &ZoneConfig) -> Decision {
+        self.decide_in(domain, zone, None).await
+    }
+
+    /// [`PolicyResolver::decide`]; with the zone's number, a decision made from the cache is
+    /// kept rendered in the cache for the requests that follow, while it holds.
+    async fn decide_in(&self, domain: &str, zone: &ZoneConfig, number: Option<usize>) -> Decision {
         let now = self.inner.clock.now();
         let cached = self.cached(domain).await;
         let entry = match cached {
             Some(entry) if !self.lookup_due(&entry, now) => {
                 let entry = self.with_dane(entry).await;
+                let decision = self.decision(&entry, zone, now);
                 if self.recheck_due(&entry, now) {
                     // Serve the valid policy now; confirm it with DNS in the background.
                     drop(self.start_lookup(domain, Some(Arc::clone(&entry))));
+                } else if let Some(number) = number {
+                    let mut framed = Vec::with_capacity(decision.reply.len() + 8);
+                    write_frame(&decision.reply, &mut framed);
+                    let rendered = Rendered {
+                        framed: framed.into_boxed_slice(),
+                        from: now,
+                        until: self.answer_until(&entry, now),
+                    };
+                    self.inner.cache.keep_reply(&entry, number, rendered);
                 }
-                let decision = self.decision(&entry, zone, now);
                 tracing::debug!(domain, reply = %escape(&decision.reply), "cached: {}", decision.reason);
                 return decision;
             }
@@ -274,6 +309,24 @@ impl PolicyResolver {
             return false;
         }
         now.saturating_sub(entry.checked_at) >= self.wait_after(entry)
+    }
+
+    /// Until when the decision for `entry` made at `now` stays the same: the next check of
+    /// the domain, or the end of its cached policy's use (`max_age`, `max_stale`).
+    fn answer_until(&self, entry: &Entry, now: UnixTime) -> UnixTime {
+        let next_check = entry.checked_at.saturating_add(self.wait_after(entry));
+        let max_stale = self.inner.config.cache.max_stale;
+        match entry.usable_policy(now, max_stale) {
+            Some(policy) => {
+                let stale_at = max_stale.map_or(UnixTime::MAX, |cap| {
+                    policy
+                        .confirmed_at
+                        .saturating_add(UnixTime::try_from(cap).unwrap_or(UnixTime::MAX))
+                });
+                next_check.min(policy.expires_at()).min(stale_at)
+            }
+            None => next_check,
+        }
     }
 
     /// True when a usable cached policy should be confirmed with DNS again.

@@ -1,6 +1,7 @@
 //! A socketmap request, `<map-name> <key>`, and the key's reduction to the domain whose policy
 //! applies.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The longest domain name (RFC 1035 §2.3.4, without the trailing dot).
@@ -52,62 +53,76 @@ impl NotADomain {
 impl<'a> Request<'a> {
     /// Splits a request payload at its first space and normalizes the key.
     pub fn parse(payload: &'a [u8]) -> Self {
-        let Ok(text) = std::str::from_utf8(payload) else {
-            let map = payload
-                .iter()
-                .position(|&b| b == b' ')
-                .and_then(|space| std::str::from_utf8(payload.get(..space)?).ok())
-                .unwrap_or("");
-            return Self {
-                map,
-                key: Key::NotADomain(NotADomain::Malformed),
-            };
-        };
-        let (map, key) = text.split_once(' ').unwrap_or((text, ""));
+        let (map, domain) = split_request(payload);
         Self {
             map,
-            key: normalize_key(key),
+            key: domain.map_or_else(Key::NotADomain, |name| Key::Domain(name.into_owned())),
         }
     }
+}
+
+/// A request payload's map name and the domain its key names, borrowed from the payload when
+/// the key is one already (no allocation on the path of every request).
+pub(super) fn split_request(payload: &[u8]) -> (&str, Result<Cow<'_, str>, NotADomain>) {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        let map = payload
+            .iter()
+            .position(|&b| b == b' ')
+            .and_then(|space| std::str::from_utf8(payload.get(..space)?).ok())
+            .unwrap_or("");
+        return (map, Err(NotADomain::Malformed));
+    };
+    let (map, key) = text.split_once(' ').unwrap_or((text, ""));
+    (map, normalize(key))
 }
 
 /// Reduces a Postfix next-hop key to its domain: `[d]`, `[d]:port` and `d:port` become `d`;
 /// surrounding white space, one trailing dot and upper case go; U-labels become A-labels.
 pub fn normalize_key(key: &str) -> Key {
+    match normalize(key) {
+        Ok(name) => Key::Domain(name.into_owned()),
+        Err(why) => Key::NotADomain(why),
+    }
+}
+
+/// [`normalize_key`], borrowing from `key` what needs no change.
+fn normalize(key: &str) -> Result<Cow<'_, str>, NotADomain> {
     let key = key.trim();
     let (host, bracketed) = match key.strip_prefix('[') {
         Some(rest) => match rest.split_once(']') {
             Some((inside, after)) if after.is_empty() || is_port_suffix(after) => (inside, true),
-            _ => return Key::NotADomain(NotADomain::Malformed),
+            _ => return Err(NotADomain::Malformed),
         },
-        None if is_ip_literal(key) => return Key::NotADomain(NotADomain::IpLiteral),
+        None if is_ip_literal(key) => return Err(NotADomain::IpLiteral),
         None => match key.rsplit_once(':') {
             Some((host, port)) if is_port(port) => (host, false),
-            Some(_) => return Key::NotADomain(not_a_domain_with_colon(key)),
+            Some(_) => return Err(not_a_domain_with_colon(key)),
             None => (key, false),
         },
     };
     if bracketed && is_ip_literal(host) {
-        return Key::NotADomain(NotADomain::IpLiteral);
+        return Err(NotADomain::IpLiteral);
     }
     let host = host.trim();
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.starts_with('.') {
-        return Key::NotADomain(NotADomain::ParentDomain);
+        return Err(NotADomain::ParentDomain);
     }
     if is_ip_literal(host) {
-        return Key::NotADomain(NotADomain::IpLiteral);
+        return Err(NotADomain::IpLiteral);
     }
-    let name = if host.is_ascii() {
-        host.to_ascii_lowercase()
-    } else {
+    let name = if !host.is_ascii() {
         match mta_sts_policy::normalize_host(host) {
-            Ok(name) => name,
-            Err(_) => return Key::NotADomain(NotADomain::Malformed),
+            Ok(name) => Cow::Owned(name),
+            Err(_) => return Err(NotADomain::Malformed),
         }
+    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
     };
     if !is_host_name(&name) {
-        return Key::NotADomain(NotADomain::Malformed);
+        return Err(NotADomain::Malformed);
     }
     if name
         .rsplit('.')
@@ -115,9 +130,9 @@ pub fn normalize_key(key: &str) -> Key {
         .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
         // `127.1` and friends: numeric forms an address parser accepts; no TLD is all digits.
-        return Key::NotADomain(NotADomain::IpLiteral);
+        return Err(NotADomain::IpLiteral);
     }
-    Key::Domain(name)
+    Ok(name)
 }
 
 /// A colon that is not a port separator: an unbracketed IPv6 address, or garbage.
@@ -138,9 +153,8 @@ fn is_port(port: &str) -> bool {
 }
 
 fn is_ip_literal(host: &str) -> bool {
-    let lower = host.get(..5).map(str::to_ascii_lowercase);
-    let host = match lower.as_deref() {
-        Some("ipv6:") => host.get(5..).unwrap_or(""),
+    let host = match host.get(..5) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("ipv6:") => host.get(5..).unwrap_or(""),
         _ => host,
     };
     host.parse::<IpAddr>().is_ok()

@@ -13,16 +13,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::config::{ListenAddr, UnixSocket};
 use super::lookup::{PolicyResolver, escape};
-use super::netstring::{read_frame, write_frame};
+use super::netstring::read_frame;
 
 /// How long a started request may take to arrive in full, and a reply to be taken by the
 /// client: a peer that stalls mid-request or stops reading is cut off after this.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections waiting in the kernel for `accept`.
 const BACKLOG: u32 = 1024;
+/// The longest idle timeout honoured (a year): longer ones mean no timeout.
+const MAX_IDLE_SECONDS: u64 = 365 * 24 * 3600;
 
 /// A bound listener, ready for [`serve`].
 #[derive(Debug)]
@@ -280,26 +283,38 @@ enum End {
 
 /// Serves one connection: reads what has arrived, answers every complete request in order
 /// (pipelining), writes the replies in one go, and reads again.
+///
+/// A request costs a read and a write: the connection has one timer and one wait for the stop
+/// signal for its whole life, not a new one per request. The timer is moved only when it
+/// fires before the connection's deadline (then it is set to that deadline), or when the
+/// deadline comes sooner than it is set for.
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     resolver: &PolicyResolver,
     mut stop: watch::Receiver<bool>,
 ) {
     let limits = &resolver.config().limits;
-    let idle = Duration::from_secs(limits.idle_timeout);
+    // Capped so that a deadline computed from it cannot overflow.
+    let idle = Duration::from_secs(limits.idle_timeout.min(MAX_IDLE_SECONDS));
+    let max_pipelined = limits.max_pipelined.max(1);
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut output: Vec<u8> = Vec::with_capacity(4096);
+    let stopped = stop.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
+    let mut stopping = false;
+    let mut last_read = Instant::now();
+    let timer = tokio::time::sleep_until(last_read + idle);
+    tokio::pin!(timer);
     let end = loop {
         let mut start = 0;
         let mut malformed = None;
         let mut answered = 0;
-        while answered < limits.max_pipelined.max(1) {
+        while answered < max_pipelined {
             let rest = input.get(start..).unwrap_or_default();
             match read_frame(rest, limits.max_request) {
                 Ok(Some(frame)) => {
                     let payload = rest.get(frame.payload.clone()).unwrap_or_default();
-                    let reply = resolver.answer(payload).await;
-                    write_frame(&reply, &mut output);
+                    resolver.answer(payload, &mut output).await;
                     start += frame.consumed;
                     answered += 1;
                 }
@@ -312,35 +327,52 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
         input.drain(..start);
         if !output.is_empty() {
-            match tokio::time::timeout(IO_TIMEOUT, stream.write_all(&output)).await {
-                Ok(Ok(())) => output.clear(),
-                Ok(Err(error)) => break End::Io(error),
-                Err(_) => break End::Io(io::ErrorKind::TimedOut.into()),
+            // The write timeout's timer is made only when the write has to wait: with
+            // `biased`, a write that completes at once never polls it.
+            let written = tokio::select! {
+                biased;
+                written = stream.write_all(&output) => written,
+                () = async { tokio::time::sleep(IO_TIMEOUT).await } => {
+                    Err(io::ErrorKind::TimedOut.into())
+                }
+            };
+            match written {
+                Ok(()) => output.clear(),
+                Err(error) => break End::Io(error),
             }
         }
         if let Some(error) = malformed {
             break End::Malformed(error);
         }
-        if answered == limits.max_pipelined.max(1) {
+        if answered == max_pipelined {
             // More may be buffered already: answer it before reading.
             continue;
         }
-        let stopping = *stop.borrow();
         if stopping && input.is_empty() {
             break End::Done;
         }
         // A request under way must arrive within IO_TIMEOUT; between requests, wait longer.
         let wait = if input.is_empty() { idle } else { IO_TIMEOUT };
+        let deadline = last_read + wait;
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
         let read = tokio::select! {
-            read = tokio::time::timeout(wait, stream.read_buf(&mut input)) => read,
-            _ = stop.wait_for(|stop| *stop), if !stopping => continue,
+            biased;
+            read = stream.read_buf(&mut input) => Some(read),
+            () = &mut timer => None,
+            _ = &mut stopped, if !stopping => {
+                stopping = true;
+                continue;
+            }
         };
         match read {
-            Ok(Ok(0)) => break End::Done,
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => break End::Io(error),
-            Err(_) if input.is_empty() => break End::Idle,
-            Err(_) => break End::Io(io::ErrorKind::TimedOut.into()),
+            Some(Ok(0)) => break End::Done,
+            Some(Ok(_)) => last_read = Instant::now(),
+            Some(Err(error)) => break End::Io(error),
+            None if Instant::now() < deadline => timer.as_mut().reset(deadline),
+            None if input.is_empty() => break End::Idle,
+            None => break End::Io(io::ErrorKind::TimedOut.into()),
         }
     };
     match end {
