@@ -61,12 +61,24 @@ enum Command {
         depth: usize,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Offer this many queries/s over all connections (open loop), instead of sending
+        /// each request as soon as the last reply is in (closed loop).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Worker threads of the generator.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let threads = match args.command {
+        Command::Run { threads, .. } => threads.max(1),
+        _ => std::thread::available_parallelism().map_or(2, usize::from),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()?;
     runtime.block_on(async {
@@ -79,7 +91,9 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 depth,
                 seconds,
-            } => run(connect, keys, connections, depth.max(1), seconds).await,
+                rate,
+                threads: _,
+            } => run(connect, keys, connections, depth.max(1), seconds, rate).await,
         }
     })
 }
@@ -330,44 +344,199 @@ async fn diff(a: SocketAddr, b: SocketAddr, keys: PathBuf) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Frames every key as a request once, so the load loop only copies bytes.
+fn framed_requests(keys: &[String]) -> Vec<Vec<u8>> {
+    keys.iter()
+        .map(|key| {
+            let mut out = Vec::new();
+            netstring(key, &mut out);
+            out
+        })
+        .collect()
+}
+
+/// One load connection: the socket and the replies read but not yet taken.
+struct LoadConnection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+}
+
+impl LoadConnection {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            out: Vec::new(),
+        })
+    }
+
+    /// Sends the next `depth` requests at once (from `requests`, cycling from `next`), waits
+    /// for their replies, and records the time that took for each.
+    async fn batch(
+        &mut self,
+        requests: &[Vec<u8>],
+        next: &mut usize,
+        depth: usize,
+        latencies: &mut Latencies,
+    ) -> anyhow::Result<()> {
+        self.out.clear();
+        for _ in 0..depth {
+            self.out
+                .extend_from_slice(&requests[*next % requests.len()]);
+            *next += 1;
+        }
+        let sent = Instant::now();
+        self.stream.write_all(&self.out).await?;
+        self.replies(depth).await?;
+        let latency = micros(sent);
+        latencies.extend(std::iter::repeat_n(latency, depth));
+        Ok(())
+    }
+
+    /// Waits for `count` replies, each checked to be a cached secure answer. Replies are cut
+    /// out of what one read brings, so the generator costs a read per batch, not per byte.
+    async fn replies(&mut self, mut count: usize) -> anyhow::Result<()> {
+        while count > 0 {
+            match next_reply(self.buf.get(self.start..).unwrap_or_default())? {
+                Some(consumed) => {
+                    self.start += consumed;
+                    count -= 1;
+                }
+                None => {
+                    self.buf.drain(..self.start);
+                    self.start = 0;
+                    if self.stream.read_buf(&mut self.buf).await? == 0 {
+                        bail!("the resolver closed the connection");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The length of the netstring reply at the start of `buf`, when it is complete; an error
+/// when it is not a cached `OK secure` reply.
+fn next_reply(buf: &[u8]) -> anyhow::Result<Option<usize>> {
+    let Some(colon) = buf.iter().position(|&b| b == b':') else {
+        return Ok(None);
+    };
+    let digits = &buf[..colon];
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        bail!("bad netstring length {:?}", String::from_utf8_lossy(digits));
+    }
+    let length: usize = std::str::from_utf8(digits)?.parse()?;
+    let Some(rest) = buf.get(colon + 1..colon + 2 + length) else {
+        return Ok(None);
+    };
+    let (payload, comma) = rest.split_at(length);
+    if comma != b"," {
+        bail!("netstring without ','");
+    }
+    if !payload.starts_with(b"OK secure") {
+        bail!(
+            "uncached or wrong reply {:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
+    Ok(Some(colon + 2 + length))
+}
+
+/// What one connection measured: the latency of every reply, in microseconds.
+type Latencies = Vec<u32>;
+
+fn micros(since: Instant) -> u32 {
+    u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Closed loop: a batch of `depth` requests, then the next as soon as its replies are in.
+async fn closed_loop(
+    addr: SocketAddr,
+    requests: &[Vec<u8>],
+    first: usize,
+    depth: usize,
+    deadline: Instant,
+) -> anyhow::Result<Latencies> {
+    let mut connection = LoadConnection::open(addr).await?;
+    let mut latencies = Vec::new();
+    let mut next = first;
+    while Instant::now() < deadline {
+        connection
+            .batch(requests, &mut next, depth, &mut latencies)
+            .await?;
+    }
+    Ok(latencies)
+}
+
+/// Open loop: requests offered at `rate` per second on this connection, whatever the replies
+/// take, a batch of `depth` at a time (one request at a time for depth 1, as Postfix asks).
+/// The timer ticks every millisecond; each tick sends what became due since the last, so the
+/// offered rate holds exactly and a slow server shows as a backlog (a lower achieved rate),
+/// not as fewer requests asked. Latency is from each batch's write to its last reply.
+async fn open_loop(
+    addr: SocketAddr,
+    requests: &[Vec<u8>],
+    first: usize,
+    depth: usize,
+    rate: f64,
+    deadline: Instant,
+) -> anyhow::Result<Latencies> {
+    let mut connection = LoadConnection::open(addr).await?;
+    let mut latencies = Vec::new();
+    let mut next = first;
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let started = Instant::now();
+    let mut asked = 0.0_f64;
+    loop {
+        ticks.tick().await;
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let due = (now - started).as_secs_f64() * rate;
+        while asked + depth as f64 <= due {
+            connection
+                .batch(requests, &mut next, depth, &mut latencies)
+                .await?;
+            asked += depth as f64;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+    Ok(latencies)
+}
+
 async fn run(
     addr: SocketAddr,
     keys: PathBuf,
     connections: usize,
     depth: usize,
     seconds: f64,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
-    let keys = std::sync::Arc::new(read_keys(&keys)?);
-    if keys.is_empty() {
+    let requests = std::sync::Arc::new(framed_requests(&read_keys(&keys)?));
+    if requests.is_empty() {
         bail!("no keys");
     }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let keys = std::sync::Arc::clone(&keys);
+        let requests = std::sync::Arc::clone(&requests);
         tasks.push(tokio::spawn(async move {
-            let mut latencies: Vec<u32> = Vec::new();
-            let mut stream = BufReader::new(TcpStream::connect(addr).await?);
-            stream.get_ref().set_nodelay(true)?;
-            let mut next = c * 7;
-            let mut batch = Vec::new();
-            while Instant::now() < deadline {
-                batch.clear();
-                for _ in 0..depth {
-                    netstring(&keys[next % keys.len()], &mut batch);
-                    next += 1;
+            match rate {
+                Some(rate) => {
+                    let per_connection = rate / connections as f64;
+                    open_loop(addr, &requests, c * 7, depth, per_connection, deadline).await
                 }
-                let sent = Instant::now();
-                stream.get_mut().write_all(&batch).await?;
-                for _ in 0..depth {
-                    let reply = read_reply(&mut stream).await?;
-                    if !reply.starts_with("OK secure") {
-                        bail!("uncached or wrong reply {reply:?}");
-                    }
-                    latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-                }
+                None => closed_loop(addr, &requests, c * 7, depth, deadline).await,
             }
-            anyhow::Ok(latencies)
         }));
     }
     let started = Instant::now();
@@ -382,11 +551,14 @@ async fn run(
             .copied()
             .unwrap_or(0)
     };
+    let offered = rate.map_or_else(String::new, |rate| format!(" offered_per_s={rate:.0}"));
     println!(
-        "queries_per_s={:.0} p50_us={} p99_us={} queries={} connections={connections} depth={depth}",
+        "queries_per_s={:.0} p50_us={} p99_us={} max_us={} queries={} connections={connections} \
+         depth={depth}{offered}",
         all.len() as f64 / elapsed,
         pick(0.50),
         pick(0.99),
+        all.last().copied().unwrap_or(0),
         all.len()
     );
     Ok(())
