@@ -314,6 +314,53 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
+/// `reports ingest --watch` of the server's INBOX into `data`, its output piped.
+fn watch(dovecot: &Dovecot, data: &Path) -> std::process::Child {
+    bin()
+        .args([
+            "reports",
+            "ingest",
+            "--json",
+            "--no-dkim",
+            "--watch",
+            "--data-dir",
+        ])
+        .arg(data)
+        .arg("--ca-file")
+        .arg(&dovecot.ca_file)
+        .arg(dovecot.url("INBOX"))
+        .env("MTA_STS_IMAP_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the processed folder holds `count` messages, failing after `seconds`.
+fn wait_for_processed(rt: &tokio::runtime::Runtime, dovecot: &Dovecot, count: u32, seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while rt.block_on(dovecot.count("TLSRPT-Processed")) < count {
+        assert!(
+            Instant::now() < deadline,
+            "--watch did not move {count} messages within {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGTERM to `child` and collects what it wrote.
+fn terminate(child: std::process::Child) -> std::process::Output {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn messages_are_stored_moved_by_outcome_and_never_read_twice() {
     let Some(dovecot) = dovecot("moved") else {
@@ -394,48 +441,14 @@ fn watch_takes_mail_as_it_arrives_and_stops_on_sigterm() {
     let rt = runtime();
     rt.block_on(dovecot.append("INBOX", &[report_mail(10)]));
     let data = temp_dir("watch-data");
-    let child = bin()
-        .args([
-            "reports",
-            "ingest",
-            "--json",
-            "--no-dkim",
-            "--watch",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .arg("--ca-file")
-        .arg(&dovecot.ca_file)
-        .arg(dovecot.url("INBOX"))
-        .env("MTA_STS_IMAP_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let wait_for = |count: u32| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while rt.block_on(dovecot.count("TLSRPT-Processed")) < count {
-            assert!(
-                Instant::now() < deadline,
-                "--watch did not move {count} messages within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let child = watch(&dovecot, &data);
+    let wait_for = |count: u32| wait_for_processed(&rt, &dovecot, count, 30);
     // What was there at the start, then two that arrive while it waits in IDLE.
     wait_for(1);
     rt.block_on(dovecot.append("INBOX", &[report_mail(11), report_mail(12)]));
     wait_for(3);
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert!(out.status.success(), "{}", stderr(&out));
     let counts = json(&out);
     assert_eq!(counts["stored"], 3, "{counts}");
@@ -616,34 +629,8 @@ fn watch_reconnects_after_the_server_restarts() {
     let rt = runtime();
     rt.block_on(dovecot.append("INBOX", &[report_mail(60)]));
     let data = temp_dir("reconnect-data");
-    let mut child = bin()
-        .args([
-            "reports",
-            "ingest",
-            "--json",
-            "--no-dkim",
-            "--watch",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .arg("--ca-file")
-        .arg(&dovecot.ca_file)
-        .arg(dovecot.url("INBOX"))
-        .env("MTA_STS_IMAP_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let wait_for = |count: u32| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while rt.block_on(dovecot.count("TLSRPT-Processed")) < count {
-            assert!(
-                Instant::now() < deadline,
-                "--watch did not move {count} messages within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let mut child = watch(&dovecot, &data);
+    let wait_for = |count: u32| wait_for_processed(&rt, &dovecot, count, 60);
     wait_for(1);
     // The server drops the session and is gone for a while: the watcher's first tries fail.
     dovecot.kick();
@@ -655,15 +642,7 @@ fn watch_reconnects_after_the_server_restarts() {
     rt.block_on(dovecot.append("INBOX", &[report_mail(61)]));
     wait_for(2);
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert!(out.status.success(), "{:?} {}", out.status, stderr(&out));
     assert!(
         stderr(&out).contains("connecting again"),
