@@ -32,6 +32,7 @@ pub(crate) mod decode;
 mod error;
 mod measure;
 mod read;
+mod shape;
 mod write;
 
 use std::fmt;

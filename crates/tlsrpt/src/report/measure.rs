@@ -1,11 +1,13 @@
 //! What reading a body will cost in memory, found before anything is allocated for it.
 //!
-//! The reader builds a JSON tree of the whole document, and a tree costs far more than its
-//! text: `[0,0,…]` takes 32 bytes per 2-byte value, `[{"a":0},…]` a B-tree node of about 640
-//! bytes per 8-byte object. So a 10 MiB body could take a gigabyte. [`measure`] scans a body
+//! The reader takes each member of a report as it is parsed, never a tree of the whole
+//! document, but what it returns still grows with the number of values read (an entry's
+//! structure is larger than its shortest JSON), so the bound is still the one of a JSON tree,
+//! which costs far more than its text: `[0,0,…]` would take 32 bytes per 2-byte value,
+//! `[{"a":0},…]` a B-tree node of about 640 bytes per 8-byte object. [`measure`] scans a body
 //! (decompressing it as a stream, into nothing) and bounds what reading it will take;
-//! [`Report::from_json`](super::Report::from_json) refuses a document whose tree would exceed
-//! [`MAX_TREE_BYTES`] before building it.
+//! [`Report::from_json`](super::Report::from_json) refuses a document over [`MAX_TREE_BYTES`]
+//! before reading it.
 
 use std::io::Read;
 

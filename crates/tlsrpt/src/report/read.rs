@@ -1,10 +1,13 @@
 //! The lenient reader: RFC 8460 JSON as real senders write it.
 
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed as _, MapAccess, SeqAccess};
 
 use super::datetime::{Zone, parse_date_time};
 use super::error::excerpt;
 use super::measure::{MAX_TREE_BYTES, tree_bytes};
+use super::shape::{
+    Num, Scalar, Scalars, Shape, Val, ValSeed, members, scalar, skip_map, skip_seq,
+};
 use super::{
     AppliedPolicy, DateRange, FailureDetail, PolicyResult, PolicyType, ReadReport, Report,
     ReportError, ReportWarning, ReportWarningKind, ResultType, SessionSummary, SkipReason,
@@ -17,7 +20,355 @@ pub const MAX_WARNINGS: usize = 1000;
 
 const UTF8_BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
-type Object = Map<String, Value>;
+// What the reader takes in: each member of the report as its conversion below wants it (see
+// `shape`). Arrays of entries are converted entry by entry as they are parsed, their warnings
+// kept aside (by the same rule as the report's) until the fixed order of the report's warnings
+// reaches them, so an array of junk costs its capped warnings, never a tree.
+
+/// The members of the report object.
+struct RootRaw {
+    organization_name: Option<Scalar>,
+    report_id: Option<Scalar>,
+    date_range: Option<Val<(), RangeRaw>>,
+    contact_info: Option<Scalar>,
+    policies: Option<Val<Read<PolicyResult>, ()>>,
+}
+
+struct RootShape;
+
+impl<'de> Shape<'de> for RootShape {
+    type Array = ();
+    type Object = RootRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<RootRaw, M::Error> {
+        let mut root = RootRaw {
+            organization_name: None,
+            report_id: None,
+            date_range: None,
+            contact_info: None,
+            policies: None,
+        };
+        const NAMES: &[&str] = &[
+            "organization-name",
+            "report-id",
+            "date-range",
+            "contact-info",
+            "policies",
+        ];
+        members(map, NAMES, |index, map| {
+            match index {
+                0 => root.organization_name = scalar(map)?,
+                1 => root.report_id = scalar(map)?,
+                2 => root.date_range = Some(map.next_value_seed(ValSeed(RangeShape))?),
+                3 => root.contact_info = scalar(map)?,
+                _ => root.policies = Some(map.next_value_seed(ValSeed(PoliciesShape))?),
+            }
+            Ok(())
+        })?;
+        Ok(root)
+    }
+}
+
+/// The members of `date-range`.
+struct RangeRaw {
+    start: Option<Scalar>,
+    end: Option<Scalar>,
+}
+
+struct RangeShape;
+
+impl<'de> Shape<'de> for RangeShape {
+    type Array = ();
+    type Object = RangeRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<RangeRaw, M::Error> {
+        let mut range = RangeRaw {
+            start: None,
+            end: None,
+        };
+        members(map, &["start-datetime", "end-datetime"], |index, map| {
+            match index {
+                0 => range.start = scalar(map)?,
+                _ => range.end = scalar(map)?,
+            }
+            Ok(())
+        })?;
+        Ok(range)
+    }
+}
+
+/// An array of entries, converted as it was parsed, with the warnings converting gave.
+struct Read<T> {
+    entries: Vec<T>,
+    reader: Reader,
+}
+
+/// `policies`: each entry becomes a [`PolicyResult`] (or a warning) as soon as it is parsed.
+struct PoliciesShape;
+
+impl<'de> Shape<'de> for PoliciesShape {
+    type Array = Read<PolicyResult>;
+    type Object = ();
+    fn array<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Read<PolicyResult>, S::Error> {
+        let mut reader = Reader::default();
+        let mut entries = Vec::new();
+        for index in 0.. {
+            let path = format!("policies[{index}]");
+            let Some(entry) = seq.next_element_seed(ValSeed(EntryShape { path: &path }))? else {
+                break;
+            };
+            entries.extend(reader.policy_result(entry, &path));
+        }
+        Ok(Read { entries, reader })
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
+        skip_map(map)
+    }
+}
+
+/// The members of a `policies` entry.
+struct EntryRaw {
+    policy: Option<Val<(), PolicyRaw>>,
+    summary: Option<Val<(), SummaryRaw>>,
+    failure_details: Option<Val<Read<FailureDetail>, ()>>,
+}
+
+struct EntryShape<'p> {
+    /// The entry's path (`policies[3]`), for its failure details' warnings.
+    path: &'p str,
+}
+
+impl<'de> Shape<'de> for EntryShape<'_> {
+    type Array = ();
+    type Object = EntryRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<EntryRaw, M::Error> {
+        let mut entry = EntryRaw {
+            policy: None,
+            summary: None,
+            failure_details: None,
+        };
+        let path = self.path;
+        members(
+            map,
+            &["policy", "summary", "failure-details"],
+            |index, map| {
+                match index {
+                    0 => entry.policy = Some(map.next_value_seed(ValSeed(PolicyShape))?),
+                    1 => entry.summary = Some(map.next_value_seed(ValSeed(SummaryShape))?),
+                    _ => {
+                        let shape = DetailsShape { path };
+                        entry.failure_details = Some(map.next_value_seed(ValSeed(shape))?);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        Ok(entry)
+    }
+}
+
+/// The members of an entry's `policy`.
+struct PolicyRaw {
+    policy_type: Option<Scalar>,
+    policy_domain: Option<Scalar>,
+    policy_string: Option<Val<Strings, ()>>,
+    mx_host: Option<Val<Strings, ()>>,
+}
+
+struct PolicyShape;
+
+impl<'de> Shape<'de> for PolicyShape {
+    type Array = ();
+    type Object = PolicyRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<PolicyRaw, M::Error> {
+        let mut policy = PolicyRaw {
+            policy_type: None,
+            policy_domain: None,
+            policy_string: None,
+            mx_host: None,
+        };
+        const NAMES: &[&str] = &["policy-type", "policy-domain", "policy-string", "mx-host"];
+        members(map, NAMES, |index, map| {
+            match index {
+                0 => policy.policy_type = scalar(map)?,
+                1 => policy.policy_domain = scalar(map)?,
+                2 => policy.policy_string = Some(map.next_value_seed(ValSeed(StringsShape))?),
+                _ => policy.mx_host = Some(map.next_value_seed(ValSeed(StringsShape))?),
+            }
+            Ok(())
+        })?;
+        Ok(policy)
+    }
+}
+
+/// An array that should hold strings (`policy-string`, `mx-host`), by index. Past
+/// [`MAX_WARNINGS`] items of another type, the report's warnings are full whatever else it
+/// holds: the rest are only counted.
+struct Strings {
+    items: Vec<Item>,
+    omitted: usize,
+}
+
+enum Item {
+    Str(usize, String),
+    Wrong(usize, &'static str),
+}
+
+struct StringsShape;
+
+impl<'de> Shape<'de> for StringsShape {
+    type Array = Strings;
+    type Object = ();
+    fn array<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Strings, S::Error> {
+        let mut strings = Strings {
+            items: Vec::new(),
+            omitted: 0,
+        };
+        let mut wrong = 0;
+        for index in 0.. {
+            match seq.next_element_seed(ValSeed(Scalars))? {
+                None => break,
+                Some(Val::Str(text)) => strings.items.push(Item::Str(index, text)),
+                Some(_) if wrong >= MAX_WARNINGS => strings.omitted += 1,
+                Some(other) => {
+                    wrong += 1;
+                    strings.items.push(Item::Wrong(index, other.json_type()));
+                }
+            }
+        }
+        Ok(strings)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
+        skip_map(map)
+    }
+}
+
+/// The members of an entry's `summary`.
+struct SummaryRaw {
+    successful: Option<Scalar>,
+    failure: Option<Scalar>,
+}
+
+struct SummaryShape;
+
+impl<'de> Shape<'de> for SummaryShape {
+    type Array = ();
+    type Object = SummaryRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<SummaryRaw, M::Error> {
+        let mut summary = SummaryRaw {
+            successful: None,
+            failure: None,
+        };
+        const NAMES: &[&str] = &[
+            "total-successful-session-count",
+            "total-failure-session-count",
+        ];
+        members(map, NAMES, |index, map| {
+            match index {
+                0 => summary.successful = scalar(map)?,
+                _ => summary.failure = scalar(map)?,
+            }
+            Ok(())
+        })?;
+        Ok(summary)
+    }
+}
+
+/// `failure-details`: each entry becomes a [`FailureDetail`] (or a warning) as it is parsed.
+struct DetailsShape<'p> {
+    /// The path of the policies entry.
+    path: &'p str,
+}
+
+impl<'de> Shape<'de> for DetailsShape<'_> {
+    type Array = Read<FailureDetail>;
+    type Object = ();
+    fn array<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Read<FailureDetail>, S::Error> {
+        let mut reader = Reader::default();
+        let mut entries = Vec::new();
+        for index in 0.. {
+            let Some(detail) = seq.next_element_seed(ValSeed(DetailShape))? else {
+                break;
+            };
+            let path = format!("{}.failure-details[{index}]", self.path);
+            entries.extend(reader.failure_detail(detail, &path));
+        }
+        Ok(Read { entries, reader })
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
+        skip_map(map)
+    }
+}
+
+/// The optional string members of a failure detail, in the order their warnings come.
+const DETAIL_STRINGS: [&str; 6] = [
+    "sending-mta-ip",
+    "receiving-mx-hostname",
+    "receiving-mx-helo",
+    "receiving-ip",
+    "additional-information",
+    "failure-reason-code",
+];
+
+/// The members of a failure detail.
+struct DetailRaw {
+    result_type: Option<Scalar>,
+    failed_session_count: Option<Scalar>,
+    optional: [(&'static str, Option<Scalar>); 6],
+}
+
+struct DetailShape;
+
+impl<'de> Shape<'de> for DetailShape {
+    type Array = ();
+    type Object = DetailRaw;
+    fn array<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+        skip_seq(seq)
+    }
+    fn object<M: MapAccess<'de>>(self, map: M) -> Result<DetailRaw, M::Error> {
+        let mut detail = DetailRaw {
+            result_type: None,
+            failed_session_count: None,
+            optional: DETAIL_STRINGS.map(|key| (key, None)),
+        };
+        const NAMES: &[&str] = &[
+            "result-type",
+            "failed-session-count",
+            "sending-mta-ip",
+            "receiving-mx-hostname",
+            "receiving-mx-helo",
+            "receiving-ip",
+            "additional-information",
+            "failure-reason-code",
+        ];
+        members(map, NAMES, |index, map| {
+            match index {
+                0 => detail.result_type = scalar(map)?,
+                1 => detail.failed_session_count = scalar(map)?,
+                other => {
+                    if let Some((_, value)) = detail.optional.get_mut(other - 2) {
+                        *value = scalar(map)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(detail)
+    }
+}
 
 pub(super) fn read_report(bytes: &[u8]) -> Result<ReadReport, ReportError> {
     let mut reader = Reader::default();
@@ -33,27 +384,32 @@ pub(super) fn read_report(bytes: &[u8]) -> Result<ReadReport, ReportError> {
             limit: MAX_TREE_BYTES,
         });
     }
-    let document: Value = serde_json::from_slice(bytes).map_err(|error| ReportError::NotJson {
-        line: error.line(),
-        column: error.column(),
-        reason: error.to_string(),
-    })?;
-    let Value::Object(root) = document else {
+    // As serde_json::from_slice does: the value, then nothing but whitespace.
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let document = ValSeed(RootShape)
+        .deserialize(&mut deserializer)
+        .and_then(|document| deserializer.end().map(|()| document))
+        .map_err(|error| ReportError::NotJson {
+            line: error.line(),
+            column: error.column(),
+            reason: error.to_string(),
+        })?;
+    let Val::Object(root) = document else {
         return Err(ReportError::NotAnObject {
-            found: json_type(&document),
+            found: document.json_type(),
         });
     };
-    let organization_name = identity_string(&root, "organization-name")?;
-    let report_id = identity_string(&root, "report-id")?;
-    let date_range = reader.date_range(&root)?;
-    let contact_info = match root.get("contact-info") {
-        None | Some(Value::Null) => {
+    let organization_name = identity_string(root.organization_name, "organization-name")?;
+    let report_id = identity_string(root.report_id, "report-id")?;
+    let date_range = reader.date_range(root.date_range)?;
+    let contact_info = match root.contact_info {
+        None | Some(Val::Null) => {
             reader.warn("contact-info".to_owned(), ReportWarningKind::MissingField);
             None
         }
         value => reader.optional_string(value, "contact-info"),
     };
-    let policies = reader.policies(root.get("policies"));
+    let policies = reader.policies(root.policies);
     let mut report = Report {
         organization_name,
         date_range,
@@ -117,17 +473,17 @@ pub(crate) fn text_as_read(text: &str) -> String {
 }
 
 /// A string the report cannot be identified without.
-fn identity_string(root: &Object, key: &'static str) -> Result<String, ReportError> {
-    match root.get(key) {
-        None | Some(Value::Null) => Err(ReportError::MissingField { path: key }),
-        Some(Value::String(text)) if text.trim().is_empty() => {
+fn identity_string(value: Option<Scalar>, key: &'static str) -> Result<String, ReportError> {
+    match value {
+        None | Some(Val::Null) => Err(ReportError::MissingField { path: key }),
+        Some(Val::Str(text)) if text.trim().is_empty() => {
             Err(ReportError::EmptyField { path: key })
         }
-        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Val::Str(text)) => Ok(text),
         Some(other) => Err(ReportError::WrongType {
             path: key,
             expected: "a string",
-            found: json_type(other),
+            found: other.json_type(),
         }),
     }
 }
@@ -199,6 +555,15 @@ impl Reader {
         }
     }
 
+    /// Takes the warnings of a part of the report read on its own (kept by the same rule), as
+    /// if they had been given here.
+    fn absorb(&mut self, part: Reader) {
+        for warning in part.warnings {
+            self.warn(warning.path, warning.kind);
+        }
+        self.omitted_warnings += part.omitted_warnings;
+    }
+
     fn finish(mut self) -> Vec<ReportWarning> {
         if self.omitted_warnings > 0 {
             self.warnings.push(ReportWarning {
@@ -211,22 +576,22 @@ impl Reader {
         self.warnings
     }
 
-    fn date_range(&mut self, root: &Object) -> Result<DateRange, ReportError> {
-        let range = match root.get("date-range") {
-            None | Some(Value::Null) => {
+    fn date_range(&mut self, value: Option<Val<(), RangeRaw>>) -> Result<DateRange, ReportError> {
+        let range = match value {
+            None | Some(Val::Null) => {
                 return Err(ReportError::MissingField { path: "date-range" });
             }
-            Some(Value::Object(range)) => range,
+            Some(Val::Object(range)) => range,
             Some(other) => {
                 return Err(ReportError::WrongType {
                     path: "date-range",
                     expected: "an object",
-                    found: json_type(other),
+                    found: other.json_type(),
                 });
             }
         };
-        let start = self.timestamp(range, "start-datetime", "date-range.start-datetime")?;
-        let end = self.timestamp(range, "end-datetime", "date-range.end-datetime")?;
+        let start = self.timestamp(range.start, "date-range.start-datetime")?;
+        let end = self.timestamp(range.end, "date-range.end-datetime")?;
         if end < start {
             self.warn(
                 "date-range".to_owned(),
@@ -238,25 +603,24 @@ impl Reader {
 
     fn timestamp(
         &mut self,
-        range: &Object,
-        key: &str,
+        value: Option<Scalar>,
         path: &'static str,
     ) -> Result<Timestamp, ReportError> {
-        let text = match range.get(key) {
-            None | Some(Value::Null) => return Err(ReportError::MissingField { path }),
-            Some(Value::String(text)) => text,
+        let text = match value {
+            None | Some(Val::Null) => return Err(ReportError::MissingField { path }),
+            Some(Val::Str(text)) => text,
             Some(other) => {
                 return Err(ReportError::WrongType {
                     path,
                     expected: "a string",
-                    found: json_type(other),
+                    found: other.json_type(),
                 });
             }
         };
         let (timestamp, zone) =
             parse_date_time(text.trim()).ok_or_else(|| ReportError::InvalidDate {
                 path,
-                value: excerpt(text),
+                value: excerpt(&text),
             })?;
         if zone == Zone::Missing {
             self.warn(path.to_owned(), ReportWarningKind::DateWithoutZone);
@@ -264,59 +628,60 @@ impl Reader {
         Ok(timestamp)
     }
 
-    fn policies(&mut self, value: Option<&Value>) -> Vec<PolicyResult> {
-        let entries = match value {
-            None | Some(Value::Null) => {
+    fn policies(&mut self, value: Option<Val<Read<PolicyResult>, ()>>) -> Vec<PolicyResult> {
+        match value {
+            None | Some(Val::Null) => {
                 self.warn("policies".to_owned(), ReportWarningKind::MissingField);
-                return Vec::new();
+                Vec::new()
             }
-            Some(Value::Array(entries)) => entries,
+            Some(Val::Array(read)) => self.take(read),
             Some(other) => {
                 self.warn(
                     "policies".to_owned(),
                     ReportWarningKind::WrongType {
                         expected: "an array",
-                        found: json_type(other),
+                        found: other.json_type(),
                     },
                 );
-                return Vec::new();
+                Vec::new()
             }
-        };
-        entries
-            .iter()
-            .enumerate()
-            .filter_map(|(index, entry)| self.policy_result(entry, &format!("policies[{index}]")))
-            .collect()
+        }
     }
 
-    fn policy_result(&mut self, value: &Value, path: &str) -> Option<PolicyResult> {
+    /// The entries of an array read on its own, its warnings now given here.
+    fn take<T>(&mut self, read: Read<T>) -> Vec<T> {
+        self.absorb(read.reader);
+        read.entries
+    }
+
+    fn policy_result(&mut self, value: Val<(), EntryRaw>, path: &str) -> Option<PolicyResult> {
         let skip = |reader: &mut Self, path: String, reason: SkipReason| {
             reader.warn(path, ReportWarningKind::PolicySkipped { reason });
             None
         };
-        let Value::Object(entry) = value else {
+        let Val::Object(entry) = value else {
             return skip(self, path.to_owned(), SkipReason::NotAnObject);
         };
         let policy_path = format!("{path}.policy");
-        let policy = match entry.get("policy") {
-            Some(Value::Object(policy)) => policy,
-            other => return skip(self, policy_path, skip_reason(other, "an object")),
+        let policy = match entry.policy {
+            Some(Val::Object(policy)) => policy,
+            other => return skip(self, policy_path, skip_reason(other.as_ref(), "an object")),
         };
         // A policy missing its type or domain still carries session counts: keep it (with an
         // empty value and a warning) so the report's totals stay right.
         let type_path = format!("{policy_path}.policy-type");
-        let policy_type = match policy.get("policy-type") {
-            Some(Value::String(name)) => PolicyType::from_name(name),
+        let policy_type = match policy.policy_type {
+            Some(Val::Str(name)) => PolicyType::from_name(&name),
             other => {
-                self.warn_missing_or_wrong(type_path.clone(), other, "a string");
+                self.warn_missing_or_wrong(type_path.clone(), other.as_ref(), "a string");
                 PolicyType::Other(String::new())
             }
         };
         let domain_path = format!("{policy_path}.policy-domain");
-        let policy_domain = match policy.get("policy-domain") {
-            Some(Value::String(domain)) if !domain.trim().is_empty() => domain.clone(),
+        let policy_domain = match policy.policy_domain {
+            Some(Val::Str(domain)) if !domain.trim().is_empty() => domain,
             other => {
-                self.warn_missing_or_wrong(domain_path, other, "a string");
+                self.warn_missing_or_wrong(domain_path, other.as_ref(), "a string");
                 String::new()
             }
         };
@@ -331,16 +696,14 @@ impl Reader {
             );
         }
         let policy_string = self.policy_string(
-            policy.get("policy-string"),
+            policy.policy_string,
             &format!("{policy_path}.policy-string"),
             &policy_type,
         );
-        let mx_host = self.mx_host(policy.get("mx-host"), &format!("{policy_path}.mx-host"));
-        let summary = self.summary(entry.get("summary"), &format!("{path}.summary"));
-        let failure_details = self.failure_details(
-            entry.get("failure-details"),
-            &format!("{path}.failure-details"),
-        );
+        let mx_host = self.mx_host(policy.mx_host, &format!("{policy_path}.mx-host"));
+        let summary = self.summary(entry.summary, &format!("{path}.summary"));
+        let failure_details =
+            self.failure_details(entry.failure_details, &format!("{path}.failure-details"));
         Some(PolicyResult {
             policy: AppliedPolicy {
                 policy_type,
@@ -355,29 +718,32 @@ impl Reader {
 
     fn policy_string(
         &mut self,
-        value: Option<&Value>,
+        value: Option<Val<Strings, ()>>,
         path: &str,
         policy_type: &PolicyType,
     ) -> Vec<String> {
         let mut entries = Vec::new();
         match value {
-            None | Some(Value::Null) => {}
-            Some(Value::String(text)) => {
+            None | Some(Val::Null) => {}
+            Some(Val::Str(text)) => {
                 self.warn(path.to_owned(), ReportWarningKind::PolicyStringAsString);
-                self.policy_string_entry(text, path, policy_type, &mut entries);
+                self.policy_string_entry(&text, path, policy_type, &mut entries);
             }
-            Some(Value::Array(items)) => {
-                for (index, item) in items.iter().enumerate() {
-                    let item_path = format!("{path}[{index}]");
+            Some(Val::Array(strings)) => {
+                for item in strings.items {
                     match item {
-                        Value::String(text) => {
-                            self.policy_string_entry(text, &item_path, policy_type, &mut entries);
+                        Item::Str(index, text) => {
+                            let item_path = format!("{path}[{index}]");
+                            self.policy_string_entry(&text, &item_path, policy_type, &mut entries);
                         }
-                        other => self.warn_wrong_type(item_path, "a string", other),
+                        Item::Wrong(index, found) => {
+                            self.warn_found(format!("{path}[{index}]"), "a string", found);
+                        }
                     }
                 }
+                self.omitted_warnings += strings.omitted;
             }
-            Some(other) => self.warn_wrong_type(path.to_owned(), "an array of strings", other),
+            Some(other) => self.warn_wrong_type(path.to_owned(), "an array of strings", &other),
         }
         entries
     }
@@ -428,86 +794,86 @@ impl Reader {
         entries.push(text.to_owned());
     }
 
-    fn mx_host(&mut self, value: Option<&Value>, path: &str) -> Vec<String> {
+    fn mx_host(&mut self, value: Option<Val<Strings, ()>>, path: &str) -> Vec<String> {
         match value {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(pattern)) => {
+            None | Some(Val::Null) => Vec::new(),
+            Some(Val::Str(pattern)) => {
                 self.warn(path.to_owned(), ReportWarningKind::MxHostAsString);
-                vec![pattern.clone()]
+                vec![pattern]
             }
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .filter_map(|(index, item)| match item {
-                    Value::String(pattern) => Some(pattern.clone()),
-                    other => {
-                        self.warn_wrong_type(format!("{path}[{index}]"), "a string", other);
-                        None
+            Some(Val::Array(strings)) => {
+                let mut patterns = Vec::with_capacity(strings.items.len());
+                for item in strings.items {
+                    match item {
+                        Item::Str(_, pattern) => patterns.push(pattern),
+                        Item::Wrong(index, found) => {
+                            self.warn_found(format!("{path}[{index}]"), "a string", found);
+                        }
                     }
-                })
-                .collect(),
+                }
+                self.omitted_warnings += strings.omitted;
+                patterns
+            }
             Some(other) => {
-                self.warn_wrong_type(path.to_owned(), "an array of strings", other);
+                self.warn_wrong_type(path.to_owned(), "an array of strings", &other);
                 Vec::new()
             }
         }
     }
 
-    fn summary(&mut self, value: Option<&Value>, path: &str) -> SessionSummary {
+    fn summary(&mut self, value: Option<Val<(), SummaryRaw>>, path: &str) -> SessionSummary {
         match value {
-            Some(Value::Object(summary)) => SessionSummary {
+            Some(Val::Object(summary)) => SessionSummary {
                 total_successful_session_count: self.count(
-                    summary,
+                    summary.successful,
                     "total-successful-session-count",
                     path,
                 ),
                 total_failure_session_count: self.count(
-                    summary,
+                    summary.failure,
                     "total-failure-session-count",
                     path,
                 ),
             },
-            None | Some(Value::Null) => {
+            None | Some(Val::Null) => {
                 self.warn(path.to_owned(), ReportWarningKind::MissingField);
                 SessionSummary::default()
             }
             Some(other) => {
-                self.warn_wrong_type(path.to_owned(), "an object", other);
+                self.warn_wrong_type(path.to_owned(), "an object", &other);
                 SessionSummary::default()
             }
         }
     }
 
-    fn failure_details(&mut self, value: Option<&Value>, path: &str) -> Vec<FailureDetail> {
+    fn failure_details(
+        &mut self,
+        value: Option<Val<Read<FailureDetail>, ()>>,
+        path: &str,
+    ) -> Vec<FailureDetail> {
         match value {
             // Senders leave the array out when nothing failed.
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(entries)) => entries
-                .iter()
-                .enumerate()
-                .filter_map(|(index, entry)| {
-                    self.failure_detail(entry, &format!("{path}[{index}]"))
-                })
-                .collect(),
+            None | Some(Val::Null) => Vec::new(),
+            Some(Val::Array(read)) => self.take(read),
             Some(other) => {
-                self.warn_wrong_type(path.to_owned(), "an array", other);
+                self.warn_wrong_type(path.to_owned(), "an array", &other);
                 Vec::new()
             }
         }
     }
 
-    fn failure_detail(&mut self, value: &Value, path: &str) -> Option<FailureDetail> {
+    fn failure_detail(&mut self, value: Val<(), DetailRaw>, path: &str) -> Option<FailureDetail> {
         let skip = |reader: &mut Self, path: String, reason: SkipReason| {
             reader.warn(path, ReportWarningKind::FailureDetailSkipped { reason });
             None
         };
-        let Value::Object(detail) = value else {
+        let Val::Object(detail) = value else {
             return skip(self, path.to_owned(), SkipReason::NotAnObject);
         };
         let type_path = format!("{path}.result-type");
-        let result_type = match detail.get("result-type") {
-            Some(Value::String(name)) => ResultType::from_name(name),
-            other => return skip(self, type_path, skip_reason(other, "a string")),
+        let result_type = match detail.result_type {
+            Some(Val::Str(name)) => ResultType::from_name(&name),
+            other => return skip(self, type_path, skip_reason(other.as_ref(), "a string")),
         };
         if let ResultType::Other(name) = &result_type {
             self.warn(
@@ -517,14 +883,18 @@ impl Reader {
                 },
             );
         }
-        let failed_session_count = self.count(detail, "failed-session-count", path);
-        let mut field = |key: &str| self.optional_string(detail.get(key), &format!("{path}.{key}"));
-        let sending_mta_ip = field("sending-mta-ip");
-        let receiving_mx_hostname = field("receiving-mx-hostname");
-        let receiving_mx_helo = field("receiving-mx-helo");
-        let receiving_ip = field("receiving-ip");
-        let additional_information = field("additional-information");
-        let failure_reason_code = field("failure-reason-code");
+        let failed_session_count =
+            self.count(detail.failed_session_count, "failed-session-count", path);
+        let [
+            sending_mta_ip,
+            receiving_mx_hostname,
+            receiving_mx_helo,
+            receiving_ip,
+            additional_information,
+            failure_reason_code,
+        ] = detail
+            .optional
+            .map(|(key, value)| self.optional_string(value, &format!("{path}.{key}")));
         Some(FailureDetail {
             result_type,
             sending_mta_ip,
@@ -538,43 +908,43 @@ impl Reader {
     }
 
     /// A string field that may be left out.
-    fn optional_string(&mut self, value: Option<&Value>, path: &str) -> Option<String> {
+    fn optional_string(&mut self, value: Option<Scalar>, path: &str) -> Option<String> {
         match value {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(text.clone()),
+            None | Some(Val::Null) => None,
+            Some(Val::Str(text)) => Some(text),
             Some(other) => {
-                self.warn_wrong_type(path.to_owned(), "a string", other);
+                self.warn_wrong_type(path.to_owned(), "a string", &other);
                 None
             }
         }
     }
 
     /// A session count: RFC 8460 wants a JSON number; senders also send strings of digits.
-    fn count(&mut self, object: &Object, key: &str, parent_path: &str) -> u64 {
+    fn count(&mut self, value: Option<Scalar>, key: &str, parent_path: &str) -> u64 {
         let path = || format!("{parent_path}.{key}");
-        match object.get(key) {
-            None | Some(Value::Null) => {
+        match value {
+            None | Some(Val::Null) => {
                 self.warn(path(), ReportWarningKind::MissingField);
                 0
             }
-            Some(Value::Number(number)) => number.as_u64().unwrap_or_else(|| {
-                let value = number.to_string();
+            Some(Val::Number(Num::U64(count))) => count,
+            Some(Val::Number(Num::Other(value))) => {
                 self.warn(path(), ReportWarningKind::InvalidCount { value });
                 0
-            }),
-            Some(Value::String(text)) => match parse_decimal_count(text) {
+            }
+            Some(Val::Str(text)) => match parse_decimal_count(&text) {
                 Some(count) => {
                     self.warn(path(), ReportWarningKind::CountAsString);
                     count
                 }
                 None => {
-                    let value = excerpt(text);
+                    let value = excerpt(&text);
                     self.warn(path(), ReportWarningKind::InvalidCount { value });
                     0
                 }
             },
             Some(other) => {
-                self.warn_wrong_type(path(), "a number", other);
+                self.warn_wrong_type(path(), "a number", &other);
                 0
             }
         }
@@ -585,30 +955,33 @@ impl Reader {
     fn warn_missing_or_wrong(
         &mut self,
         path: String,
-        value: Option<&Value>,
+        value: Option<&Scalar>,
         expected: &'static str,
     ) {
         match value {
-            None | Some(Value::Null) | Some(Value::String(_)) => {
+            None | Some(Val::Null) | Some(Val::Str(_)) => {
                 self.warn(path, ReportWarningKind::MissingField);
             }
             Some(other) => self.warn_wrong_type(path, expected, other),
         }
     }
 
-    fn warn_wrong_type(&mut self, path: String, expected: &'static str, found: &Value) {
-        let found = json_type(found);
+    fn warn_wrong_type<A, O>(&mut self, path: String, expected: &'static str, found: &Val<A, O>) {
+        self.warn_found(path, expected, found.json_type());
+    }
+
+    fn warn_found(&mut self, path: String, expected: &'static str, found: &'static str) {
         self.warn(path, ReportWarningKind::WrongType { expected, found });
     }
 }
 
 /// Why a required field of an entry cannot be used.
-fn skip_reason(value: Option<&Value>, expected: &'static str) -> SkipReason {
+fn skip_reason<A, O>(value: Option<&Val<A, O>>, expected: &'static str) -> SkipReason {
     match value {
-        None | Some(Value::Null) => SkipReason::MissingField,
+        None | Some(Val::Null) => SkipReason::MissingField,
         Some(other) => SkipReason::WrongType {
             expected,
-            found: json_type(other),
+            found: other.json_type(),
         },
     }
 }
@@ -620,15 +993,4 @@ fn parse_decimal_count(text: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
