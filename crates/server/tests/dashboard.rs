@@ -236,7 +236,15 @@ async fn the_api_and_metrics_need_a_token_or_a_session() {
     let site = site("");
     for path in [
         "/api/v1/domains",
+        "/api/v1/domains/example.com",
         "/api/v1/domains/example.com/daily",
+        "/api/v1/domains/example.com/checks",
+        "/api/v1/domains/example.com/alerts",
+        "/api/v1/domains/no-such.example",
+        "/api/v1/alerts",
+        "/api/v1/reports",
+        "/api/v1/reports/1",
+        "/api/v1/quarantine",
         "/metrics",
     ] {
         let (response, _) = send(&site.router, get(path, None)).await;
@@ -279,6 +287,9 @@ async fn a_token_limited_to_one_domain_sees_only_that_domain() {
     for path in [
         "/api/v1/domains/example.com",
         "/api/v1/domains/example.com/daily",
+        "/api/v1/domains/example.com/checks",
+        "/api/v1/domains/example.com/alerts",
+        "/api/v1/domains/no-such.example",
         "/api/v1/quarantine",
     ] {
         let (response, _) = send(&site.router, get(path, Some(&site.org_token))).await;

@@ -6,16 +6,17 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
-use super::api::{answer, api_viewer, error, unavailable};
+use super::api::{answer, unavailable};
 use super::data::AlertRow;
+use super::extract::{ApiDomain, ApiViewer};
 use super::html::{esc, url};
 use super::pages::{self, rfc3339};
 use super::{Dashboard, now};
@@ -40,11 +41,10 @@ fn alert_json(alert: &AlertRow) -> Value {
 }
 
 /// `GET /api/v1/alerts`: the open alerts of every domain the viewer may see.
-pub(crate) async fn all(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
+pub(crate) async fn all(
+    State(dashboard): State<Arc<Dashboard>>,
+    ApiViewer(viewer): ApiViewer,
+) -> Response {
     let names: Vec<String> = dashboard
         .scope(&viewer)
         .into_iter()
@@ -62,16 +62,8 @@ pub(crate) async fn all(State(dashboard): State<Arc<Dashboard>>, headers: Header
 /// `GET /api/v1/domains/{domain}/alerts`: one domain's open alerts.
 pub(crate) async fn domain(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiDomain(info): ApiDomain,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
-    let Some(info) = dashboard.find(&viewer, &name) else {
-        return error(StatusCode::NOT_FOUND, "no such domain");
-    };
     match dashboard
         .data
         .alerts(std::slice::from_ref(&info.name))

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::auth::Viewer;
 use super::data::{CheckRow, DomainStats, Readiness, ReportRow, Tally};
+use super::extract::{ApiDomain, ApiViewer};
 use super::pages::{self, DEFAULT_DAYS, PAGE_SIZE, day_name, days_param, health, period};
 use super::{Dashboard, DataError, DomainInfo, now, secure_headers};
 
@@ -119,12 +120,8 @@ fn summary_json(info: &DomainInfo, stats: &DomainStats, days: u32) -> Value {
 /// `GET /api/v1/domains`: the overview's cards.
 pub(crate) async fn domains(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    ApiViewer(viewer): ApiViewer,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     match pages::cards(&dashboard, &viewer).await {
         Ok(cards) => answer(
             StatusCode::OK,
@@ -141,37 +138,31 @@ pub(crate) async fn domains(
     }
 }
 
-/// The domain of a path as the viewer may see it, and its stats over `days=`.
+/// A domain's stats over `days=`, and that number of days.
 async fn domain_stats(
     dashboard: &Dashboard,
-    headers: &HeaderMap,
-    name: &str,
+    info: &DomainInfo,
     query: &HashMap<String, String>,
-) -> Result<(DomainInfo, DomainStats, u32), Box<Response>> {
-    let viewer = api_viewer(dashboard, headers)?;
-    let Some(info) = dashboard.find(&viewer, name) else {
-        return Err(Box::new(error(StatusCode::NOT_FOUND, "no such domain")));
-    };
+) -> Result<(DomainStats, u32), Response> {
     let days = days_param(query);
     let (since, until, _) = period(days, now());
     let stats = dashboard
         .data
         .domain_stats(&info.name, since, until)
         .await
-        .map_err(|failure| Box::new(unavailable(&failure)))?;
-    Ok((info, stats, days))
+        .map_err(|failure| unavailable(&failure))?;
+    Ok((stats, days))
 }
 
 /// `GET /api/v1/domains/{domain}?days=N`: the domain page.
 pub(crate) async fn domain(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiDomain(info): ApiDomain,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (info, stats, days) = match domain_stats(&dashboard, &headers, &name, &query).await {
+    let (stats, days) = match domain_stats(&dashboard, &info, &query).await {
         Ok(found) => found,
-        Err(response) => return *response,
+        Err(response) => return response,
     };
     let list = |tallies: &[Tally]| tallies.iter().map(tally_json).collect::<Vec<_>>();
     let silent: Vec<Value> = pages::silent(&stats, now())
@@ -267,17 +258,9 @@ async fn latest_check_json(dashboard: &Dashboard, domain: &str) -> Result<Value,
 /// `GET /api/v1/domains/{domain}/checks?page=N`: the scheduled checks, newest first.
 pub(crate) async fn checks(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiDomain(info): ApiDomain,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
-    let Some(info) = dashboard.find(&viewer, &name) else {
-        return error(StatusCode::NOT_FOUND, "no such domain");
-    };
     let page = query
         .get("page")
         .and_then(|p| p.parse::<u32>().ok())
@@ -315,13 +298,12 @@ pub(crate) async fn checks(
 /// `GET /api/v1/domains/{domain}/daily?days=N`: sessions per day, every day of the range.
 pub(crate) async fn daily(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiDomain(info): ApiDomain,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (info, stats, days) = match domain_stats(&dashboard, &headers, &name, &query).await {
+    let (stats, days) = match domain_stats(&dashboard, &info, &query).await {
         Ok(found) => found,
-        Err(response) => return *response,
+        Err(response) => return response,
     };
     let (_, _, names) = period(days, now());
     let daily: Vec<Value> = names
@@ -361,13 +343,9 @@ fn row_json(row: &ReportRow) -> Value {
 /// `GET /api/v1/reports?domain=&reporter=&since=&until=&failures=1&page=N`.
 pub(crate) async fn reports(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    ApiViewer(viewer): ApiViewer,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let (report_query, page) = match pages::report_query(&dashboard, &viewer, &query) {
         Ok(q) => q,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
@@ -393,13 +371,9 @@ pub(crate) async fn reports(
 /// `GET /api/v1/reports/{id}`.
 pub(crate) async fn report(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    ApiViewer(viewer): ApiViewer,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, "report ids are numbers");
     };
@@ -449,12 +423,8 @@ pub(crate) async fn report(
 /// `GET /api/v1/quarantine`.
 pub(crate) async fn quarantine(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    ApiViewer(viewer): ApiViewer,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     if !viewer.sees_everything() {
         return error(
             StatusCode::NOT_FOUND,
@@ -484,12 +454,8 @@ type Labels = Vec<(String, String)>;
 /// `GET /metrics`.
 pub(crate) async fn metrics(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    ApiViewer(viewer): ApiViewer,
 ) -> Response {
-    let viewer = match api_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let cards = match pages::cards(&dashboard, &viewer).await {
         Ok(cards) => cards,
         Err(failure) => return unavailable(&failure),

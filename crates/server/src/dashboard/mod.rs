@@ -14,6 +14,7 @@ mod api;
 mod auth;
 mod chart;
 mod data;
+mod extract;
 mod html;
 mod pages;
 

@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use super::auth::Viewer;
 use super::chart::{self, DayBar};
 use super::data::{
     CheckFinding, CheckRow, DomainStats, Readiness, ReportQuery, ReportRow, Reprocess, Tally,
 };
+use super::extract::{PageDomain, PageViewer};
 use super::html::{self, Section, esc, num, percent, url};
-use super::{Dashboard, DomainInfo, csrf_ok, data_error, html_response, now, page_viewer};
+use super::{Dashboard, DomainInfo, csrf_ok, data_error, html_response, now};
 
 /// The ranges the domain page offers, in days.
 pub(crate) const RANGES: [u32; 4] = [7, 30, 90, 365];
@@ -198,12 +199,8 @@ pub(crate) async fn cards(
 
 pub(crate) async fn overview(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    PageViewer(viewer): PageViewer,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let cards = match cards(&dashboard, &viewer).await {
         Ok(cards) => cards,
         Err(error) => return data_error(&error),
@@ -263,7 +260,7 @@ pub(crate) async fn overview(
     )
 }
 
-fn not_found(viewer: &Viewer, what: &str) -> Response {
+pub(super) fn not_found(viewer: &Viewer, what: &str) -> Response {
     html_response(
         StatusCode::NOT_FOUND,
         html::page(
@@ -329,17 +326,9 @@ fn types(types: &std::collections::BTreeMap<String, u64>) -> String {
 
 pub(crate) async fn domain(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+    PageDomain { viewer, info }: PageDomain,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
-    let Some(info) = dashboard.find(&viewer, &name) else {
-        return not_found(&viewer, &format!("No domain {name} here."));
-    };
     let days = days_param(&query);
     let (since, until, day_names) = period(days, now());
     let stats = match dashboard.data.domain_stats(&info.name, since, until).await {
@@ -588,13 +577,9 @@ pub(crate) async fn list_reports(
 
 pub(crate) async fn reports(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    PageViewer(viewer): PageViewer,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let field = |key: &str| esc(query.get(key).map_or("", String::as_str));
     let mut body = String::from("<h1>Reports</h1>");
     let _ = write!(
@@ -728,13 +713,9 @@ pub(crate) async fn scoped_report(
 
 pub(crate) async fn report(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    PageViewer(viewer): PageViewer,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     let Ok(id) = id.parse::<i64>() else {
         return not_found(&viewer, "Report ids are numbers.");
     };
@@ -836,13 +817,9 @@ pub(crate) const QUARANTINE_SHOWN: u32 = 500;
 
 pub(crate) async fn quarantine(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    PageViewer(viewer): PageViewer,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     if !viewer.sees_everything() {
         return not_found(&viewer, "The quarantine is for users who see every domain.");
     }
@@ -888,14 +865,10 @@ pub(crate) async fn quarantine(
 
 pub(crate) async fn reprocess(
     State(dashboard): State<Arc<Dashboard>>,
-    headers: HeaderMap,
+    PageViewer(viewer): PageViewer,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match page_viewer(&dashboard, &headers) {
-        Ok(viewer) => viewer,
-        Err(response) => return *response,
-    };
     if !csrf_ok(&viewer, &form) {
         return html_response(
             StatusCode::FORBIDDEN,
