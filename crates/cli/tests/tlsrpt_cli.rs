@@ -340,3 +340,104 @@ fn send_rejects_a_day_that_is_not_a_date() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--day \"2026-02-30\" is not a date"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The scheduling of thread `tid` of process `pid`: (policy, real-time priority, nice), from
+/// /proc (fields 40 and 41 of `stat`, and 19).
+fn scheduling(pid: u32, tid: &str) -> Scheduling {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    // The command name, in parentheses, may hold spaces: count fields after its end.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // Field 3 (the state) is fields[0].
+    (
+        fields[41 - 3].parse().unwrap(),
+        fields[40 - 3].parse().unwrap(),
+        fields[19 - 3].parse().unwrap(),
+    )
+}
+
+/// (policy, real-time priority, nice) of a thread, as [`scheduling`] reads them.
+type Scheduling = (u32, u32, i32);
+
+/// `collect` on a socket: without `CAP_SYS_NICE` and with no limit raised (a unit without
+/// `LimitRTPRIO=1`), the default priority, saying why; with the right to real-time priority
+/// (root here: raising `RLIMIT_RTPRIO` itself would need `CAP_SYS_RESOURCE`), `SCHED_FIFO` 1
+/// for the draining thread and for no other thread. Each says so in one line.
+#[test]
+fn collect_raises_the_draining_thread_alone_when_allowed() {
+    use std::io::BufRead as _;
+    let dir = temp_dir("drain-priority");
+    let unprivileged = [
+        "prlimit",
+        "--rtprio=0:0",
+        "--nice=0:0",
+        "--",
+        "setpriv",
+        "--inh-caps=-sys_nice",
+        "--bounding-set=-sys_nice",
+    ];
+    let cases: [(&[&str], &str, Scheduling); 2] = [
+        (
+            &unprivileged,
+            "normal priority (real-time refused",
+            (0, 0, 0),
+        ),
+        (&[], "real-time (SCHED_FIFO priority 1)", (1, 1, 0)),
+    ];
+    for (index, (wrapper, said, expected)) in cases.into_iter().enumerate() {
+        let socket = dir.join(format!("tlsrpt-{index}.sock"));
+        let mut command = std::process::Command::new(
+            wrapper
+                .first()
+                .map_or(env!("CARGO_BIN_EXE_mta-sts"), |first| first),
+        );
+        if !wrapper.is_empty() {
+            command
+                .args(&wrapper[1..])
+                .arg(env!("CARGO_BIN_EXE_mta-sts"));
+        }
+        let mut child = command
+            .args(["tlsrpt", "collect", "--no-send", "--socket"])
+            .arg(&socket)
+            .arg("--data-dir")
+            .arg(dir.join(format!("data-{index}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        while !line.contains("draining thread") {
+            line.clear();
+            assert_ne!(
+                stderr.read_line(&mut line).unwrap(),
+                0,
+                "collect {wrapper:?} stopped before saying how it drains (setpriv must be able \
+                 to drop CAP_SYS_NICE: run the test as root)"
+            );
+        }
+        assert!(
+            line.contains(&format!("runs at {said}")),
+            "{wrapper:?} (the real-time case needs CAP_SYS_NICE: run the test as root): {line}"
+        );
+        let pid = child.id();
+        let mut drains = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let tid = task.unwrap().file_name().into_string().unwrap();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
+            if name.trim_end() == "tlsrpt-drain" {
+                drains += 1;
+                assert_eq!(scheduling(pid, &tid), expected, "{wrapper:?}: {line}");
+            } else {
+                assert_eq!(
+                    scheduling(pid, &tid),
+                    (0, 0, 0),
+                    "thread {name} {wrapper:?}"
+                );
+            }
+        }
+        assert_eq!(drains, 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,9 +21,9 @@ mod dkim;
 mod mail;
 
 pub use collect::{
-    Aggregator, Clock, CollectError, CollectorOptions, CollectorStats, RECOMMENDED_DATAGRAM_QUEUE,
-    SystemClock, bind_socket, collect_lines, collect_socket, datagram_queue_limit,
-    receive_buffer_size,
+    Aggregator, Clock, CollectError, CollectorOptions, CollectorStats, DRAIN_NICE, DrainPriority,
+    RECOMMENDED_DATAGRAM_QUEUE, SystemClock, bind_socket, collect_lines, collect_socket,
+    datagram_queue_limit, raise_drain_priority, receive_buffer_size,
 };
 pub use daily::{Reporter, build_day, build_report, gzip, report_file_name, report_id};
 pub use datagram::{

@@ -448,6 +448,62 @@ const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// datagrams); past that the draining thread waits and the kernel's queue fills.
 const QUEUED_BATCHES: usize = 256;
 
+/// The nice value the draining thread asks for when real-time scheduling is refused.
+pub const DRAIN_NICE: i32 = -10;
+
+/// How the draining thread is scheduled: what [`raise_drain_priority`] obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainPriority {
+    /// `SCHED_FIFO` at priority 1, the lowest real-time priority: it runs as soon as a
+    /// datagram wakes it, ahead of every normally scheduled thread on the machine.
+    RealTime,
+    /// Normal scheduling at nice [`DRAIN_NICE`]; real-time scheduling was refused (why).
+    Nice(String),
+    /// Normal scheduling at the process's nice value; both were refused (why).
+    Normal(String),
+}
+
+impl std::fmt::Display for DrainPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::RealTime => write!(f, "real-time (SCHED_FIFO priority 1)"),
+            Self::Nice(why) => write!(f, "nice {DRAIN_NICE} (real-time refused: {why})"),
+            Self::Normal(why) => write!(f, "normal priority ({why})"),
+        }
+    }
+}
+
+/// Asks for the calling thread, and only it, to be scheduled first: `SCHED_FIFO` priority 1
+/// (allowed by `CAP_SYS_NICE` or `RLIMIT_RTPRIO` >= 1, systemd's `LimitRTPRIO=1`), else nice
+/// [`DRAIN_NICE`] (`CAP_SYS_NICE` or `RLIMIT_NICE`, systemd's `LimitNICE=`), else nothing.
+///
+/// A thread that only moves datagrams from the socket to a queue, and blocks whenever the socket
+/// is empty, costs the machine little at that priority; the kernel's real-time throttling
+/// (`kernel.sched_rt_runtime_us`, 95 % by default) still bounds it should it ever spin.
+pub fn raise_drain_priority() -> DrainPriority {
+    use thread_priority::{
+        Error, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let real_time = match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => return DrainPriority::RealTime,
+        Err(Error::OS(code)) => io::Error::from_raw_os_error(code).to_string(),
+        Err(error) => error.to_string(),
+    };
+    // On Linux a nice value belongs to a thread; the thread id names this one only.
+    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), DRAIN_NICE) {
+        Ok(()) => DrainPriority::Nice(real_time),
+        Err(nice) => DrainPriority::Normal(format!(
+            "real-time refused: {real_time}; nice {DRAIN_NICE} refused: {}",
+            io::Error::from(nice)
+        )),
+    }
+}
+
 /// The draining thread: takes datagrams off `socket` as fast as they come, stamps them with
 /// the time, and hands them over in batches until `stop` is set or the aggregator is gone.
 fn drain(
@@ -456,6 +512,19 @@ fn drain(
     stop: &AtomicBool,
     batches: &mpsc_std::SyncSender<Batch>,
 ) -> io::Result<()> {
+    // A non-blocking sender (libtlsrpt) has only its send buffer, a few milliseconds of
+    // datagrams, to cover the time this thread waits to be scheduled.
+    let priority = raise_drain_priority();
+    match &priority {
+        DrainPriority::RealTime => {
+            eprintln!("mta-sts tlsrpt collect: the draining thread runs at {priority}");
+        }
+        DrainPriority::Nice(_) | DrainPriority::Normal(_) => eprintln!(
+            "mta-sts tlsrpt collect: the draining thread runs at {priority}; a non-blocking \
+             sender loses datagrams when it waits longer than a few milliseconds for a CPU: \
+             allow real-time priority 1 (LimitRTPRIO=1, dist/systemd/mta-sts-tlsrpt.service)"
+        ),
+    }
     // One byte more than the largest datagram read, to tell a cut-off one.
     let mut buffer = vec![0; MAX_DATAGRAM_SIZE + 1];
     let mut batch = Batch::default();
