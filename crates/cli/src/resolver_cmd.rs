@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mta_sts_net::{Net, NetConfig};
 use mta_sts_sender::resolver::{
-    Clock, Key, ListenAddr, PolicyResolver, ResolverConfig, bind, normalize_key, serve,
+    Clock, Key, ListenAddr, PolicyResolver, ResolverConfig, bind, normalize_key, serve_on,
 };
 use mta_sts_store::{Location, Store};
 
@@ -152,7 +152,9 @@ fn run(args: &ResolverArgs) -> anyhow::Result<Outcome> {
     let config = Arc::new(config);
     let location = location(&args.store, &config)?;
     let net = Net::new(net_config(&config)?).context("cannot set up the network")?;
-    crate::runtime()?.block_on(async move {
+    let workers = Workers::start()?;
+    let handles = workers.handles.clone();
+    let outcome = crate::runtime()?.block_on(async move {
         let listeners = config
             .listen
             .iter()
@@ -164,7 +166,7 @@ fn run(args: &ResolverArgs) -> anyhow::Result<Outcome> {
                 .await
                 .with_context(|| format!("cannot read the policy cache in {location}"))?;
         let maintenance = resolver.spawn_maintenance();
-        serve(resolver.clone(), listeners, shutdown_signal()).await;
+        serve_on(resolver.clone(), listeners, shutdown_signal(), handles).await;
         maintenance.abort();
         let _ = maintenance.await;
         // Lookups still under way hold the store too; they are cut off with the runtime, and
@@ -176,7 +178,56 @@ fn run(args: &ResolverArgs) -> anyhow::Result<Outcome> {
             }
         }
         anyhow::Ok(Outcome::Ok)
-    })
+    });
+    workers.stop();
+    outcome
+}
+
+/// The runtimes connections run on: one single-threaded runtime per core, each on a thread of
+/// its own, so that a request is read, answered and written on one thread with no wake-up of
+/// another (lookups, the store and the rest run on the main runtime).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    threads: Vec<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl Workers {
+    fn start() -> anyhow::Result<Self> {
+        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut workers = Self {
+            handles: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a connection runtime")?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            workers.handles.push(runtime.handle().clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("resolver-conn-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = stopped.await;
+                    });
+                })
+                .context("cannot start a connection thread")?;
+            workers.threads.push((stop, thread));
+        }
+        Ok(workers)
+    }
+
+    /// Ends the runtimes (after `serve_on` returned: their connections are over).
+    fn stop(self) {
+        for (stop, thread) in self.threads {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
 }
 
 /// `resolver purge`.

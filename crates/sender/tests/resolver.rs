@@ -8,7 +8,7 @@ use std::time::Duration;
 use mta_sts_net::{Net, NetConfig};
 use mta_sts_sender::resolver::{
     Clock, DaneReply, ListenAddr, Listener, PolicyResolver, ResolverConfig, UnixSocket, ZoneConfig,
-    bind, serve,
+    bind, serve, serve_on,
 };
 use mta_sts_store::{Location, Store};
 use mta_sts_testnet::{DnsHandle, HttpBehaviour, HttpsHandle, Lab, Site, Zone};
@@ -75,7 +75,8 @@ struct Running {
     server: tokio::task::JoinHandle<()>,
 }
 
-async fn start(resolver: PolicyResolver) -> Running {
+/// A TCP listener on a free loopback port, and its address.
+fn loopback_listener() -> (Listener, SocketAddr) {
     let listener = bind(
         &ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
         &UnixSocket::default(),
@@ -84,6 +85,11 @@ async fn start(resolver: PolicyResolver) -> Running {
     let ListenAddr::Tcp(addr) = listener.addr() else {
         unreachable!()
     };
+    (listener, addr)
+}
+
+async fn start(resolver: PolicyResolver) -> Running {
+    let (listener, addr) = loopback_listener();
     let (stop, stopped) = oneshot::channel();
     let server = tokio::spawn(serve(resolver.clone(), vec![listener], async {
         let _ = stopped.await;
@@ -815,4 +821,82 @@ async fn restart_looks_at_dane_before_answering_from_the_stored_policy() {
         "OK dane"
     );
     stop(running.stop, running.server, running.resolver).await;
+}
+
+/// Two single-threaded runtimes on threads of their own, as `mta-sts resolver` runs its
+/// connections; they end when the returned senders are dropped.
+fn worker_runtimes() -> (Vec<tokio::runtime::Handle>, Vec<oneshot::Sender<()>>) {
+    (0..2)
+        .map(|_| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            });
+            (handle, stop)
+        })
+        .unzip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_on_worker_runtimes_answer_in_order_and_finish_at_shutdown() {
+    let s = setup(ResolverConfig::default()).await;
+    let (listener, addr) = loopback_listener();
+    let (workers, _keep) = worker_runtimes();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_on(
+        s.resolver.clone(),
+        vec![listener],
+        async {
+            let _ = stopped.await;
+        },
+        workers,
+    ));
+    // Two connections, one per worker; the first request of each is a lookup (made on the
+    // runtime of serve_on), then pipelined requests answered from the cache, in order.
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        streams.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for stream in &mut streams {
+        let mut pipelined = netstring("postfix enforce.example");
+        pipelined.extend(netstring("postfix [192.0.2.1]"));
+        pipelined.extend(netstring("postfix ENFORCE.example."));
+        pipelined.extend(netstring("postfix plain.example"));
+        stream.write_all(&pipelined).await.unwrap();
+    }
+    for stream in &mut streams {
+        assert_eq!(read_reply(stream).await, ENFORCE_REPLY);
+        assert_eq!(read_reply(stream).await, "NOTFOUND ");
+        assert_eq!(read_reply(stream).await, ENFORCE_REPLY);
+        assert_eq!(read_reply(stream).await, "NOTFOUND ");
+    }
+    // Half a request, then the shutdown, then the rest: it is still answered.
+    let request = netstring("postfix enforce.example");
+    let (head, tail) = request.split_at(10);
+    let stream = &mut streams[1];
+    stream.write_all(head).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no new connections once shutting down"
+    );
+    stream.write_all(tail).await.unwrap();
+    assert_eq!(read_reply(stream).await, ENFORCE_REPLY);
+    for stream in &mut streams {
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0);
+    }
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
 }

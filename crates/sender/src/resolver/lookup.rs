@@ -181,22 +181,39 @@ impl PolicyResolver {
     /// and a copy: no allocation, no decision made again, no log line (the decision was logged
     /// when it was made).
     pub async fn answer(&self, payload: &[u8], out: &mut Vec<u8>) {
+        if !self.answer_at_once(payload, out) {
+            let (map, domain) = split_request(payload);
+            if let Ok(domain) = domain {
+                let number = self.zone_number(map);
+                let zone = self.inner.config.zone(map);
+                let decision = self.decide_in(&domain, zone, Some(number)).await;
+                write_frame(&decision.reply, out);
+            }
+        }
+    }
+
+    /// [`PolicyResolver::answer`] for the requests answered without waiting: a key that is not
+    /// a domain, or a domain whose reply the cache holds. Appends the reply and returns true;
+    /// returns false (and appends nothing) when the answer needs a decision or a lookup.
+    pub fn answer_at_once(&self, payload: &[u8], out: &mut Vec<u8>) -> bool {
         let (map, domain) = split_request(payload);
         match domain {
             Err(why) => {
                 tracing::debug!(key = %escape(payload), "NOTFOUND: {}", why.as_str());
                 write_frame(reply::NOT_FOUND, out);
+                true
             }
             Ok(domain) => {
-                let number = self.inner.zone_numbers.get(map).copied().unwrap_or(0);
                 let now = self.inner.clock.now();
-                if !self.inner.cache.append_reply(&domain, number, now, out) {
-                    let zone = self.inner.config.zone(map);
-                    let decision = self.decide_in(&domain, zone, Some(number)).await;
-                    write_frame(&decision.reply, out);
-                }
+                self.inner
+                    .cache
+                    .append_reply(&domain, self.zone_number(map), now, out)
             }
         }
+    }
+
+    fn zone_number(&self, map: &str) -> usize {
+        self.inner.zone_numbers.get(map).copied().unwrap_or(0)
     }
 
     /// What the resolver answers for `domain` in `zone`, looking it up when the cache says so.

@@ -10,7 +10,8 @@
 //!   memory and, with [`PolicyResolver::with_store`], in the store, so a restart keeps it and
 //!   resolvers on one PostgreSQL share it; [`PolicyResolver::spawn_maintenance`] refreshes
 //!   policies before they expire and applies `resolver purge`.
-//! - [`serve`]: the listeners (TCP and unix), pipelining, limits, graceful shutdown.
+//! - [`serve`]: the listeners (TCP and unix), pipelining, limits, graceful shutdown;
+//!   [`serve_on`] spreads the connections over one single-threaded runtime per core.
 //! - [`ResolverConfig`] / [`ZoneConfig`]: what each map name answers.
 //!
 //! ```no_run
@@ -51,4 +52,4 @@ pub use lookup::{Decision, PolicyResolver};
 pub use refresh::Maintenance;
 pub use reply::NOT_FOUND;
 pub use request::{Key, NotADomain, Request, normalize_key};
-pub use server::{BindError, Listener, bind, serve};
+pub use server::{BindError, Listener, bind, serve, serve_on};

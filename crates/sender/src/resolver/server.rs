@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -166,12 +167,27 @@ fn account_id(file: &str, name: &str) -> io::Result<u32> {
 
 /// Serves `listeners` until `shutdown` completes; then stops accepting, lets every open
 /// connection answer the requests it has read (for up to the configured shutdown timeout),
-/// and removes unix socket files.
+/// and removes unix socket files. Connections run on the runtime that runs this.
 pub async fn serve(
     resolver: PolicyResolver,
     listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_on(resolver, listeners, shutdown, Vec::new()).await;
+}
+
+/// [`serve`], with the connections dealt round-robin to the runtimes of `workers` (one
+/// single-threaded runtime per core: a connection then lives on one thread, and a request
+/// costs no wake-up of another thread). Requests the cache answers at once are answered
+/// there; lookups, the store and everything else run on the runtime that runs this. With no
+/// workers, connections run on this runtime too.
+pub async fn serve_on(
+    resolver: PolicyResolver,
+    listeners: Vec<Listener>,
+    shutdown: impl Future<Output = ()>,
+    workers: Vec<Handle>,
+) {
+    let workers = Arc::new(workers);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(
         resolver.config().limits.max_connections.max(1),
@@ -188,6 +204,7 @@ pub async fn serve(
             resolver.clone(),
             Arc::clone(&slots),
             stop_rx.clone(),
+            Arc::clone(&workers),
         ));
     }
     shutdown.await;
@@ -213,7 +230,10 @@ async fn accept_loop(
     resolver: PolicyResolver,
     slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    workers: Arc<Vec<Handle>>,
 ) {
+    let home = Handle::current();
+    let mut next_worker = 0;
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -230,20 +250,39 @@ async fn accept_loop(
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
         match accepted {
-            Ok(Accepted::Tcp(stream)) => {
-                let _ = stream.set_nodelay(true);
+            Ok(accepted) => {
                 let (resolver, stop) = (resolver.clone(), stop.clone());
-                connections.spawn(async move {
-                    connection(stream, &resolver, stop).await;
-                    drop(permit);
-                });
-            }
-            Ok(Accepted::Unix(stream)) => {
-                let (resolver, stop) = (resolver.clone(), stop.clone());
-                connections.spawn(async move {
-                    connection(stream, &resolver, stop).await;
-                    drop(permit);
-                });
+                let Some(worker) = workers.get(next_worker % workers.len().max(1)) else {
+                    connections.spawn(async move {
+                        run_connection(accepted, &resolver, stop, None).await;
+                        drop(permit);
+                    });
+                    continue;
+                };
+                next_worker = next_worker.wrapping_add(1);
+                // The socket is registered again on the worker's own event loop.
+                let moved = match accepted.into_std() {
+                    Ok(moved) => moved,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot hand a connection to a worker");
+                        continue;
+                    }
+                };
+                let home = home.clone();
+                connections.spawn_on(
+                    async move {
+                        match Accepted::from_std(moved) {
+                            Ok(accepted) => {
+                                run_connection(accepted, &resolver, stop, Some(&home)).await;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot take a connection on a worker");
+                            }
+                        }
+                        drop(permit);
+                    },
+                    worker,
+                );
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
@@ -259,6 +298,46 @@ async fn accept_loop(
 enum Accepted {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+/// An accepted connection between event loops.
+enum Moved {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Accepted {
+    /// The socket, out of this runtime's event loop (still non-blocking).
+    fn into_std(self) -> io::Result<Moved> {
+        Ok(match self {
+            Self::Tcp(stream) => Moved::Tcp(stream.into_std()?),
+            Self::Unix(stream) => Moved::Unix(stream.into_std()?),
+        })
+    }
+
+    /// The socket, in the event loop of the runtime this is called on.
+    fn from_std(moved: Moved) -> io::Result<Self> {
+        Ok(match moved {
+            Moved::Tcp(stream) => Self::Tcp(tokio::net::TcpStream::from_std(stream)?),
+            Moved::Unix(stream) => Self::Unix(tokio::net::UnixStream::from_std(stream)?),
+        })
+    }
+}
+
+/// Serves an accepted connection (see [`connection`]).
+async fn run_connection(
+    accepted: Accepted,
+    resolver: &PolicyResolver,
+    stop: watch::Receiver<bool>,
+    home: Option<&Handle>,
+) {
+    match accepted {
+        Accepted::Tcp(stream) => {
+            let _ = stream.set_nodelay(true);
+            connection(stream, resolver, stop, home).await;
+        }
+        Accepted::Unix(stream) => connection(stream, resolver, stop, home).await,
+    }
 }
 
 async fn accept(listener: &Listener) -> io::Result<Accepted> {
@@ -282,7 +361,9 @@ enum End {
 }
 
 /// Serves one connection: reads what has arrived, answers every complete request in order
-/// (pipelining), writes the replies in one go, and reads again.
+/// (pipelining), writes the replies in one go, and reads again. A request the cache cannot
+/// answer at once is decided on `home` when given (the runtime of lookups and the store),
+/// else here.
 ///
 /// A request costs a read and a write: the connection has one timer and one wait for the stop
 /// signal for its whole life, not a new one per request. The timer is moved only when it
@@ -292,6 +373,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     resolver: &PolicyResolver,
     mut stop: watch::Receiver<bool>,
+    home: Option<&Handle>,
 ) {
     let limits = &resolver.config().limits;
     // Capped so that a deadline computed from it cannot overflow.
@@ -308,13 +390,19 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let end = loop {
         let mut start = 0;
         let mut malformed = None;
+        let mut failed = None;
         let mut answered = 0;
         while answered < max_pipelined {
             let rest = input.get(start..).unwrap_or_default();
             match read_frame(rest, limits.max_request) {
                 Ok(Some(frame)) => {
                     let payload = rest.get(frame.payload.clone()).unwrap_or_default();
-                    resolver.answer(payload, &mut output).await;
+                    if !resolver.answer_at_once(payload, &mut output)
+                        && let Err(error) = decide(resolver, payload, &mut output, home).await
+                    {
+                        failed = Some(error);
+                        break;
+                    }
                     start += frame.consumed;
                     answered += 1;
                 }
@@ -343,6 +431,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if let Some(error) = malformed {
             break End::Malformed(error);
+        }
+        if let Some(error) = failed {
+            break End::Io(error);
         }
         if answered == max_pipelined {
             // More may be buffered already: answer it before reading.
@@ -385,4 +476,31 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         End::Io(error) => tracing::debug!(%error, "connection ended"),
     }
     let _ = stream.shutdown().await;
+}
+
+/// Answers a request the cache could not answer at once: on `home` when given, else here.
+/// An error when the lookup's task ended without an answer (the runtime is going away).
+async fn decide(
+    resolver: &PolicyResolver,
+    payload: &[u8],
+    output: &mut Vec<u8>,
+    home: Option<&Handle>,
+) -> io::Result<()> {
+    let Some(home) = home else {
+        resolver.answer(payload, output).await;
+        return Ok(());
+    };
+    let (resolver, payload) = (resolver.clone(), payload.to_vec());
+    let reply = home
+        .spawn(async move {
+            let mut reply = Vec::new();
+            resolver.answer(&payload, &mut reply).await;
+            reply
+        })
+        .await
+        .map_err(|error| {
+            io::Error::other(format!("the lookup ended without an answer: {error}"))
+        })?;
+    output.extend_from_slice(&reply);
+    Ok(())
 }
