@@ -75,7 +75,7 @@ echo "== reply diff (ours: mta-sts resolver, peer: postfix-mta-sts-resolver)"
 ip netns exec "$ns" "$bin/resolver-load" diff --a 127.0.0.1:8461 --b 127.0.0.1:8462 \
     --keys "$work/keys.txt" | grep -v '^  same' || true
 
-echo "== warming both caches with $domains domains"
+echo "== warming both caches with $domains domains (each with two mx patterns: replies that differ only in their order are the peer's Python set, see the README)"
 ip netns exec "$ns" "$bin/resolver-load" diff --a 127.0.0.1:8461 --b 127.0.0.1:8462 \
     --keys "$work/bench-keys.txt" | tail -1 || true
 
