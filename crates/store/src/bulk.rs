@@ -64,7 +64,9 @@ async fn insert_rows(
         }
         sql.push(' ');
         sql.push_str(tail);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        // Not kept prepared: every batch size is another statement, and a cache of them
+        // would hold megabytes of prepared statements for a bulk ingest.
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for value in chunk.into_iter().flatten() {
             query = match value {
                 Value::Int(v) => query.bind(v),

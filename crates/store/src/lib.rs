@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mta_sts_tlsrpt::mail::decode_body;
-use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, ReportError, measure};
+use mta_sts_tlsrpt::report::{DEFAULT_MAX_DECOMPRESSED, ReadReport, ReportError};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
@@ -313,11 +313,19 @@ impl Store {
         let (source, trust) = (origin.source, origin.trust());
         let max_len = self.max_report_size;
         // The decompressed size decides, not the body's: a small gzip body can hold megabytes.
-        let small = bytes.len() <= INLINE_READ_LIMIT
-            && measure(bytes, INLINE_READ_LIMIT)
-                .is_ok_and(|cost| cost.json_len <= INLINE_READ_LIMIT);
-        let mut write = if small {
-            StoreIngest::new(new_raw(source, content_type, bytes), trust, max_len)
+        // A small body is read here, decompressed up to the inline limit; one that turns out
+        // larger is read again, in full, off the async workers. Reading once is what costs:
+        // measuring first would decompress every body twice.
+        let inline_len = max_len.min(INLINE_READ_LIMIT);
+        let verdict = (bytes.len() <= INLINE_READ_LIMIT)
+            .then(|| read_body(content_type, bytes, inline_len))
+            .filter(|verdict| {
+                inline_len == max_len
+                    || !matches!(verdict, Verdict::Unreadable(ReportError::TooLarge { limit })
+                        if *limit == inline_len)
+            });
+        let mut write = if let Some(verdict) = verdict {
+            StoreIngest::read(new_raw(source, content_type, bytes), trust, verdict)
         } else {
             // Hashing and reading a large body takes milliseconds: not on the async workers,
             // where it would hold up every other request scheduled there.
@@ -510,8 +518,13 @@ impl Store {
 async fn connect_writer(backend: Backend, url: String) -> sqlx::Result<AnyConnection> {
     let mut conn = AnyConnection::connect(&url).await?;
     if backend == Backend::Sqlite {
-        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .await?;
+        // A page cache that holds what a large group commit changes, so that no page is
+        // written out to the WAL before the commit and again at it; a fixed size, so memory
+        // does not grow with the database.
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;",
+        )
+        .await?;
     }
     Ok(conn)
 }
