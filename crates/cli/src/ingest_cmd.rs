@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mta_sts_store::{DkimCheck, DkimResult, Ingested, Source, Store, StoreError};
+use mta_sts_store::{DkimCheck, DkimResult, Ingested, Source, Store, StoreError, StoreOptions};
 use mta_sts_tlsrpt::mail::MAX_MAIL_SIZE;
 use tokio::sync::Semaphore;
 
@@ -24,8 +24,13 @@ use crate::dkim_verify::DkimVerifier;
 use crate::imap_source::{self, Disposition, ImapOptions, Mailbox};
 use crate::render::clean;
 
-/// Bodies in flight at once: enough to fill the writer's group commits.
-const IN_FLIGHT: usize = 64;
+/// The most reports committed in one transaction by `reports ingest`: a bulk load of
+/// thousands of files costs a few flushes and writes each touched page once per batch, not
+/// once per handful of reports. A file counts as stored only once its batch has committed.
+const BATCH: usize = 1024;
+
+/// Bodies in flight at once: a batch being committed while the next one is read.
+const IN_FLIGHT: usize = 2 * BATCH;
 
 /// The content type kept with a mail's raw bytes; the store reads such a body as a mail.
 pub(crate) const MAIL_TYPE: &str = "message/rfc822";
@@ -90,7 +95,11 @@ pub fn ingest(args: &ReportsIngestArgs) -> anyhow::Result<Outcome> {
     let require_dkim = args.require_dkim;
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
-        let store = match Store::open(&location).await {
+        let options = StoreOptions {
+            max_batch: BATCH,
+            ..StoreOptions::default()
+        };
+        let store = match Store::open_with(&location, options).await {
             Ok(store) => Arc::new(store),
             Err(error) => {
                 eprintln!(
