@@ -84,13 +84,17 @@ pub trait ReportSink: Send + Sync + 'static {
 /// `Ok` holds the identity to key the report on; `Err` the outcome for an unreadable or
 /// oversized body.
 pub fn classify(report: &IncomingReport) -> Result<ReportIdentity, IngestOutcome> {
+    let read_here;
     let read = match &report.read {
-        Some(read) => read.clone(),
-        None => read_body(report),
+        Some(read) => read,
+        None => {
+            read_here = read_body(report);
+            &read_here
+        }
     };
     match read {
         Ok(read) => Ok(read.report.identity()),
-        Err(ReportError::TooLarge { limit }) => Err(IngestOutcome::TooLarge { limit }),
+        Err(ReportError::TooLarge { limit }) => Err(IngestOutcome::TooLarge { limit: *limit }),
         Err(error) => Err(IngestOutcome::Quarantined {
             reason: error.to_string(),
         }),
